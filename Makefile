@@ -1,0 +1,44 @@
+# The two commands that matter: `make run` and `make test`. Both build their own virtualenv.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format bench clean prometheus
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## run: the whole stack on embedded PostgreSQL and Kafka-protocol broker, fed by simulated events
+run: $(STAMP)
+	$(BIN)/itsm-metrics up --simulate --catalog deploy/catalog.example.yaml
+
+## test: the whole suite against real engines
+test: $(STAMP) prometheus
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## prometheus: promtool and a Prometheus server for the rules tests (Debian package; best effort)
+prometheus:
+	@bash scripts/ensure-prometheus.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

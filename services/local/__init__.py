@@ -1,0 +1,1 @@
+"""Local stack: embedded PostgreSQL and Tansu broker, `itsm-metrics up`, the event simulator."""

@@ -1,0 +1,1 @@
+"""What every service shares: the event contract, the tables, settings, Kafka config, logging."""

@@ -1,0 +1,72 @@
+"""One exception hierarchy, mapped to exit codes in the CLI and to the error body in the api."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ItsmError(Exception):
+    """Base of every error a user or operator can act on. `str(err)` is one line saying what and how."""
+
+    code = "error"
+    exit_code = 1
+    http_status = 500
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ConfigError(ItsmError):
+    code = "config_error"
+    exit_code = 2
+    http_status = 500
+
+
+class DatabaseUnavailable(ItsmError):
+    code = "database_unavailable"
+    exit_code = 3
+    http_status = 503
+
+
+class NotMigrated(ItsmError):
+    code = "database_not_migrated"
+    exit_code = 4
+    http_status = 503
+
+
+class BrokerUnavailable(ItsmError):
+    code = "broker_unavailable"
+    exit_code = 5
+    http_status = 503
+
+
+class PortInUse(ItsmError):
+    code = "port_in_use"
+    exit_code = 6
+
+
+class NotFound(ItsmError):
+    code = "not_found"
+    http_status = 404
+
+
+class InvalidRequest(ItsmError):
+    code = "invalid_request"
+    http_status = 422
+
+
+class Unauthorized(ItsmError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(ItsmError):
+    code = "forbidden"
+    http_status = 403
+
+
+class PayloadTooLarge(ItsmError):
+    code = "payload_too_large"
+    http_status = 413

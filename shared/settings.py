@@ -1,0 +1,97 @@
+"""One typed settings object, read once from `ITSM_*` environment variables (and `.env`), SPEC §9."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigError
+
+TOPIC_SUFFIXES = ("tickets", "changes", "config", "monitoring", "servicedesk", "feedback")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ITSM_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL; unset under `up` = embedded PostgreSQL"
+    )
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, description="Kafka bootstrap servers; unset under `up` = embedded broker"
+    )
+    catalog: Path | None = Field(default=None, description="service catalog YAML (SPEC §6.1)")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    ingest_token: str | None = None
+    admin_token: str | None = None
+    read_token: str | None = None
+
+    topic_prefix: str = "itsm."
+    topic_partitions: int = 3
+    consumer_group: str = "itsm-collector"
+    max_event_bytes: int = 256 * 1024
+    collector_batch_size: int = 2000
+    collector_metrics_port: int | None = Field(
+        default=None, description="port of the collector's own /metrics (unset = off)"
+    )
+    aggregator_metrics_port: int | None = None
+    aggregator_interval_seconds: float = 2.0
+    reporting_timezone: str = "UTC"
+
+    data_dir: Path = Path(".itsm")
+    local_postgres_port: int | None = Field(default=None, description="embedded PostgreSQL port")
+    local_kafka_port: int | None = Field(default=None, description="embedded broker port")
+
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, url: str | None) -> str | None:
+        # Accept the usual libpq spellings; SQLAlchemy must use psycopg 3.
+        if url is None or url == "":
+            return None
+        for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        raise ValueError("ITSM_DATABASE_URL must start with postgresql://")
+
+    def topic(self, suffix: str) -> str:
+        return f"{self.topic_prefix}{suffix}"
+
+    @property
+    def event_topics(self) -> list[str]:
+        return [self.topic(s) for s in TOPIC_SUFFIXES]
+
+    @property
+    def deadletter_topic(self) -> str:
+        return self.topic("deadletter")
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise ConfigError(
+                "ITSM_DATABASE_URL is not set: set it to your PostgreSQL, "
+                "or run `itsm-metrics up` to use the embedded engines"
+            )
+        return self.database_url
+
+    def require_kafka(self) -> str:
+        if not self.kafka_bootstrap_servers:
+            raise ConfigError(
+                "ITSM_KAFKA_BOOTSTRAP_SERVERS is not set: set it to your Kafka brokers, "
+                "or run `itsm-metrics up` to use the embedded engines"
+            )
+        return self.kafka_bootstrap_servers
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as err:  # pydantic's ValidationError is a ValueError
+        first = str(err).splitlines()
+        raise ConfigError(f"invalid settings: {' '.join(first[:3])}") from None

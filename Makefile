@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 ## run: the whole stack on embedded PostgreSQL and Kafka-protocol broker, fed by simulated events
 run: $(STAMP)
-	$(BIN)/itsm-metrics up --simulate --catalog deploy/catalog.example.yaml
+	$(BIN)/itsm-metrics up --simulate
 
 ## test: the whole suite against real engines
 test: $(STAMP) prometheus

@@ -23,6 +23,15 @@ log = logging.getLogger(__name__)
 PG_SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root
 
 
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM if this process dies, even by SIGKILL (Linux)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -90,6 +99,7 @@ class EmbeddedPostgres:
             text=True,
             timeout=timeout,
             cwd="/",
+            start_new_session=True,  # a Ctrl-C in the terminal must not reach the server
             **kwargs,  # type: ignore[arg-type]
         )
 
@@ -229,6 +239,8 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            start_new_session=True,  # stopped by us after the services, not by a Ctrl-C
+            preexec_fn=die_with_parent,
         )
         if not wait_for_port(self.port, timeout=15):
             self.stop()

@@ -1,0 +1,1 @@
+"""Aggregator: recompute dirty indicator windows set-based in SQL, on a schedule."""

@@ -1,0 +1,63 @@
+"""The indicator registry (SPEC §5): one small declaration per indicator, one module per family.
+
+Most indicators are "samples in a window, aggregated": a declaration gives the SQL that yields
+one row per sample (its dimension columns and a value `v`) for `:start <= ts < :end`, and how the
+samples aggregate. `compute.py` turns that into one set-based statement over every dimension
+grouping (GROUP BY CUBE), so every filter and `group_by` combination is stored, percentiles
+included."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Family = Literal["technical", "process", "service"]
+Unit = Literal["count", "seconds", "ratio", "score"]
+Direction = Literal["higher_is_better", "lower_is_better", "neutral"]
+Aggregate = Literal["count", "mean", "ratio"]
+
+
+@dataclass(frozen=True)
+class Indicator:
+    id: str
+    family: Family
+    unit: Unit
+    direction: Direction
+    definition: str
+    scope: str  # the projection whose changes dirty its windows
+    assigned_by: str  # which timestamp places a sample in a window
+    dimensions: tuple[str, ...]
+    aggregate: Aggregate
+    samples_sql: str
+
+    @property
+    def metric_name(self) -> str:
+        return f"itsm_{self.id}"
+
+    @property
+    def is_duration(self) -> bool:
+        return self.unit == "seconds"
+
+
+REGISTRY: dict[str, Indicator] = {}
+
+
+def register(*indicators: Indicator) -> None:
+    for ind in indicators:
+        if ind.id in REGISTRY:
+            raise ValueError(f"indicator {ind.id} registered twice")
+        REGISTRY[ind.id] = ind
+
+
+def all_indicators() -> list[Indicator]:
+    _load_families()
+    return list(REGISTRY.values())
+
+
+def get(indicator_id: str) -> Indicator | None:
+    _load_families()
+    return REGISTRY.get(indicator_id)
+
+
+def _load_families() -> None:
+    from services.aggregator.indicators import process  # noqa: F401  (registers on import)

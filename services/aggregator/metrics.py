@@ -1,0 +1,27 @@
+"""The aggregator's operational metrics (SPEC §8)."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge, Histogram
+
+
+class AggregatorMetrics:
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.dirty_windows = Gauge(
+            "itsm_aggregator_dirty_windows",
+            "Windows marked dirty and not yet recomputed",
+            registry=registry,
+        )
+        self.run_seconds = Histogram(
+            "itsm_aggregator_run_seconds",
+            "Duration of one aggregator job run",
+            ["job"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=registry,
+        )
+        self.freshness = Histogram(
+            "itsm_event_to_indicator_seconds",
+            "From an event's receipt to the indicator values that include it",
+            buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300, 900),
+            registry=registry,
+        )

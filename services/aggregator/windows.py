@@ -1,0 +1,56 @@
+"""Window boundaries (SPEC §5): `hour`, `day`, `week` (ISO, Monday), `month`, aligned in the
+reporting time zone. The one module that knows where a window starts and ends. Pure."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+WindowKind = Literal["hour", "day", "week", "month"]
+WINDOW_KINDS: tuple[WindowKind, ...] = ("hour", "day", "week", "month")
+
+
+def _local_midnight(d: date, tz: ZoneInfo) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=tz).astimezone(UTC)
+
+
+def window_start(kind: str, ts: datetime, tz: ZoneInfo) -> datetime:
+    """Start (UTC) of the `kind` window containing `ts`."""
+    local = ts.astimezone(tz)
+    if kind == "hour":
+        return local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+    if kind == "day":
+        return _local_midnight(local.date(), tz)
+    if kind == "week":
+        return _local_midnight(local.date() - timedelta(days=local.weekday()), tz)
+    if kind == "month":
+        return _local_midnight(local.date().replace(day=1), tz)
+    raise ValueError(f"unknown window kind {kind!r}")
+
+
+def window_end(kind: str, start: datetime, tz: ZoneInfo) -> datetime:
+    """End (UTC, exclusive) of the `kind` window starting at `start`."""
+    if kind == "hour":
+        return start + timedelta(hours=1)
+    local = start.astimezone(tz).date()
+    if kind == "day":
+        return _local_midnight(local + timedelta(days=1), tz)
+    if kind == "week":
+        return _local_midnight(local + timedelta(days=7), tz)
+    if kind == "month":
+        nxt = date(local.year + (local.month == 12), local.month % 12 + 1, 1)
+        return _local_midnight(nxt, tz)
+    raise ValueError(f"unknown window kind {kind!r}")
+
+
+def previous_start(kind: str, start: datetime, tz: ZoneInfo) -> datetime:
+    """Start of the window just before the one starting at `start`."""
+    return window_start(kind, start - timedelta(microseconds=1), tz)
+
+
+def windows_of(ts: datetime, tz: ZoneInfo, kinds: tuple[str, ...] = WINDOW_KINDS) -> list[
+    tuple[str, datetime]
+]:
+    """Every (kind, start) window containing `ts`."""
+    return [(k, window_start(k, ts, tz)) for k in kinds]

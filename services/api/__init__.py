@@ -1,0 +1,1 @@
+"""api: FastAPI app serving ingest, review data and Prometheus exposition."""

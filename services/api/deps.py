@@ -1,0 +1,67 @@
+"""FastAPI dependencies as Annotated aliases, so routes read like their signature."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Connection
+
+from shared.errors import Forbidden, Unauthorized
+from shared.settings import Settings
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _db(request: Request) -> Iterator[Connection]:
+    with request.app.state.engine.connect() as conn:
+        yield conn
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+Db = Annotated[Connection, Depends(_db)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _matches(token: str, *configured: str | None) -> bool:
+    return any(c and hmac.compare_digest(token.encode(), c.encode()) for c in configured)
+
+
+def require_ingest(request: Request, settings: SettingsDep) -> None:
+    """Write scope (SPEC §7.1): the ingest or admin token; refused when neither is configured."""
+    if not (settings.ingest_token or settings.admin_token):
+        raise Forbidden("ingest is disabled: no ITSM_INGEST_TOKEN or ITSM_ADMIN_TOKEN configured")
+    token = _bearer(request)
+    if token is None:
+        raise Unauthorized("missing bearer token: send `Authorization: Bearer <ingest token>`")
+    if not _matches(token, settings.ingest_token, settings.admin_token):
+        if _matches(token, settings.read_token):
+            raise Forbidden("the read token cannot write")
+        raise Unauthorized("invalid bearer token")
+
+
+def require_read(request: Request, settings: SettingsDep) -> None:
+    """Read endpoints are open unless ITSM_READ_TOKEN is configured."""
+    if not settings.read_token:
+        return
+    token = _bearer(request)
+    if token is None:
+        raise Unauthorized("missing bearer token: send `Authorization: Bearer <read token>`")
+    if not _matches(token, settings.read_token, settings.admin_token, settings.ingest_token):
+        raise Unauthorized("invalid bearer token")
+
+
+Ingest = Depends(require_ingest)
+Read = Depends(require_read)

@@ -1,0 +1,102 @@
+"""Reading indicator values for the API (SPEC §7.2)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, cast, select
+from sqlalchemy.dialects.postgresql import JSONB
+
+from services.aggregator.indicators import Indicator, all_indicators, get
+from services.aggregator.windows import WINDOW_KINDS, window_start
+from services.api.schemas import IndicatorInfo, IndicatorSeries, Point
+from shared.db import indicator_values
+from shared.errors import InvalidRequest, NotFound
+
+# Default look-back when `start` is not given, per window kind.
+DEFAULT_SPAN = {
+    "hour": timedelta(hours=48),
+    "day": timedelta(days=31),
+    "week": timedelta(weeks=12),
+    "month": timedelta(days=366),
+}
+
+
+def catalog() -> list[IndicatorInfo]:
+    return [info(ind) for ind in all_indicators()]
+
+
+def info(ind: Indicator) -> IndicatorInfo:
+    return IndicatorInfo(
+        id=ind.id,
+        family=ind.family,
+        unit=ind.unit,
+        direction=ind.direction,
+        definition=ind.definition,
+        dimensions=list(ind.dimensions),
+        metric=ind.metric_name,
+    )
+
+
+def series(
+    conn: Connection,
+    indicator_id: str,
+    *,
+    window: str,
+    start: datetime | None,
+    end: datetime | None,
+    filters: dict[str, str],
+    group_by: list[str],
+    tz: ZoneInfo,
+    now: datetime | None = None,
+) -> IndicatorSeries:
+    ind = get(indicator_id)
+    if ind is None:
+        raise NotFound(f"unknown indicator {indicator_id!r}: see GET /v1/indicators")
+    if window not in WINDOW_KINDS:
+        raise InvalidRequest(f"window must be one of {', '.join(WINDOW_KINDS)}")
+    unknown = sorted((set(filters) | set(group_by)) - set(ind.dimensions))
+    if unknown:
+        raise InvalidRequest(
+            f"{indicator_id} has no dimension {', '.join(unknown)}; "
+            f"its dimensions are {', '.join(ind.dimensions)}"
+        )
+    now = now or datetime.now(UTC)
+    end = end or now
+    start = start or end - DEFAULT_SPAN[window]
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidRequest("start and end need a UTC offset, e.g. 2026-10-01T00:00:00Z")
+    if start >= end:
+        raise InvalidRequest("start must be before end")
+    keys = ",".join(sorted(set(filters) | set(group_by)))
+    iv = indicator_values.c
+    rows = conn.execute(
+        select(iv.window_start, iv.window_end, iv.dimensions, iv.value, iv["count"], iv.p50, iv.p90)
+        .where(
+            iv.indicator == indicator_id,
+            iv.window_kind == window,
+            iv.dim_keys == keys,
+            iv.window_start >= window_start(window, start, tz),
+            iv.window_start < end,
+            iv.dimensions.op("@>")(cast(filters, JSONB)),
+        )
+        .order_by(iv.window_start, iv.dimensions)
+    ).all()
+    return IndicatorSeries(
+        indicator=indicator_id,
+        unit=ind.unit,
+        window=window,
+        points=[
+            Point(
+                window_start=r.window_start,
+                window_end=r.window_end,
+                dimensions=r.dimensions,
+                value=r.value,
+                count=r.count,
+                p50=r.p50,
+                p90=r.p90,
+            )
+            for r in rows
+        ],
+    )

@@ -1,0 +1,104 @@
+"""HTTP ingest (SPEC §7.1): validate each event against the contract, produce the valid ones to
+their topic with acks=all, and report accepted and rejected events."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from services.api.schemas import IngestResult, Rejected
+from shared.errors import BrokerUnavailable, InvalidRequest, PayloadTooLarge
+from shared.events import InvalidEvent, validate_event
+from shared.kafka import producer_config
+from shared.settings import Settings
+
+log = logging.getLogger("itsm.api.ingest")
+
+MAX_BATCH = 10_000
+BATCH_TYPES = ("application/cloudevents-batch+json",)
+
+
+class Publisher:
+    """A lazily connected, thread-safe Kafka producer shared by the request handlers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()
+
+    def producer(self) -> KafkaProducer:
+        with self._lock:
+            if self._producer is None:
+                try:
+                    self._producer = KafkaProducer(**producer_config(self.settings),
+                                                   max_block_ms=10_000)
+                except KafkaError as err:
+                    raise BrokerUnavailable(f"Kafka broker unavailable: {err}") from None
+            return self._producer
+
+    def publish(self, messages: list[tuple[str, str, bytes]]) -> None:
+        """Send (topic, key, value) messages and wait until every one is acknowledged."""
+        producer = self.producer()
+        try:
+            futures = [producer.send(t, key=k.encode(), value=v) for t, k, v in messages]
+            producer.flush(timeout=30)
+            for f in futures:
+                f.get(timeout=30)
+        except KafkaError as err:
+            raise BrokerUnavailable(f"could not produce to Kafka: {err}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                self._producer.close(timeout=5)
+                self._producer = None
+
+
+def decode_body(body: bytes, content_type: str, max_body: int) -> tuple[list[Any], bool]:
+    """Body bytes → (list of JSON values, whether it was a batch)."""
+    if len(body) > max_body:
+        raise PayloadTooLarge(f"request body is {len(body)} bytes, over the {max_body}-byte limit")
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InvalidRequest(f"body is not JSON: {err}") from None
+    is_batch = content_type.split(";")[0].strip().lower() in BATCH_TYPES or isinstance(doc, list)
+    if is_batch:
+        if not isinstance(doc, list):
+            raise InvalidRequest("a cloudevents batch must be a JSON array")
+        if len(doc) > MAX_BATCH:
+            raise PayloadTooLarge(f"batch of {len(doc)} events, over the {MAX_BATCH} limit")
+        return doc, True
+    return [doc], False
+
+
+def ingest(publisher: Publisher, items: list[Any], *, max_event_bytes: int,
+           single: bool) -> IngestResult:
+    accepted: list[str] = []
+    rejected: list[Rejected] = []
+    messages: list[tuple[str, str, bytes]] = []
+    for index, obj in enumerate(items):
+        raw = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        event_id = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else None
+        if len(raw) > max_event_bytes:
+            reason = f"event is {len(raw)} bytes, over the {max_event_bytes}-byte limit"
+            if single:
+                raise PayloadTooLarge(reason)
+            rejected.append(Rejected(index=index, id=event_id, reason=reason))
+            continue
+        try:
+            ev = validate_event(obj)
+        except InvalidEvent as err:
+            rejected.append(Rejected(index=index, id=event_id, reason=err.reason))
+            continue
+        messages.append((publisher.settings.topic(ev.topic_suffix), ev.entity_id, raw))
+        accepted.append(ev.id)
+    if messages:
+        publisher.publish(messages)
+    log.info("ingested over http", extra={"accepted": len(accepted), "rejected": len(rejected)})
+    return IngestResult(accepted=accepted, rejected=rejected)

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource; each only wires a request to one service function."""

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query
+
+from services.api import indicators
+from services.api.deps import Db, Read, SettingsDep
+from services.api.schemas import ErrorBody, IndicatorList, IndicatorSeries
+
+router = APIRouter(prefix="/v1", tags=["indicators"], dependencies=[Read])
+
+DIMENSIONS = ("service", "customer", "priority", "assignment_group", "change_type", "ci", "kind")
+
+
+@router.get("/indicators", response_model=IndicatorList)
+def list_indicators() -> IndicatorList:
+    """The indicator catalog: id, family, unit, direction, definition, dimensions."""
+    return IndicatorList(indicators=indicators.catalog())
+
+
+@router.get(
+    "/indicators/{indicator_id}",
+    response_model=IndicatorSeries,
+    responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+def get_indicator(
+    indicator_id: str,
+    db: Db,
+    settings: SettingsDep,
+    window: str = "day",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    service: str | None = None,
+    customer: str | None = None,
+    priority: str | None = None,
+    assignment_group: str | None = None,
+    change_type: str | None = None,
+    ci: str | None = None,
+    kind: str | None = None,
+    group_by: Annotated[list[str] | None, Query()] = None,
+) -> IndicatorSeries:
+    """Points of one indicator per window, filtered by dimensions and grouped by `group_by`
+    (repeat it or comma-separate: `group_by=service,priority`)."""
+    values = dict(zip(DIMENSIONS, (service, customer, priority, assignment_group, change_type,
+                                   ci, kind), strict=True))
+    filters = {k: v for k, v in values.items() if v is not None}
+    groups = [g.strip() for item in group_by or [] for g in item.split(",") if g.strip()]
+    return indicators.series(
+        db, indicator_id, window=window, start=start, end=end, filters=filters,
+        group_by=groups, tz=ZoneInfo(settings.reporting_timezone),
+    )

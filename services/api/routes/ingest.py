@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from services.api import ingest
+from services.api.deps import Ingest, SettingsDep
+from services.api.schemas import ErrorBody, IngestResult
+from shared.events import example_ticket_event
+
+router = APIRouter(prefix="/v1", tags=["ingest"])
+
+MAX_BODY = 64 * 1024 * 1024
+
+
+@router.post(
+    "/events",
+    dependencies=[Ingest],
+    status_code=202,
+    response_model=IngestResult,
+    responses={
+        207: {"model": IngestResult, "description": "some events accepted, some rejected"},
+        401: {"model": ErrorBody}, 403: {"model": ErrorBody},
+        413: {"model": ErrorBody}, 422: {"model": IngestResult},
+        503: {"model": ErrorBody},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/cloudevents+json": {"example": example_ticket_event()},
+                "application/cloudevents-batch+json": {"example": [example_ticket_event()]},
+                "application/json": {"example": example_ticket_event()},
+            },
+        }
+    },
+)
+async def post_events(request: Request, settings: SettingsDep) -> JSONResponse:
+    """One CloudEvent or a batch (up to 10,000): valid events are produced to Kafka (acks=all)
+    before the answer; 202 all accepted, 207 some, 422 none."""
+    body = await request.body()
+    items, is_batch = ingest.decode_body(body, request.headers.get("content-type", ""), MAX_BODY)
+    result = await run_in_threadpool(
+        ingest.ingest, request.app.state.publisher, items,
+        max_event_bytes=settings.max_event_bytes, single=not is_batch,
+    )
+    status = 202 if not result.rejected else (207 if result.accepted else 422)
+    return JSONResponse(status_code=status, content=result.model_dump())

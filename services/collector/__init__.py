@@ -1,0 +1,1 @@
+"""Collector: consume events from Kafka, validate, dedupe, project into PostgreSQL, exactly once."""

@@ -1,0 +1,182 @@
+"""The consumer loop: poll a batch, validate, store it in one transaction, publish dead
+letters, then commit offsets. Offsets never move before the database commit (SPEC §4)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from services.collector.metrics import CollectorMetrics
+from services.collector.store import BatchResult, DeadLetter, Incoming, store_batch
+from shared.events import InvalidEvent, parse_event
+from shared.kafka import consumer_config, producer_config
+from shared.settings import Settings
+
+log = logging.getLogger("itsm.collector")
+
+
+@dataclass
+class Message:
+    """The part of a Kafka record the collector uses."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def classify(messages: list[Message], max_bytes: int) -> tuple[list[Incoming], list[DeadLetter]]:
+    """Split a batch into valid events and dead letters with reasons. Pure."""
+    good: list[Incoming] = []
+    dead: list[DeadLetter] = []
+    for m in messages:
+        raw = m.value or b""
+        try:
+            ev = parse_event(raw, max_bytes=max_bytes)
+        except InvalidEvent as err:
+            dead.append(
+                DeadLetter(err.reason, raw, m.topic, m.partition, m.offset,
+                           err.source, err.event_id, err.event_type)
+            )
+            continue
+        good.append(Incoming(ev, m.topic, m.partition, m.offset))
+    return good, dead
+
+
+class Collector:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        metrics: CollectorMetrics | None = None,
+        *,
+        on_batch: Callable[[BatchResult], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.metrics = metrics or CollectorMetrics()
+        self.tz = ZoneInfo(settings.reporting_timezone)
+        self.stop_event = threading.Event()
+        self.on_batch = on_batch
+        self.consumer: KafkaConsumer | None = None
+        self.producer: KafkaProducer | None = None
+
+    def _connect(self) -> None:
+        self.consumer = KafkaConsumer(**consumer_config(self.settings))
+        self.consumer.subscribe(self.settings.event_topics)
+        self.producer = KafkaProducer(**producer_config(self.settings))
+
+    def run(self) -> None:
+        """Consume until `stop_event` is set; retry broker and database failures with backoff."""
+        backoff = 0.5
+        while not self.stop_event.is_set():
+            try:
+                if self.consumer is None:
+                    self._connect()
+                    log.info("collector consuming", extra={"topics": ",".join(self.settings.event_topics),
+                                                            "group": self.settings.consumer_group})
+                self.poll_once()
+                backoff = 0.5
+            except (KafkaError, DBAPIError, OSError) as err:
+                log.warning("collector retrying after error",
+                            extra={"error": str(err).splitlines()[0][:300], "backoff_s": backoff})
+                self._close()
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+        self._close()
+        log.info("collector stopped")
+
+    def poll_once(self, timeout_ms: int = 500) -> BatchResult | None:
+        assert self.consumer is not None
+        polled = self.consumer.poll(timeout_ms=timeout_ms,
+                                    max_records=self.settings.collector_batch_size)
+        messages = [
+            Message(r.topic, r.partition, r.offset, r.key, r.value)
+            for records in polled.values()
+            for r in records
+        ]
+        if not messages:
+            self._report_lag()
+            return None
+        started = time.perf_counter()
+        result = self.process(messages)
+        self.consumer.commit()  # only after the transaction committed
+        elapsed = time.perf_counter() - started
+        self._observe(result, len(messages), elapsed)
+        return result
+
+    def process(self, messages: list[Message]) -> BatchResult:
+        good, dead = classify(messages, self.settings.max_event_bytes)
+        with self.engine.begin() as conn:
+            result = store_batch(conn, good, dead, self.tz)
+        if dead:
+            self._publish_dead_letters(dead)
+        return result
+
+    def _publish_dead_letters(self, dead: list[DeadLetter]) -> None:
+        assert self.producer is not None
+        for d in dead:
+            headers = [
+                ("reason", d.reason.encode()[:1000]),
+                ("topic", (d.topic or "").encode()),
+                ("partition", str(d.partition).encode()),
+                ("offset", str(d.offset).encode()),
+            ]
+            self.producer.send(self.settings.deadletter_topic, value=d.raw, headers=headers)
+            log.warning("dead letter", extra={"reason": d.reason[:300], "topic": d.topic,
+                                              "partition": d.partition, "offset": d.offset,
+                                              "event_id": d.event_id})
+        self.producer.flush(timeout=30)
+
+    def _observe(self, result: BatchResult, size: int, elapsed: float) -> None:
+        m = self.metrics
+        for outcome, counts in (("stored", result.stored), ("duplicate", result.duplicate),
+                                ("dead_letter", result.dead_letter)):
+            for (topic, etype), n in counts.items():
+                m.events.labels(topic, etype, outcome).inc(n)
+        m.batch_seconds.observe(elapsed)
+        m.batch_size.observe(size)
+        self._report_lag()
+        if self.on_batch:
+            self.on_batch(result)
+        log.debug("batch stored", extra={"size": size, "stored": sum(result.stored.values()),
+                                          "duplicates": sum(result.duplicate.values()),
+                                          "dead_letters": sum(result.dead_letter.values()),
+                                          "ms": round(elapsed * 1000, 1)})
+
+    def _report_lag(self) -> None:
+        if self.consumer is None:
+            return
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is None:
+                continue
+            lag = max(0, high - self.consumer.position(tp))
+            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+    def _close(self) -> None:
+        for client in (self.consumer, self.producer):
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:  # noqa: BLE001 - closing a broken client must not mask the cause
+                    log.debug("error closing kafka client", exc_info=True)
+        self.consumer = None
+        self.producer = None
+
+
+def run_collector(settings: Settings, engine: Engine, **kwargs: Any) -> Collector:
+    collector = Collector(settings, engine, **kwargs)
+    collector.run()
+    return collector

@@ -1,0 +1,195 @@
+"""`itsm-metrics up`: embedded engines (unless external ones are configured), topics, migrations,
+then collector, aggregator and api as separate processes, and the simulator. Ctrl-C or SIGTERM
+stops everything in order; children die with this process even if it is killed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.local.engines import (
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    die_with_parent,
+    free_port,
+    require_free_port,
+)
+from shared.db import migrate
+from shared.errors import ConfigError
+from shared.kafka import ensure_topics
+from shared.settings import Settings
+
+log = logging.getLogger("itsm.up")
+
+SERVICES = ("collector", "aggregator", "api")
+
+
+def _tokens(settings: Settings, data_dir: Path) -> dict[str, str]:
+    """Tokens from settings, else generated once and kept in the data dir (SPEC §9)."""
+    path = data_dir / "tokens.json"
+    saved: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    tokens = {
+        "ingest": settings.ingest_token or saved.get("ingest") or secrets.token_urlsafe(24),
+        "admin": settings.admin_token or saved.get("admin") or secrets.token_urlsafe(24),
+    }
+    if tokens != saved:
+        path.write_text(json.dumps(tokens))
+        path.chmod(0o600)
+    return tokens
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )
+
+
+def _wait_ready(url: str, children: dict[str, subprocess.Popen[bytes]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        for name, proc in children.items():
+            if proc.poll() is not None:
+                raise ConfigError(f"the {name} exited with code {proc.returncode} while starting")
+        try:
+            resp = httpx.get(f"{url}/readyz", timeout=2)
+            if resp.status_code == 200:
+                return
+            last = json.dumps(resp.json().get("checks"))
+        except httpx.HTTPError as err:
+            last = str(err)
+        time.sleep(0.3)
+    raise ConfigError(f"the api was not ready within {timeout:.0f} s: {last}")
+
+
+def _banner(url: str, tokens: dict[str, str], db_url: str, kafka: str, ports: dict[str, int],
+            simulate: bool) -> str:
+    lines = [
+        "",
+        "itsm-metrics is up",
+        f"  api           {url}   (OpenAPI docs: {url}/docs)",
+        f"  metrics       {url}/metrics",
+        f"  indicators    {url}/v1/indicators/ticket_opened_count?window=day&group_by=service",
+        f"  collector     http://127.0.0.1:{ports['collector']}/metrics",
+        f"  aggregator    http://127.0.0.1:{ports['aggregator']}/metrics",
+        f"  postgres      {db_url.replace('+psycopg', '')}",
+        f"  kafka         {kafka}",
+        f"  ingest token  {tokens['ingest']}",
+        f"  admin token   {tokens['admin']}",
+        f"  try: curl -H 'Authorization: Bearer {tokens['ingest']}' "
+        f"-H 'Content-Type: application/json' -d @event.json {url}/v1/events",
+        "  simulated events: " + ("on" if simulate else "off"),
+        "  Ctrl-C stops everything.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run_stack(settings: Settings, *, simulate: bool, rate: float,
+              catalog: Path | None = None) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    if catalog is not None and not catalog.exists():
+        raise ConfigError(f"catalog file {catalog} does not exist")
+    require_free_port(settings.api_port, "api", "ITSM_API_PORT")
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    pg: EmbeddedPostgres | None = None
+    broker: EmbeddedBroker | None = None
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        if settings.database_url:
+            db_url = settings.database_url
+        else:
+            print("starting embedded PostgreSQL ...", flush=True)
+            pg = EmbeddedPostgres(data_dir / "pgdata", port=settings.local_postgres_port).start()
+            db_url = pg.url
+        if settings.kafka_bootstrap_servers:
+            kafka = settings.kafka_bootstrap_servers
+        else:
+            print("starting embedded Kafka-protocol broker (Tansu) ...", flush=True)
+            broker = EmbeddedBroker(port=settings.local_kafka_port,
+                                    log_path=data_dir / "broker.log").start()
+            kafka = broker.bootstrap
+        effective = settings.model_copy(update={"database_url": db_url,
+                                                "kafka_bootstrap_servers": kafka})
+        ensure_topics(effective)
+        before, after = migrate(db_url)
+        print(f"database at {after}" + ("" if before == after else f" (from {before or 'empty'})"))
+        tokens = _tokens(settings, data_dir)
+        ports = {"collector": free_port(), "aggregator": free_port()}
+        env = {
+            **os.environ,
+            "ITSM_DATABASE_URL": db_url,
+            "ITSM_KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "ITSM_INGEST_TOKEN": tokens["ingest"],
+            "ITSM_ADMIN_TOKEN": tokens["admin"],
+            "ITSM_COLLECTOR_METRICS_PORT": str(ports["collector"]),
+            "ITSM_AGGREGATOR_METRICS_PORT": str(ports["aggregator"]),
+        }
+        if catalog is not None:
+            env["ITSM_CATALOG"] = str(catalog.resolve())
+        for name in SERVICES:
+            children[name] = _spawn([name], env)
+        url = f"http://{settings.api_host}:{settings.api_port}"
+        _wait_ready(url, children, timeout=90)
+        if simulate:
+            children["simulator"] = _spawn(["simulate", "--rate", str(rate)], env)
+        print(_banner(url, tokens, db_url, kafka, ports, simulate), flush=True)
+        return _supervise(children, stop)
+    finally:
+        _stop_children(children)
+        if broker is not None:
+            broker.stop()
+        if pg is not None:
+            pg.stop()
+        print("itsm-metrics stopped", flush=True)
+
+
+def _supervise(children: dict[str, subprocess.Popen[bytes]], stop: threading.Event) -> int:
+    while not stop.wait(0.5):
+        for name, proc in children.items():
+            if proc.poll() is not None:
+                print(f"itsm-metrics: the {name} exited unexpectedly (code {proc.returncode}); "
+                      "stopping the stack", file=sys.stderr, flush=True)
+                return 1
+    print("\nstopping ...", flush=True)
+    return 0
+
+
+def _stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    # Producers first, then the services in reverse start order.
+    for name in reversed(list(children)):
+        proc = children[name]
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for proc in children.values():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

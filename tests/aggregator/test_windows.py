@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.aggregator.windows import previous_start, window_end, window_start, windows_of
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@pytest.mark.parametrize(
+    ("kind", "start", "end"),
+    [
+        # 2026-10-25 is the autumn DST change in Berlin: that day has 25 hours.
+        ("hour", datetime(2026, 10, 25, 12, tzinfo=UTC), datetime(2026, 10, 25, 13, tzinfo=UTC)),
+        ("day", datetime(2026, 10, 24, 22, tzinfo=UTC), datetime(2026, 10, 25, 23, tzinfo=UTC)),
+        # ISO week: Monday 2026-10-19 00:00 local (+02:00) to Monday 2026-10-26 00:00 (+01:00)
+        ("week", datetime(2026, 10, 18, 22, tzinfo=UTC), datetime(2026, 10, 25, 23, tzinfo=UTC)),
+        ("month", datetime(2026, 9, 30, 22, tzinfo=UTC), datetime(2026, 10, 31, 23, tzinfo=UTC)),
+    ],
+)
+def test_windows_align_in_the_reporting_time_zone(kind: str, start: datetime,
+                                                  end: datetime) -> None:
+    ts = datetime(2026, 10, 25, 12, 30, tzinfo=UTC)
+    assert window_start(kind, ts, BERLIN) == start
+    assert window_end(kind, start, BERLIN) == end
+
+
+def test_a_timestamp_just_after_local_midnight_belongs_to_the_new_local_day() -> None:
+    # 2026-11-30 23:30 UTC is 2026-12-01 00:30 in Berlin: December, not November.
+    ts = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)
+    assert window_start("month", ts, BERLIN) == datetime(2026, 11, 30, 23, tzinfo=UTC)
+    assert window_start("day", ts, BERLIN) == datetime(2026, 11, 30, 23, tzinfo=UTC)
+
+
+def test_december_rolls_over_to_january() -> None:
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    assert window_end("month", start, ZoneInfo("UTC")) == datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def test_previous_window_of_march_is_february() -> None:
+    utc = ZoneInfo("UTC")
+    assert previous_start("month", datetime(2026, 3, 1, tzinfo=UTC), utc) == datetime(
+        2026, 2, 1, tzinfo=UTC)
+
+
+def test_windows_of_lists_one_window_per_kind() -> None:
+    got = windows_of(datetime(2026, 10, 7, 10, 5, tzinfo=UTC), ZoneInfo("UTC"))
+    assert got == [
+        ("hour", datetime(2026, 10, 7, 10, tzinfo=UTC)),
+        ("day", datetime(2026, 10, 7, tzinfo=UTC)),
+        ("week", datetime(2026, 10, 5, tzinfo=UTC)),  # Wednesday → Monday the 5th
+        ("month", datetime(2026, 10, 1, tzinfo=UTC)),
+    ]
+
+
+def test_unknown_window_kind_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown window kind"):
+        window_start("fortnight", datetime(2026, 1, 1, tzinfo=UTC), ZoneInfo("UTC"))

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from shared.events import EVENT_TYPES, InvalidEvent, parse_event, validate_event
+
+
+def ticket(**data: Any) -> dict[str, Any]:
+    body = {"ticket_id": "INC1", "state": "new", **data}
+    return {
+        "specversion": "1.0",
+        "id": "e1",
+        "source": "servicenow://acme",
+        "type": "itsm.ticket.created",
+        "time": "2026-10-05T09:12:00+02:00",
+        "data": body,
+    }
+
+
+def test_valid_ticket_event_keeps_only_the_fields_the_source_sent() -> None:
+    ev = validate_event(ticket(priority=2, service=None))
+    assert ev.entity_kind == "ticket"
+    assert ev.entity_id == "INC1"
+    assert ev.time == datetime(2026, 10, 5, 7, 12, tzinfo=UTC)
+    # absent fields stay absent, an explicit null stays (it clears the previous value)
+    assert ev.data == {"ticket_id": "INC1", "state": "new", "priority": 2, "service": None}
+    assert ev.topic_suffix == "tickets"
+
+
+def test_unknown_data_fields_are_kept_not_rejected() -> None:
+    ev = validate_event(ticket(u_custom_field="x"))
+    assert ev.data["u_custom_field"] == "x"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda e: e.update(time="2026-10-05T09:12:00"), "time: Input should have timezone info"),
+        (lambda e: e.update(time=1760000000), "time: Value error, must be an RFC 3339"),
+        (lambda e: e.update(type="itsm.ticket.exploded"), "unknown event type"),
+        (lambda e: e.update(specversion="0.3"), "specversion"),
+        (lambda e: e.update(id=""), "id: String should have at least 1 character"),
+        (lambda e: e.pop("source"), "source: Field required"),
+        (lambda e: e.update(data=[1, 2]), "data: Input should be a valid dictionary"),
+        (lambda e: e["data"].update(priority="high"), "data.priority: Input should be a valid integer"),
+        (lambda e: e["data"].update(priority="2"), "data.priority: Input should be a valid integer"),
+        (lambda e: e["data"].update(priority=7), "data.priority: Input should be less than or equal to 4"),
+        (lambda e: e["data"].update(state="exploded"), "data.state"),
+        (lambda e: e["data"].pop("state"), "data.state: Field required"),
+        (lambda e: e["data"].update(opened_at="yesterday"), "data.opened_at"),
+        (lambda e: e["data"].update(major="yes"), "data.major: Input should be a valid boolean"),
+    ],
+)
+def test_invalid_events_are_refused_with_a_reason(mutate: Any, reason: str) -> None:
+    event = ticket()
+    mutate(event)
+    with pytest.raises(InvalidEvent) as err:
+        validate_event(event)
+    assert reason in err.value.reason
+
+
+def test_refusal_carries_the_ids_it_could_read() -> None:
+    event = ticket(priority="high")
+    with pytest.raises(InvalidEvent) as err:
+        validate_event(event)
+    assert (err.value.source, err.value.event_id, err.value.event_type) == (
+        "servicenow://acme", "e1", "itsm.ticket.created")
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"not json at all", "not JSON"),
+        (b"\xff\xfe\x00", "not JSON"),
+        (b"[1, 2, 3]", "event must be a JSON object, got list"),
+        (b'"a string"', "event must be a JSON object, got str"),
+    ],
+)
+def test_parse_refuses_what_is_not_a_json_object(raw: bytes, reason: str) -> None:
+    with pytest.raises(InvalidEvent) as err:
+        parse_event(raw, max_bytes=1000)
+    assert reason in err.value.reason
+
+
+def test_oversized_event_is_refused_before_parsing() -> None:
+    raw = json.dumps(ticket(description="x" * 300_000)).encode()
+    with pytest.raises(InvalidEvent) as err:
+        parse_event(raw, max_bytes=256 * 1024)
+    assert "over the 262144-byte limit" in err.value.reason
+
+
+def test_hostile_strings_are_just_data() -> None:
+    hostile = "'); DROP TABLE events; -- <script>alert(1)</script>"
+    ev = validate_event(ticket(service=hostile, assignee=hostile))
+    assert ev.data["service"] == hostile
+
+
+def test_every_type_of_the_contract_has_a_topic_and_an_entity() -> None:
+    # SPEC §3.1–3.5: 6 ticket + 6 change + 2 ci + 1 audit + 2 alert + 2 check + call + survey
+    # + 3 article + measurement = 25 types
+    assert len(EVENT_TYPES) == 25
+    topics = {t.topic for t in EVENT_TYPES.values()}
+    assert topics == {"tickets", "changes", "config", "monitoring", "servicedesk", "feedback"}
+
+
+def test_offsets_other_than_utc_are_normalised_to_the_same_instant() -> None:
+    ev = validate_event(ticket() | {"time": "2026-10-05T12:12:00+05:00"})
+    # 12:12 at +05:00 is 07:12 UTC
+    assert ev.time == datetime(2026, 10, 5, 7, 12, tzinfo=UTC)
+    assert ev.time.utcoffset() == timedelta(hours=5)  # the source's offset is not lost

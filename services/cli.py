@@ -63,10 +63,10 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> None:
 
 def cmd_collector(settings: Settings, _args: argparse.Namespace) -> None:
     from services.collector.consumer import Collector
-    from shared.kafka import check_reachable
+    from shared.kafka import ensure_topics
 
     engine = _engine(settings)
-    check_reachable(settings.require_kafka())
+    ensure_topics(settings)  # also checks the broker is reachable
     _metrics_port(settings.collector_metrics_port, "collector", "ITSM_COLLECTOR_METRICS_PORT")
     collector = Collector(settings, engine)
     stop = _stop_on_signals()
@@ -95,8 +95,13 @@ def cmd_api(settings: Settings, _args: argparse.Namespace) -> None:
         require_free_port(settings.api_port, "api", "ITSM_API_PORT")
     app = create_app(settings, engine)
     log.info("api listening", extra={"url": f"http://{settings.api_host}:{settings.api_port}"})
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning",
-                access_log=False)
+    # uvicorn shuts down gracefully, then re-raises the signal it caught to the handler that was
+    # installed before it: make that a no-op so a clean SIGTERM stop exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    uvicorn.run(
+        app, host=settings.api_host, port=settings.api_port, log_level="warning", access_log=False
+    )
 
 
 def cmd_recompute(settings: Settings, args: argparse.Namespace) -> None:
@@ -112,8 +117,9 @@ def cmd_recompute(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> None:
     from services.local.simulate import run_simulation
 
-    run_simulation(settings, rate=args.rate, duration=args.duration, seed=args.seed,
-                   stop=_stop_on_signals())
+    run_simulation(
+        settings, rate=args.rate, duration=args.duration, seed=args.seed, stop=_stop_on_signals()
+    )
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
@@ -130,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("migrate", help="run database migrations to head").set_defaults(fn=cmd_migrate)
     sub.add_parser("collector", help="consume events into PostgreSQL").set_defaults(
-        fn=cmd_collector)
+        fn=cmd_collector
+    )
     sub.add_parser("aggregator", help="compute indicators").set_defaults(fn=cmd_aggregator)
     sub.add_parser("api", help="serve the HTTP API and /metrics").set_defaults(fn=cmd_api)
     rec = sub.add_parser("recompute", help="recompute every window since a date")
@@ -142,8 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=None)
     sim.set_defaults(fn=cmd_simulate)
     up = sub.add_parser("up", help="run the whole stack (embedded engines unless configured)")
-    up.add_argument("--simulate", action=argparse.BooleanOptionalAction, default=True,
-                    help="feed simulated events (default: on)")
+    up.add_argument(
+        "--simulate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="feed simulated events (default: on)",
+    )
     up.add_argument("--rate", type=float, default=2.0, help="simulated tickets per second")
     up.add_argument("--catalog", type=Path, default=None, help="service catalog YAML")
     up.set_defaults(fn=cmd_up)

@@ -6,7 +6,9 @@ from typing import Any
 
 
 class ItsmError(Exception):
-    """Base of every error a user or operator can act on. `str(err)` is one line saying what and how."""
+    """Base of every error a user or operator can act on.
+
+    `str(err)` is one line saying what is wrong and how to fix it."""
 
     code = "error"
     exit_code = 1

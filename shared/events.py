@@ -45,7 +45,9 @@ class _Data(BaseModel):
 
 # --- 3.1 tickets --------------------------------------------------------------------------------
 TicketKind = Literal["incident", "service_request", "problem"]
-TicketState = Literal["new", "assigned", "in_progress", "pending", "resolved", "closed", "cancelled"]
+TicketState = Literal[
+    "new", "assigned", "in_progress", "pending", "resolved", "closed", "cancelled"
+]
 Channel = Literal["phone", "email", "portal", "chat", "monitoring", "walk_in", "other"]
 
 
@@ -179,22 +181,51 @@ class EventType:
 
 def _types() -> dict[str, EventType]:
     spec: list[tuple[str, list[str], type[_Data], str, str, str]] = [
-        ("itsm.ticket", ["created", "updated", "resolved", "closed", "reopened", "cancelled"],
-         TicketData, "ticket", "ticket_id", "tickets"),
-        ("itsm.change", ["requested", "approved", "rejected", "scheduled", "implemented", "closed"],
-         ChangeData, "change", "change_id", "changes"),
+        (
+            "itsm.ticket",
+            ["created", "updated", "resolved", "closed", "reopened", "cancelled"],
+            TicketData,
+            "ticket",
+            "ticket_id",
+            "tickets",
+        ),
+        (
+            "itsm.change",
+            ["requested", "approved", "rejected", "scheduled", "implemented", "closed"],
+            ChangeData,
+            "change",
+            "change_id",
+            "changes",
+        ),
         ("itsm.config.ci", ["upserted", "deleted"], CiData, "ci", "ci_id", "config"),
         ("itsm.config.audit", ["completed"], AuditData, "audit", "audit_id", "config"),
-        ("itsm.monitor.alert", ["firing", "resolved"], AlertData, "alert", "alert_id",
-         "monitoring"),
-        ("itsm.monitor.check", ["registered", "removed"], CheckData, "check", "check_id",
-         "monitoring"),
+        (
+            "itsm.monitor.alert",
+            ["firing", "resolved"],
+            AlertData,
+            "alert",
+            "alert_id",
+            "monitoring",
+        ),
+        (
+            "itsm.monitor.check",
+            ["registered", "removed"],
+            CheckData,
+            "check",
+            "check_id",
+            "monitoring",
+        ),
         ("itsm.servicedesk.call", ["completed"], CallData, "call", "call_id", "servicedesk"),
         ("itsm.feedback.survey", ["completed"], SurveyData, "survey", "survey_id", "feedback"),
-        ("itsm.knowledge.article", ["published", "updated", "retired"], ArticleData, "article",
-         "article_id", "servicedesk"),
-        ("itsm.measurement", ["recorded"], MeasurementData, "measurement", "indicator",
-         "feedback"),
+        (
+            "itsm.knowledge.article",
+            ["published", "updated", "retired"],
+            ArticleData,
+            "article",
+            "article_id",
+            "servicedesk",
+        ),
+        ("itsm.measurement", ["recorded"], MeasurementData, "measurement", "indicator", "feedback"),
     ]
     out = {}
     for prefix, verbs, model, kind, id_field, topic in spec:
@@ -251,7 +282,7 @@ class Event:
 
 
 class InvalidEvent(ValueError):
-    """Why an event was refused; `event_id`/`source`/`type` are filled in when they could be read."""
+    """Why an event was refused, with its source, id and type when they could be read."""
 
     def __init__(
         self,

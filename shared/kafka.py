@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from typing import Any
@@ -80,13 +81,11 @@ def ensure_topics(settings: Settings) -> list[str]:
         wanted = [*settings.event_topics, settings.deadletter_topic]
         missing = [t for t in wanted if t not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 admin.create_topics(
                     [NewTopic(t, settings.topic_partitions, 1) for t in missing],
                     validate_only=False,
                 )
-            except TopicAlreadyExistsError:
-                pass  # another process won the race
             log.info("created topics", extra={"topics": ",".join(missing)})
         return missing
     finally:

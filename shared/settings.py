@@ -1,4 +1,4 @@
-"""One typed settings object, read once from `ITSM_*` environment variables (and `.env`), SPEC §9."""
+"""One typed settings object, read once from `ITSM_*` environment variables and `.env` (SPEC §9)."""
 
 from __future__ import annotations
 

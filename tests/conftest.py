@@ -37,8 +37,12 @@ class Postgres:
     def _admin(self) -> psycopg.Connection[Any]:
         u = self.admin_url
         return psycopg.connect(
-            host=u.host, port=u.port, user=u.username, password=u.password,
-            dbname=u.database or "postgres", autocommit=True,
+            host=u.host,
+            port=u.port,
+            user=u.username,
+            password=u.password,
+            dbname=u.database or "postgres",
+            autocommit=True,
         )
 
     def create_template(self) -> None:
@@ -118,8 +122,12 @@ def settings(db_url: str, kafka_bootstrap: str) -> Settings:
     return s
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,
-               what: str = "condition") -> Any:
+def wait_until(
+    predicate: Callable[[], Any],
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    what: str = "condition",
+) -> Any:
     """Poll `predicate` until it returns a truthy value; fail the test after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -21,13 +21,22 @@ _ids = itertools.count(1)
 UTC_TZ = ZoneInfo("UTC")
 
 
-def ticket_event(ticket_id: str, at: datetime | str, state: str, *,
-                 event_type: str | None = None, event_id: str | None = None,
-                 source: str = "test://itsm", **data: Any) -> dict[str, Any]:
+def ticket_event(
+    ticket_id: str,
+    at: datetime | str,
+    state: str,
+    *,
+    event_type: str | None = None,
+    event_id: str | None = None,
+    source: str = "test://itsm",
+    **data: Any,
+) -> dict[str, Any]:
     when = at if isinstance(at, str) else at.isoformat()
     etype = event_type or {
-        "new": "itsm.ticket.created", "resolved": "itsm.ticket.resolved",
-        "closed": "itsm.ticket.closed", "cancelled": "itsm.ticket.cancelled",
+        "new": "itsm.ticket.created",
+        "resolved": "itsm.ticket.resolved",
+        "closed": "itsm.ticket.closed",
+        "cancelled": "itsm.ticket.cancelled",
     }.get(state, "itsm.ticket.updated")
     return {
         "specversion": "1.0",
@@ -57,22 +66,28 @@ def aggregate(engine: Engine, settings: Settings | None = None) -> int:
 
     from services.aggregator.metrics import AggregatorMetrics
 
-    agg = Aggregator(settings or Settings(_env_file=None), engine,  # type: ignore[call-arg]
-                     AggregatorMetrics(CollectorRegistry()))
+    agg = Aggregator(
+        settings or Settings(_env_file=None),
+        engine,  # type: ignore[call-arg]
+        AggregatorMetrics(CollectorRegistry()),
+    )
     total = 0
     while (n := agg.recompute_dirty()) > 0:
         total += n
     return total
 
 
-def points(engine: Engine, indicator: str, window: str, start: datetime,
-           **dims: str) -> dict[str, Any] | None:
+def points(
+    engine: Engine, indicator: str, window: str, start: datetime, **dims: str
+) -> dict[str, Any] | None:
     """The stored point of one indicator window for exactly these dimensions (None if absent)."""
     iv = indicator_values.c
     with engine.connect() as conn:
         row = conn.execute(
             select(iv.value, iv["count"], iv.p50, iv.p90).where(
-                iv.indicator == indicator, iv.window_kind == window, iv.window_start == start,
+                iv.indicator == indicator,
+                iv.window_kind == window,
+                iv.window_start == start,
                 iv.dimensions == cast(dims, JSONB),
             )
         ).first()

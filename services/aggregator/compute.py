@@ -43,7 +43,9 @@ def _points(ind: Indicator, rows: list[Any]) -> list[dict[str, Any]]:
     for r in rows:
         mask = r.grouping_mask
         # GROUPING() sets bit (len-1-i) when dimension i is aggregated away ("all").
-        grouped = {d: getattr(r, d) for i, d in enumerate(dims) if not (mask >> (len(dims) - 1 - i)) & 1}
+        grouped = {
+            d: getattr(r, d) for i, d in enumerate(dims) if not (mask >> (len(dims) - 1 - i)) & 1
+        }
         n = int(r.n)
         if ind.aggregate == "count":
             value: float | None = float(n)

@@ -40,8 +40,9 @@ _DONE = text("DELETE FROM dirty_windows WHERE id = ANY(:ids)")
 
 
 class Aggregator:
-    def __init__(self, settings: Settings, engine: Engine,
-                 metrics: AggregatorMetrics | None = None) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, metrics: AggregatorMetrics | None = None
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.metrics = metrics or AggregatorMetrics()
@@ -61,8 +62,14 @@ class Aggregator:
         self.metrics.dirty_windows.set(remaining)
         self.metrics.run_seconds.labels("dirty_windows").observe(time.perf_counter() - started)
         if done:
-            log.info("recomputed dirty windows", extra={"windows": done, "remaining": remaining,
-                                                        "ms": round((time.perf_counter() - started) * 1000)})
+            log.info(
+                "recomputed dirty windows",
+                extra={
+                    "windows": done,
+                    "remaining": remaining,
+                    "ms": round((time.perf_counter() - started) * 1000),
+                },
+            )
         return done
 
     def _recompute_one(self, kind: str, start: datetime) -> bool:
@@ -93,12 +100,19 @@ class Aggregator:
 
     def run(self, stop: threading.Event) -> None:
         scheduler = BackgroundScheduler(timezone=UTC)
-        scheduler.add_job(self._safe_recompute, "interval",
-                          seconds=self.settings.aggregator_interval_seconds,
-                          id="dirty_windows", max_instances=1, coalesce=True,
-                          next_run_time=datetime.now(UTC))
+        scheduler.add_job(
+            self._safe_recompute,
+            "interval",
+            seconds=self.settings.aggregator_interval_seconds,
+            id="dirty_windows",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
         scheduler.start()
-        log.info("aggregator running", extra={"interval_s": self.settings.aggregator_interval_seconds})
+        log.info(
+            "aggregator running", extra={"interval_s": self.settings.aggregator_interval_seconds}
+        )
         try:
             stop.wait()
         finally:
@@ -110,5 +124,6 @@ class Aggregator:
             while self.recompute_dirty() > 0:
                 pass  # drain a backlog without waiting for the next tick
         except DBAPIError as err:
-            log.warning("aggregator run failed, will retry",
-                        extra={"error": str(err).splitlines()[0][:300]})
+            log.warning(
+                "aggregator run failed, will retry", extra={"error": str(err).splitlines()[0][:300]}
+            )

@@ -49,8 +49,8 @@ def previous_start(kind: str, start: datetime, tz: ZoneInfo) -> datetime:
     return window_start(kind, start - timedelta(microseconds=1), tz)
 
 
-def windows_of(ts: datetime, tz: ZoneInfo, kinds: tuple[str, ...] = WINDOW_KINDS) -> list[
-    tuple[str, datetime]
-]:
+def windows_of(
+    ts: datetime, tz: ZoneInfo, kinds: tuple[str, ...] = WINDOW_KINDS
+) -> list[tuple[str, datetime]]:
     """Every (kind, start) window containing `ts`."""
     return [(k, window_start(k, ts, tz)) for k in kinds]

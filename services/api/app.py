@@ -45,14 +45,17 @@ def create_app(settings: Settings, engine: Engine, publisher: Publisher | None =
 
 
 def _http_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
-    requests = Counter("itsm_http_requests", "HTTP requests", ["method", "route", "status"],
-                       registry=registry)
-    latency = Histogram("itsm_http_request_seconds", "HTTP request latency", ["route"],
-                        registry=registry)
+    requests = Counter(
+        "itsm_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
+    )
+    latency = Histogram(
+        "itsm_http_request_seconds", "HTTP request latency", ["route"], registry=registry
+    )
 
     @app.middleware("http")
-    async def observe(request: Request,
-                      call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")

@@ -34,8 +34,12 @@ def current_windows(now: datetime, tz: ZoneInfo) -> dict[tuple[str, datetime], s
 
 
 class IndicatorCollector(Collector):
-    def __init__(self, engine: Engine, tz: ZoneInfo,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        tz: ZoneInfo,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.engine = engine
         self.tz = tz
         self.clock = clock
@@ -55,23 +59,27 @@ class IndicatorCollector(Collector):
         families = {i: self._family(ind) for i, ind in indicators.items()}
         windows = current_windows(self.clock(), self.tz)
         iv = indicator_values.c
-        query = select(iv.indicator, iv.window_kind, iv.window_start, iv.dimensions, iv.value,
-                       iv.p50, iv.p90).where(
-            or_(*(and_(iv.window_kind == k, iv.window_start == s) for k, s in windows))
-        )
+        query = select(
+            iv.indicator, iv.window_kind, iv.window_start, iv.dimensions, iv.value, iv.p50, iv.p90
+        ).where(or_(*(and_(iv.window_kind == k, iv.window_start == s) for k, s in windows)))
         try:
             with self.engine.connect() as conn:
                 rows = conn.execute(query).all()
         except DBAPIError as err:
-            log.warning("metrics scrape could not read indicator values",
-                        extra={"error": str(err).splitlines()[0][:200]})
+            log.warning(
+                "metrics scrape could not read indicator values",
+                extra={"error": str(err).splitlines()[0][:200]},
+            )
             rows = []
         for r in rows:
             ind = indicators.get(r.indicator)
             if ind is None or r.value is None:
                 continue
-            base = [r.window_kind, windows[(r.window_kind, r.window_start)],
-                    *(str(r.dimensions.get(d, "")) for d in ind.dimensions)]
+            base = [
+                r.window_kind,
+                windows[(r.window_kind, r.window_start)],
+                *(str(r.dimensions.get(d, "")) for d in ind.dimensions),
+            ]
             fam = families[r.indicator]
             if ind.is_duration:
                 fam.add_metric([*base, ""], r.value)

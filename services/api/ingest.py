@@ -35,8 +35,9 @@ class Publisher:
         with self._lock:
             if self._producer is None:
                 try:
-                    self._producer = KafkaProducer(**producer_config(self.settings),
-                                                   max_block_ms=10_000)
+                    self._producer = KafkaProducer(
+                        **producer_config(self.settings), max_block_ms=10_000
+                    )
                 except KafkaError as err:
                     raise BrokerUnavailable(f"Kafka broker unavailable: {err}") from None
             return self._producer
@@ -77,14 +78,17 @@ def decode_body(body: bytes, content_type: str, max_body: int) -> tuple[list[Any
     return [doc], False
 
 
-def ingest(publisher: Publisher, items: list[Any], *, max_event_bytes: int,
-           single: bool) -> IngestResult:
+def ingest(
+    publisher: Publisher, items: list[Any], *, max_event_bytes: int, single: bool
+) -> IngestResult:
     accepted: list[str] = []
     rejected: list[Rejected] = []
     messages: list[tuple[str, str, bytes]] = []
     for index, obj in enumerate(items):
         raw = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-        event_id = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else None
+        event_id = (
+            obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else None
+        )
         if len(raw) > max_event_bytes:
             reason = f"event is {len(raw)} bytes, over the {max_event_bytes}-byte limit"
             if single:

@@ -46,8 +46,16 @@ def classify(messages: list[Message], max_bytes: int) -> tuple[list[Incoming], l
             ev = parse_event(raw, max_bytes=max_bytes)
         except InvalidEvent as err:
             dead.append(
-                DeadLetter(err.reason, raw, m.topic, m.partition, m.offset,
-                           err.source, err.event_id, err.event_type)
+                DeadLetter(
+                    err.reason,
+                    raw,
+                    m.topic,
+                    m.partition,
+                    m.offset,
+                    err.source,
+                    err.event_id,
+                    err.event_type,
+                )
             )
             continue
         good.append(Incoming(ev, m.topic, m.partition, m.offset))
@@ -84,13 +92,20 @@ class Collector:
             try:
                 if self.consumer is None:
                     self._connect()
-                    log.info("collector consuming", extra={"topics": ",".join(self.settings.event_topics),
-                                                            "group": self.settings.consumer_group})
+                    log.info(
+                        "collector consuming",
+                        extra={
+                            "topics": ",".join(self.settings.event_topics),
+                            "group": self.settings.consumer_group,
+                        },
+                    )
                 self.poll_once()
                 backoff = 0.5
             except (KafkaError, DBAPIError, OSError) as err:
-                log.warning("collector retrying after error",
-                            extra={"error": str(err).splitlines()[0][:300], "backoff_s": backoff})
+                log.warning(
+                    "collector retrying after error",
+                    extra={"error": str(err).splitlines()[0][:300], "backoff_s": backoff},
+                )
                 self._close()
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
@@ -99,8 +114,9 @@ class Collector:
 
     def poll_once(self, timeout_ms: int = 500) -> BatchResult | None:
         assert self.consumer is not None
-        polled = self.consumer.poll(timeout_ms=timeout_ms,
-                                    max_records=self.settings.collector_batch_size)
+        polled = self.consumer.poll(
+            timeout_ms=timeout_ms, max_records=self.settings.collector_batch_size
+        )
         messages = [
             Message(r.topic, r.partition, r.offset, r.key, r.value)
             for records in polled.values()
@@ -134,15 +150,25 @@ class Collector:
                 ("offset", str(d.offset).encode()),
             ]
             self.producer.send(self.settings.deadletter_topic, value=d.raw, headers=headers)
-            log.warning("dead letter", extra={"reason": d.reason[:300], "topic": d.topic,
-                                              "partition": d.partition, "offset": d.offset,
-                                              "event_id": d.event_id})
+            log.warning(
+                "dead letter",
+                extra={
+                    "reason": d.reason[:300],
+                    "topic": d.topic,
+                    "partition": d.partition,
+                    "offset": d.offset,
+                    "event_id": d.event_id,
+                },
+            )
         self.producer.flush(timeout=30)
 
     def _observe(self, result: BatchResult, size: int, elapsed: float) -> None:
         m = self.metrics
-        for outcome, counts in (("stored", result.stored), ("duplicate", result.duplicate),
-                                ("dead_letter", result.dead_letter)):
+        for outcome, counts in (
+            ("stored", result.stored),
+            ("duplicate", result.duplicate),
+            ("dead_letter", result.dead_letter),
+        ):
             for (topic, etype), n in counts.items():
                 m.events.labels(topic, etype, outcome).inc(n)
         m.batch_seconds.observe(elapsed)
@@ -150,14 +176,21 @@ class Collector:
         self._report_lag()
         if self.on_batch:
             self.on_batch(result)
-        log.debug("batch stored", extra={"size": size, "stored": sum(result.stored.values()),
-                                          "duplicates": sum(result.duplicate.values()),
-                                          "dead_letters": sum(result.dead_letter.values()),
-                                          "ms": round(elapsed * 1000, 1)})
+        log.debug(
+            "batch stored",
+            extra={
+                "size": size,
+                "stored": sum(result.stored.values()),
+                "duplicates": sum(result.duplicate.values()),
+                "dead_letters": sum(result.dead_letter.values()),
+                "ms": round(elapsed * 1000, 1),
+            },
+        )
 
     def _report_lag(self) -> None:
         if self.consumer is None:
             return
+        self.metrics.lag.clear()  # partitions revoked by a rebalance must not linger
         for tp in self.consumer.assignment():
             high = self.consumer.highwater(tp)
             if high is None:
@@ -170,7 +203,7 @@ class Collector:
             if client is not None:
                 try:
                     client.close()
-                except Exception:  # noqa: BLE001 - closing a broken client must not mask the cause
+                except Exception:
                     log.debug("error closing kafka client", exc_info=True)
         self.consumer = None
         self.producer = None

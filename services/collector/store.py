@@ -118,7 +118,9 @@ def store_batch(
                 result.duplicate[label] += 1
             seen.add(key)
         received = min(new_keys.values()) if new_keys else None
-        ticket_ids = sorted({i.event.entity_id for i in new_items if i.event.entity_kind == "ticket"})
+        ticket_ids = sorted(
+            {i.event.entity_id for i in new_items if i.event.entity_kind == "ticket"}
+        )
         if ticket_ids and received is not None:
             result.dirty_marks += _project_tickets(conn, ticket_ids, tz, received)
     if dead:

@@ -164,8 +164,16 @@ class EmbeddedPostgres:
         if not (self.pgdata / "PG_VERSION").exists():
             log.info("initialising embedded PostgreSQL", extra={"pgdata": str(self.pgdata)})
             try:
-                self._run("initdb", "-D", str(self.pgdata), "--auth=trust", "-U", "postgres",
-                          "--encoding=UTF8", "--no-sync")
+                self._run(
+                    "initdb",
+                    "-D",
+                    str(self.pgdata),
+                    "--auth=trust",
+                    "-U",
+                    "postgres",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                )
             except subprocess.CalledProcessError as err:
                 said = (err.stderr or err.stdout or "").strip().splitlines()
                 raise ConfigError(
@@ -188,8 +196,20 @@ class EmbeddedPostgres:
         )
         log_file = self.pgdata / "server.log"
         try:
-            self._run("pg_ctl", "-D", str(self.pgdata), "-o", opts, "-l", str(log_file),
-                      "-w", "-t", "60", "start", timeout=90)
+            self._run(
+                "pg_ctl",
+                "-D",
+                str(self.pgdata),
+                "-o",
+                opts,
+                "-l",
+                str(log_file),
+                "-w",
+                "-t",
+                "60",
+                "start",
+                timeout=90,
+            )
         except subprocess.CalledProcessError as err:
             tail = log_file.read_text()[-800:] if log_file.exists() else err.stderr
             raise ConfigError(f"embedded PostgreSQL failed to start: {tail.strip()}") from None
@@ -200,15 +220,17 @@ class EmbeddedPostgres:
         if not (self._started_here or force):
             return
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "30", "stop",
-                      timeout=40)
+            self._run(
+                "pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "30", "stop", timeout=40
+            )
         self._started_here = False
 
     def create_database(self, name: str, template: str | None = None) -> str:
         import psycopg
 
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
             tmpl = f" TEMPLATE {template}" if template else ""
             conn.execute(f'CREATE DATABASE "{name}"{tmpl}')  # type: ignore[arg-type]
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
@@ -249,8 +271,16 @@ class EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self._proc = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

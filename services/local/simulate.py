@@ -23,7 +23,12 @@ log = logging.getLogger("itsm.simulate")
 
 SOURCE = "simulator://itsm-metrics"
 SERVICES = {  # service → relative ticket volume
-    "email": 5, "erp": 3, "crm": 2, "network": 3, "hr-portal": 1, "vpn": 2,
+    "email": 5,
+    "erp": 3,
+    "crm": 2,
+    "network": 3,
+    "hr-portal": 1,
+    "vpn": 2,
 }
 GROUPS = ["service-desk", "network-ops", "apps-support", "infra"]
 CHANNELS = ["portal", "email", "phone", "chat", "monitoring"]
@@ -87,8 +92,14 @@ def cloudevent(event_type: str, data: dict[str, Any], when: datetime, seq: int) 
     }
 
 
-def run_simulation(settings: Settings, *, rate: float, duration: float | None = None,
-                   seed: int | None = None, stop: threading.Event | None = None) -> int:
+def run_simulation(
+    settings: Settings,
+    *,
+    rate: float,
+    duration: float | None = None,
+    seed: int | None = None,
+    stop: threading.Event | None = None,
+) -> int:
     """Produce simulated events to Kafka until `stop` or `duration`; returns events produced."""
     from kafka import KafkaProducer
 
@@ -114,13 +125,16 @@ def run_simulation(settings: Settings, *, rate: float, duration: float | None = 
                 opened += 1
                 ticket_id = f"SIM-{prefix}-{opened:06d}"
                 for step, (offset, etype, data) in enumerate(lifecycle(rng, ticket_id)):
-                    heapq.heappush(due, (next_open + offset, opened * 100 + step, etype, data, step))
+                    heapq.heappush(
+                        due, (next_open + offset, opened * 100 + step, etype, data, step)
+                    )
                 next_open += rng.expovariate(rate)
             while due and due[0][0] <= now:
                 _, _, etype, data, step = heapq.heappop(due)
                 event = cloudevent(etype, data, datetime.now(UTC), step + 1)
-                producer.send(topic, key=data["ticket_id"].encode(),
-                              value=json.dumps(event).encode())
+                producer.send(
+                    topic, key=data["ticket_id"].encode(), value=json.dumps(event).encode()
+                )
                 produced += 1
             if now >= next_report:
                 log.info("simulating", extra={"tickets_opened": opened, "events": produced})

@@ -59,17 +59,22 @@ def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_ready(url: str, children: dict[str, subprocess.Popen[bytes]], timeout: float) -> None:
+def _wait_ready(
+    url: str, children: dict[str, subprocess.Popen[bytes]], timeout: float, stop: threading.Event
+) -> bool:
+    """True once the api is ready; False if a stop was asked for first (Ctrl-C while starting)."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
+        if stop.is_set():
+            return False
         for name, proc in children.items():
             if proc.poll() is not None:
                 raise ConfigError(f"the {name} exited with code {proc.returncode} while starting")
         try:
             resp = httpx.get(f"{url}/readyz", timeout=2)
             if resp.status_code == 200:
-                return
+                return True
             last = json.dumps(resp.json().get("checks"))
         except httpx.HTTPError as err:
             last = str(err)
@@ -77,8 +82,9 @@ def _wait_ready(url: str, children: dict[str, subprocess.Popen[bytes]], timeout:
     raise ConfigError(f"the api was not ready within {timeout:.0f} s: {last}")
 
 
-def _banner(url: str, tokens: dict[str, str], db_url: str, kafka: str, ports: dict[str, int],
-            simulate: bool) -> str:
+def _banner(
+    url: str, tokens: dict[str, str], db_url: str, kafka: str, ports: dict[str, int], simulate: bool
+) -> str:
     lines = [
         "",
         "itsm-metrics is up",
@@ -100,8 +106,9 @@ def _banner(url: str, tokens: dict[str, str], db_url: str, kafka: str, ports: di
     return "\n".join(lines)
 
 
-def run_stack(settings: Settings, *, simulate: bool, rate: float,
-              catalog: Path | None = None) -> int:
+def run_stack(
+    settings: Settings, *, simulate: bool, rate: float, catalog: Path | None = None
+) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -130,11 +137,13 @@ def run_stack(settings: Settings, *, simulate: bool, rate: float,
             kafka = settings.kafka_bootstrap_servers
         else:
             print("starting embedded Kafka-protocol broker (Tansu) ...", flush=True)
-            broker = EmbeddedBroker(port=settings.local_kafka_port,
-                                    log_path=data_dir / "broker.log").start()
+            broker = EmbeddedBroker(
+                port=settings.local_kafka_port, log_path=data_dir / "broker.log"
+            ).start()
             kafka = broker.bootstrap
-        effective = settings.model_copy(update={"database_url": db_url,
-                                                "kafka_bootstrap_servers": kafka})
+        effective = settings.model_copy(
+            update={"database_url": db_url, "kafka_bootstrap_servers": kafka}
+        )
         ensure_topics(effective)
         before, after = migrate(db_url)
         print(f"database at {after}" + ("" if before == after else f" (from {before or 'empty'})"))
@@ -154,7 +163,8 @@ def run_stack(settings: Settings, *, simulate: bool, rate: float,
         for name in SERVICES:
             children[name] = _spawn([name], env)
         url = f"http://{settings.api_host}:{settings.api_port}"
-        _wait_ready(url, children, timeout=90)
+        if not _wait_ready(url, children, timeout=90, stop=stop):
+            return 0
         if simulate:
             children["simulator"] = _spawn(["simulate", "--rate", str(rate)], env)
         print(_banner(url, tokens, db_url, kafka, ports, simulate), flush=True)
@@ -172,8 +182,12 @@ def _supervise(children: dict[str, subprocess.Popen[bytes]], stop: threading.Eve
     while not stop.wait(0.5):
         for name, proc in children.items():
             if proc.poll() is not None:
-                print(f"itsm-metrics: the {name} exited unexpectedly (code {proc.returncode}); "
-                      "stopping the stack", file=sys.stderr, flush=True)
+                print(
+                    f"itsm-metrics: the {name} exited unexpectedly (code {proc.returncode}); "
+                    "stopping the stack",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 return 1
     print("\nstopping ...", flush=True)
     return 0

@@ -19,19 +19,28 @@ def october(engine: Engine) -> Engine:
     INC3 erp p2 opened 10:00, open; SR1 email p4 service request 10:00→10:30;
     INC4 erp p2 opened 10-04 22:00, resolved 10-05 01:00 (10800 s)."""
     e = ticket_event
-    store(engine, [
-        e("INC1", utc(2026, 10, 5, 9), "new", service="email", priority=2),
-        e("INC1", utc(2026, 10, 5, 9, 10), "assigned", assignment_group="desk"),
-        e("INC1", utc(2026, 10, 5, 10), "resolved"),
-        e("INC2", utc(2026, 10, 5, 9, 30), "new", service="email", priority=3),
-        e("INC2", utc(2026, 10, 5, 11, 30), "resolved"),
-        e("INC3", utc(2026, 10, 5, 10), "new", service="erp", priority=2),
-        e("SR1", utc(2026, 10, 5, 10), "new", service="email", priority=4,
-          kind="service_request"),
-        e("SR1", utc(2026, 10, 5, 10, 30), "resolved"),
-        e("INC4", utc(2026, 10, 4, 22), "new", service="erp", priority=2),
-        e("INC4", utc(2026, 10, 5, 1), "resolved"),
-    ])
+    store(
+        engine,
+        [
+            e("INC1", utc(2026, 10, 5, 9), "new", service="email", priority=2),
+            e("INC1", utc(2026, 10, 5, 9, 10), "assigned", assignment_group="desk"),
+            e("INC1", utc(2026, 10, 5, 10), "resolved"),
+            e("INC2", utc(2026, 10, 5, 9, 30), "new", service="email", priority=3),
+            e("INC2", utc(2026, 10, 5, 11, 30), "resolved"),
+            e("INC3", utc(2026, 10, 5, 10), "new", service="erp", priority=2),
+            e(
+                "SR1",
+                utc(2026, 10, 5, 10),
+                "new",
+                service="email",
+                priority=4,
+                kind="service_request",
+            ),
+            e("SR1", utc(2026, 10, 5, 10, 30), "resolved"),
+            e("INC4", utc(2026, 10, 4, 22), "new", service="erp", priority=2),
+            e("INC4", utc(2026, 10, 5, 1), "resolved"),
+        ],
+    )
     aggregate(engine)
     return engine
 
@@ -52,8 +61,10 @@ def test_opened_count_per_day_service_and_kind(october: Engine) -> None:
 def test_resolved_count_lands_in_the_resolution_window(october: Engine) -> None:
     # 10-05: INC1, INC2, SR1, INC4 (opened the day before) = 4; 10-04: nothing resolved
     assert points(october, "ticket_resolved_count", "day", DAY5)["value"] == 4
-    assert points(october, "ticket_resolved_count", "day", DAY5, service="erp",
-                  priority="2")["value"] == 1
+    assert (
+        points(october, "ticket_resolved_count", "day", DAY5, service="erp", priority="2")["value"]
+        == 1
+    )
     assert points(october, "ticket_resolved_count", "day", DAY4)["value"] == 0
 
 
@@ -87,8 +98,13 @@ def test_reopened_ticket_counts_once_in_resolution_window(engine: Engine) -> Non
     aggregate(engine)
     assert points(engine, "ticket_resolved_count", "day", DAY5)["value"] == 1
     # reopened on the 6th and resolved again: the 5th loses it, the 6th has it
-    store(engine, [e("R1", utc(2026, 10, 6, 8), "in_progress", event_type="itsm.ticket.reopened"),
-                   e("R1", utc(2026, 10, 6, 9), "resolved")])
+    store(
+        engine,
+        [
+            e("R1", utc(2026, 10, 6, 8), "in_progress", event_type="itsm.ticket.reopened"),
+            e("R1", utc(2026, 10, 6, 9), "resolved"),
+        ],
+    )
     aggregate(engine)
     assert points(engine, "ticket_resolved_count", "day", DAY5)["value"] == 0
     assert points(engine, "ticket_resolved_count", "day", utc(2026, 10, 6))["value"] == 1
@@ -111,9 +127,11 @@ def test_late_event_recomputes_its_old_window(engine: Engine) -> None:
 
 def test_out_of_order_events_give_the_same_values(engine: Engine) -> None:
     e = ticket_event
-    events = [e("O1", utc(2026, 10, 5, 9), "new", service="email", priority=1),
-              e("O1", utc(2026, 10, 5, 9, 5), "assigned"),
-              e("O1", utc(2026, 10, 5, 9, 45), "resolved")]
+    events = [
+        e("O1", utc(2026, 10, 5, 9), "new", service="email", priority=1),
+        e("O1", utc(2026, 10, 5, 9, 5), "assigned"),
+        e("O1", utc(2026, 10, 5, 9, 45), "resolved"),
+    ]
     store(engine, [events[2]])
     store(engine, [events[0]])
     store(engine, [events[1]])

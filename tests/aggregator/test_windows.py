@@ -21,8 +21,9 @@ BERLIN = ZoneInfo("Europe/Berlin")
         ("month", datetime(2026, 9, 30, 22, tzinfo=UTC), datetime(2026, 10, 31, 23, tzinfo=UTC)),
     ],
 )
-def test_windows_align_in_the_reporting_time_zone(kind: str, start: datetime,
-                                                  end: datetime) -> None:
+def test_windows_align_in_the_reporting_time_zone(
+    kind: str, start: datetime, end: datetime
+) -> None:
     ts = datetime(2026, 10, 25, 12, 30, tzinfo=UTC)
     assert window_start(kind, ts, BERLIN) == start
     assert window_end(kind, start, BERLIN) == end
@@ -43,7 +44,8 @@ def test_december_rolls_over_to_january() -> None:
 def test_previous_window_of_march_is_february() -> None:
     utc = ZoneInfo("UTC")
     assert previous_start("month", datetime(2026, 3, 1, tzinfo=UTC), utc) == datetime(
-        2026, 2, 1, tzinfo=UTC)
+        2026, 2, 1, tzinfo=UTC
+    )
 
 
 def test_windows_of_lists_one_window_per_kind() -> None:

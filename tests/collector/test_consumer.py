@@ -28,8 +28,9 @@ class Stack:
     producer: KafkaProducer
     registry: CollectorRegistry
 
-    def send(self, value: bytes | dict[str, object], key: str = "k",
-             topic: str = "tickets") -> None:
+    def send(
+        self, value: bytes | dict[str, object], key: str = "k", topic: str = "tickets"
+    ) -> None:
         raw = value if isinstance(value, bytes) else json.dumps(value).encode()
         self.producer.send(self.settings.topic(topic), key=key.encode(), value=raw)
         self.producer.flush()
@@ -64,8 +65,10 @@ def stack(postgres: Postgres, kafka_bootstrap: str) -> Iterator[Stack]:
 def test_valid_ticket_events_are_stored_and_projected(stack: Stack) -> None:
     stack.send(ticket_event("C1", utc(2026, 10, 5, 9), "new", service="email"), key="C1")
     stack.send(ticket_event("C1", utc(2026, 10, 5, 9, 30), "resolved"), key="C1")
-    wait_until(lambda: stack.scalar("SELECT state FROM tickets WHERE ticket_id='C1'") == "resolved",
-               what="ticket C1 resolved")
+    wait_until(
+        lambda: stack.scalar("SELECT state FROM tickets WHERE ticket_id='C1'") == "resolved",
+        what="ticket C1 resolved",
+    )
     assert stack.scalar("SELECT count(*) FROM events WHERE entity_id='C1'") == 2
     assert stack.scalar("SELECT count(*) FROM dirty_windows") > 0
 
@@ -75,22 +78,34 @@ def test_duplicate_is_counted_and_ignored(stack: Stack) -> None:
     before = stack.counter("duplicate", "itsm.ticket.created")
     stack.send(ev, key="C2")
     stack.send(ev, key="C2")
-    wait_until(lambda: stack.counter("duplicate", "itsm.ticket.created") == before + 1,
-               what="the duplicate to be counted")
+    wait_until(
+        lambda: stack.counter("duplicate", "itsm.ticket.created") == before + 1,
+        what="the duplicate to be counted",
+    )
     assert stack.scalar("SELECT count(*) FROM events WHERE id='dup-1'") == 1
 
 
 POISON = [
     (b"{not json", "not JSON"),
     (b"[]", "event must be a JSON object"),
-    (json.dumps(ticket_event("P1", "2026-10-05T09:00:00", "new")).encode(),
-     "time: Input should have timezone info"),
-    (json.dumps(ticket_event("P2", utc(2026, 10, 5), "new", priority="urgent")).encode(),
-     "data.priority: Input should be a valid integer"),
-    (json.dumps({**ticket_event("P3", utc(2026, 10, 5), "new"), "type": "itsm.ticket.bogus"})
-     .encode(), "unknown event type"),
-    (json.dumps(ticket_event("P4", utc(2026, 10, 5), "new", notes="x" * 300_000)).encode(),
-     "over the 262144-byte limit"),
+    (
+        json.dumps(ticket_event("P1", "2026-10-05T09:00:00", "new")).encode(),
+        "time: Input should have timezone info",
+    ),
+    (
+        json.dumps(ticket_event("P2", utc(2026, 10, 5), "new", priority="urgent")).encode(),
+        "data.priority: Input should be a valid integer",
+    ),
+    (
+        json.dumps(
+            {**ticket_event("P3", utc(2026, 10, 5), "new"), "type": "itsm.ticket.bogus"}
+        ).encode(),
+        "unknown event type",
+    ),
+    (
+        json.dumps(ticket_event("P4", utc(2026, 10, 5), "new", notes="x" * 300_000)).encode(),
+        "over the 262144-byte limit",
+    ),
 ]
 
 
@@ -98,27 +113,36 @@ def test_poison_messages_become_dead_letters_and_the_next_event_still_lands(stac
     for raw, _ in POISON:
         stack.send(raw, key="poison")
     stack.send(ticket_event("C3", utc(2026, 10, 5, 9), "new"), key="C3")
-    wait_until(lambda: stack.scalar("SELECT count(*) FROM tickets WHERE ticket_id='C3'") == 1,
-               what="the valid event behind the poison")
+    wait_until(
+        lambda: stack.scalar("SELECT count(*) FROM tickets WHERE ticket_id='C3'") == 1,
+        what="the valid event behind the poison",
+    )
     with stack.engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT reason, raw, topic, \"offset\" FROM dead_letters ORDER BY \"offset\"")).all()
+        rows = conn.execute(
+            text('SELECT reason, raw, topic, "offset" FROM dead_letters ORDER BY "offset"')
+        ).all()
     assert len(rows) == len(POISON)
     for (raw, reason), row in zip(POISON, rows, strict=True):
         assert reason in row.reason
         assert bytes(row.raw) == raw  # the raw bytes are kept for replay
         assert row.topic == stack.settings.topic("tickets")
-    assert stack.registry.get_sample_value(
-        "itsm_collector_events_total",
-        {"topic": stack.settings.topic("tickets"), "type": "unknown", "outcome": "dead_letter"},
-    ) >= 2  # not JSON, not an object: no readable type
+    assert (
+        stack.registry.get_sample_value(
+            "itsm_collector_events_total",
+            {"topic": stack.settings.topic("tickets"), "type": "unknown", "outcome": "dead_letter"},
+        )
+        >= 2
+    )  # not JSON, not an object: no readable type
 
 
 def test_dead_letters_are_published_with_their_reason(stack: Stack) -> None:
-    consumer = KafkaConsumer(stack.settings.deadletter_topic,
-                             bootstrap_servers=stack.settings.kafka_bootstrap_servers,
-                             group_id=f"{stack.settings.consumer_group}-dlq",
-                             auto_offset_reset="earliest", **CONSUMER_TIMINGS)
+    consumer = KafkaConsumer(
+        stack.settings.deadletter_topic,
+        bootstrap_servers=stack.settings.kafka_bootstrap_servers,
+        group_id=f"{stack.settings.consumer_group}-dlq",
+        auto_offset_reset="earliest",
+        **CONSUMER_TIMINGS,
+    )
     try:
         seen: list[dict[str, bytes]] = []
 
@@ -137,15 +161,24 @@ def test_dead_letters_are_published_with_their_reason(stack: Stack) -> None:
 def test_hostile_strings_are_stored_literally(stack: Stack) -> None:
     hostile = "x'); DROP TABLE tickets; -- <img src=x onerror=alert(1)>"
     stack.send(ticket_event("C4", utc(2026, 10, 5, 9), "new", service=hostile), key="C4")
-    wait_until(lambda: stack.scalar("SELECT service FROM tickets WHERE ticket_id='C4'") == hostile,
-               what="the hostile service name stored as data")
+    wait_until(
+        lambda: stack.scalar("SELECT service FROM tickets WHERE ticket_id='C4'") == hostile,
+        what="the hostile service name stored as data",
+    )
     assert stack.scalar("SELECT count(*) FROM tickets") >= 1
 
 
 def test_event_of_another_type_on_the_tickets_topic_is_accepted(stack: Stack) -> None:
-    call = {"specversion": "1.0", "id": "call-1", "source": "pbx://hq",
-            "type": "itsm.servicedesk.call.completed", "time": "2026-10-05T09:00:00Z",
-            "data": {"call_id": "call-1", "answered": True, "handle_seconds": 200}}
+    call = {
+        "specversion": "1.0",
+        "id": "call-1",
+        "source": "pbx://hq",
+        "type": "itsm.servicedesk.call.completed",
+        "time": "2026-10-05T09:00:00Z",
+        "data": {"call_id": "call-1", "answered": True, "handle_seconds": 200},
+    }
     stack.send(call, key="call-1")
-    wait_until(lambda: stack.scalar("SELECT entity_kind FROM events WHERE id='call-1'") == "call",
-               what="the call event stored")
+    wait_until(
+        lambda: stack.scalar("SELECT entity_kind FROM events WHERE id='call-1'") == "call",
+        what="the call event stored",
+    )

@@ -16,20 +16,25 @@ T0 = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
 
 def rec(minutes: float, state: str, seq: int | None = None, **data: Any) -> Record:
     return Record(
-        source="src", id=f"e{minutes}-{state}", type="itsm.ticket.updated",
-        time=T0 + timedelta(minutes=minutes), sequence=seq,
+        source="src",
+        id=f"e{minutes}-{state}",
+        type="itsm.ticket.updated",
+        time=T0 + timedelta(minutes=minutes),
+        sequence=seq,
         data={"ticket_id": "INC1", "state": state, **data},
     )
 
 
 def test_derived_times_of_a_simple_lifecycle() -> None:
-    row = project_ticket([
-        rec(0, "new", service="email", priority=2),
-        rec(5, "assigned", assignment_group="desk"),
-        rec(20, "in_progress"),
-        rec(50, "resolved"),
-        rec(80, "closed"),
-    ])
+    row = project_ticket(
+        [
+            rec(0, "new", service="email", priority=2),
+            rec(5, "assigned", assignment_group="desk"),
+            rec(20, "in_progress"),
+            rec(50, "resolved"),
+            rec(80, "closed"),
+        ]
+    )
     assert row["opened_at"] == T0
     assert row["responded_at"] == T0 + timedelta(minutes=5)  # first transition out of new
     assert row["resolved_at"] == T0 + timedelta(minutes=50)
@@ -40,10 +45,15 @@ def test_derived_times_of_a_simple_lifecycle() -> None:
 
 
 def test_reopened_ticket_is_resolved_at_its_last_resolution() -> None:
-    row = project_ticket([
-        rec(0, "new"), rec(10, "in_progress"), rec(30, "resolved"),
-        rec(40, "in_progress"), rec(70, "resolved"),
-    ])
+    row = project_ticket(
+        [
+            rec(0, "new"),
+            rec(10, "in_progress"),
+            rec(30, "resolved"),
+            rec(40, "in_progress"),
+            rec(70, "resolved"),
+        ]
+    )
     assert row["reopens"] == 1
     assert row["resolved_at"] == T0 + timedelta(minutes=70)
 
@@ -61,37 +71,52 @@ def test_closed_without_resolved_counts_as_resolution() -> None:
 
 
 def test_reassignments_count_group_changes_after_the_first_group() -> None:
-    row = project_ticket([
-        rec(0, "new"),
-        rec(1, "assigned", assignment_group="desk"),    # first non-empty: not a reassignment
-        rec(2, "assigned", assignment_group="network"),  # 1
-        rec(3, "in_progress"),                           # group unchanged (absent = kept)
-        rec(4, "in_progress", assignment_group="apps"),  # 2
-        rec(5, "in_progress", assignment_group="apps"),  # same group: no change
-    ])
+    row = project_ticket(
+        [
+            rec(0, "new"),
+            rec(1, "assigned", assignment_group="desk"),  # first non-empty: not a reassignment
+            rec(2, "assigned", assignment_group="network"),  # 1
+            rec(3, "in_progress"),  # group unchanged (absent = kept)
+            rec(4, "in_progress", assignment_group="apps"),  # 2
+            rec(5, "in_progress", assignment_group="apps"),  # same group: no change
+        ]
+    )
     assert row["reassignments"] == 2
 
 
 def test_source_counters_win_over_derived_counts() -> None:
-    row = project_ticket([rec(0, "new", reassignment_count=4, reopen_count=0),
-                          rec(5, "resolved"), rec(6, "in_progress")])
+    row = project_ticket(
+        [
+            rec(0, "new", reassignment_count=4, reopen_count=0),
+            rec(5, "resolved"),
+            rec(6, "in_progress"),
+        ]
+    )
     assert (row["reassignments"], row["reopens"]) == (4, 0)
 
 
 def test_paused_seconds_sum_time_in_pending() -> None:
-    row = project_ticket([
-        rec(0, "new"), rec(10, "pending"), rec(25, "in_progress"),  # 15 min
-        rec(30, "pending"), rec(32, "pending"), rec(40, "resolved"),  # 10 min
-    ])
+    row = project_ticket(
+        [
+            rec(0, "new"),
+            rec(10, "pending"),
+            rec(25, "in_progress"),  # 15 min
+            rec(30, "pending"),
+            rec(32, "pending"),
+            rec(40, "resolved"),  # 10 min
+        ]
+    )
     assert row["paused_seconds"] == 25 * 60
 
 
 def test_partial_snapshots_merge_and_null_clears() -> None:
-    row = project_ticket([
-        rec(0, "new", service="email", assignee="ann", priority=3),
-        rec(5, "assigned", priority=2),       # service and assignee kept
-        rec(9, "in_progress", assignee=None),  # assignee cleared
-    ])
+    row = project_ticket(
+        [
+            rec(0, "new", service="email", assignee="ann", priority=3),
+            rec(5, "assigned", priority=2),  # service and assignee kept
+            rec(9, "in_progress", assignee=None),  # assignee cleared
+        ]
+    )
     assert (row["service"], row["priority"], row["assignee"]) == ("email", 2, None)
 
 
@@ -115,8 +140,12 @@ def test_older_event_does_not_overwrite_newer_state() -> None:
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(4))))
 def test_any_arrival_order_gives_the_same_projection(order: tuple[int, ...]) -> None:
-    history = [rec(0, "new"), rec(5, "assigned", assignment_group="a"),
-               rec(6, "assigned", assignment_group="b"), rec(40, "resolved")]
+    history = [
+        rec(0, "new"),
+        rec(5, "assigned", assignment_group="a"),
+        rec(6, "assigned", assignment_group="b"),
+        rec(40, "resolved"),
+    ]
     expected = project_ticket(history)
     assert project_ticket([history[i] for i in order]) == expected
 

@@ -151,13 +151,22 @@ def test_panel_queries_are_valid_promql(promtool: str, tmp_path: Path) -> None:
                 expr = VARIABLE.sub(
                     lambda m: SAMPLE_VALUES[m.group(1) or m.group(2)], target["expr"]
                 )
-                rules.append({"record": f"dashboard_query_{len(rules)}", "expr": expr})
-                rules[-1]["labels"] = {"dashboard": name, "panel": panel["title"]}
+                rules.append(
+                    {
+                        "record": f"dashboard_query_{len(rules)}",
+                        "expr": expr,
+                        "labels": {"dashboard": name, "panel": panel["title"]},
+                    }
+                )
     assert rules
     path = tmp_path / "dashboard-queries.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
     result = subprocess.run(
-        [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
+        [promtool, "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -46,9 +46,18 @@ def test_unknown_data_fields_are_kept_not_rejected() -> None:
         (lambda e: e.update(id=""), "id: String should have at least 1 character"),
         (lambda e: e.pop("source"), "source: Field required"),
         (lambda e: e.update(data=[1, 2]), "data: Input should be a valid dictionary"),
-        (lambda e: e["data"].update(priority="high"), "data.priority: Input should be a valid integer"),
-        (lambda e: e["data"].update(priority="2"), "data.priority: Input should be a valid integer"),
-        (lambda e: e["data"].update(priority=7), "data.priority: Input should be less than or equal to 4"),
+        (
+            lambda e: e["data"].update(priority="high"),
+            "data.priority: Input should be a valid integer",
+        ),
+        (
+            lambda e: e["data"].update(priority="2"),
+            "data.priority: Input should be a valid integer",
+        ),
+        (
+            lambda e: e["data"].update(priority=7),
+            "data.priority: Input should be less than or equal to 4",
+        ),
         (lambda e: e["data"].update(state="exploded"), "data.state"),
         (lambda e: e["data"].pop("state"), "data.state: Field required"),
         (lambda e: e["data"].update(opened_at="yesterday"), "data.opened_at"),
@@ -68,7 +77,10 @@ def test_refusal_carries_the_ids_it_could_read() -> None:
     with pytest.raises(InvalidEvent) as err:
         validate_event(event)
     assert (err.value.source, err.value.event_id, err.value.event_type) == (
-        "servicenow://acme", "e1", "itsm.ticket.created")
+        "servicenow://acme",
+        "e1",
+        "itsm.ticket.created",
+    )
 
 
 @pytest.mark.parametrize(

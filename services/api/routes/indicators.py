@@ -44,11 +44,22 @@ def get_indicator(
 ) -> IndicatorSeries:
     """Points of one indicator per window, filtered by dimensions and grouped by `group_by`
     (repeat it or comma-separate: `group_by=service,priority`)."""
-    values = dict(zip(DIMENSIONS, (service, customer, priority, assignment_group, change_type,
-                                   ci, kind), strict=True))
+    values = dict(
+        zip(
+            DIMENSIONS,
+            (service, customer, priority, assignment_group, change_type, ci, kind),
+            strict=True,
+        )
+    )
     filters = {k: v for k, v in values.items() if v is not None}
     groups = [g.strip() for item in group_by or [] for g in item.split(",") if g.strip()]
     return indicators.series(
-        db, indicator_id, window=window, start=start, end=end, filters=filters,
-        group_by=groups, tz=ZoneInfo(settings.reporting_timezone),
+        db,
+        indicator_id,
+        window=window,
+        start=start,
+        end=end,
+        filters=filters,
+        group_by=groups,
+        tz=ZoneInfo(settings.reporting_timezone),
     )

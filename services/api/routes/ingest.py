@@ -21,8 +21,10 @@ MAX_BODY = 64 * 1024 * 1024
     response_model=IngestResult,
     responses={
         207: {"model": IngestResult, "description": "some events accepted, some rejected"},
-        401: {"model": ErrorBody}, 403: {"model": ErrorBody},
-        413: {"model": ErrorBody}, 422: {"model": IngestResult},
+        401: {"model": ErrorBody},
+        403: {"model": ErrorBody},
+        413: {"model": ErrorBody},
+        422: {"model": IngestResult},
         503: {"model": ErrorBody},
     },
     openapi_extra={
@@ -42,8 +44,11 @@ async def post_events(request: Request, settings: SettingsDep) -> JSONResponse:
     body = await request.body()
     items, is_batch = ingest.decode_body(body, request.headers.get("content-type", ""), MAX_BODY)
     result = await run_in_threadpool(
-        ingest.ingest, request.app.state.publisher, items,
-        max_event_bytes=settings.max_event_bytes, single=not is_batch,
+        ingest.ingest,
+        request.app.state.publisher,
+        items,
+        max_event_bytes=settings.max_event_bytes,
+        single=not is_batch,
     )
     status = 202 if not result.rejected else (207 if result.accepted else 422)
     return JSONResponse(status_code=status, content=result.model_dump())

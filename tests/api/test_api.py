@@ -1,0 +1,356 @@
+"""The HTTP API on real PostgreSQL and the real broker (SPEC §7)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from kafka import KafkaConsumer
+from sqlalchemy.engine import Engine
+
+from services.api.app import create_app
+from shared.db import make_engine
+from shared.kafka import CONSUMER_TIMINGS
+from shared.settings import Settings
+from tests.conftest import Postgres, make_settings, wait_until
+from tests.helpers import aggregate, store, ticket_event, utc
+
+INGEST = {"Authorization": "Bearer ingest-secret"}
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, engine)) as c:
+        yield c
+
+
+def error_code(resp: Any) -> str:
+    body = resp.json()
+    assert set(body["error"]) == {"code", "message", "details"}
+    return str(body["error"]["code"])
+
+
+# --- auth ---------------------------------------------------------------------------------------
+def test_ingest_without_token_is_401(client: TestClient) -> None:
+    resp = client.post("/v1/events", json=ticket_event("A1", utc(2026, 10, 5), "new"))
+    assert resp.status_code == 401
+    assert error_code(resp) == "unauthorized"
+
+
+def test_ingest_with_wrong_token_is_401(client: TestClient) -> None:
+    resp = client.post("/v1/events", json={}, headers={"Authorization": "Bearer nope"})
+    assert resp.status_code == 401
+
+
+def test_ingest_with_read_token_is_403(postgres: Postgres, kafka_bootstrap: str) -> None:
+    s = make_settings(postgres.fresh(), kafka_bootstrap, read_token="reader")
+    eng = make_engine(s.require_database_url())
+    with TestClient(create_app(s, eng)) as c:
+        resp = c.post("/v1/events", json={}, headers={"Authorization": "Bearer reader"})
+        assert resp.status_code == 403
+        # and reads now need a token
+        assert c.get("/v1/indicators").status_code == 401
+        assert (
+            c.get("/v1/indicators", headers={"Authorization": "Bearer reader"}).status_code == 200
+        )
+    eng.dispose()
+
+
+def test_ingest_is_refused_when_no_write_token_is_configured(
+    postgres: Postgres, kafka_bootstrap: str
+) -> None:
+    s = make_settings(postgres.fresh(), kafka_bootstrap, ingest_token=None, admin_token=None)
+    eng = make_engine(s.require_database_url())
+    with TestClient(create_app(s, eng)) as c:
+        resp = c.post("/v1/events", json={}, headers={"Authorization": "Bearer anything"})
+        assert resp.status_code == 403
+        assert "ITSM_INGEST_TOKEN" in resp.json()["error"]["message"]
+    eng.dispose()
+
+
+# --- ingest -------------------------------------------------------------------------------------
+def _consume(settings: Settings, topic: str, n: int) -> list[Any]:
+    consumer = KafkaConsumer(
+        settings.topic(topic),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"{settings.consumer_group}-peek",
+        auto_offset_reset="earliest",
+        **CONSUMER_TIMINGS,
+    )
+    got: list[Any] = []
+    try:
+
+        def poll() -> bool:
+            for records in consumer.poll(500).values():
+                got.extend(records)
+            return len(got) >= n
+
+        wait_until(poll, timeout=30, what=f"{n} messages on {topic}")
+    finally:
+        consumer.close()
+    return got
+
+
+def test_single_event_is_produced_keyed_by_entity_before_the_answer(
+    client: TestClient, settings: Settings
+) -> None:
+    ev = ticket_event("INC42", utc(2026, 10, 5, 9), "new", event_id="http-1")
+    resp = client.post(
+        "/v1/events", json=ev, headers={**INGEST, "Content-Type": "application/cloudevents+json"}
+    )
+    assert resp.status_code == 202
+    assert resp.json() == {"accepted": ["http-1"], "rejected": []}
+    [msg] = _consume(settings, "tickets", 1)
+    assert msg.key == b"INC42"
+    assert json.loads(msg.value)["id"] == "http-1"
+
+
+def test_batch_reports_each_rejection_and_produces_the_rest(
+    client: TestClient, settings: Settings
+) -> None:
+    good = ticket_event("B1", utc(2026, 10, 5, 9), "new", event_id="b-ok")
+    bad = ticket_event("B2", utc(2026, 10, 5, 9), "new", event_id="b-bad", priority="high")
+    call = {
+        "specversion": "1.0",
+        "id": "b-call",
+        "source": "pbx://hq",
+        "type": "itsm.servicedesk.call.completed",
+        "time": "2026-10-05T09:00:00Z",
+        "data": {"call_id": "c1", "answered": True},
+    }
+    resp = client.post(
+        "/v1/events",
+        content=json.dumps([good, bad, call, "nonsense"]),
+        headers={**INGEST, "Content-Type": "application/cloudevents-batch+json"},
+    )
+    assert resp.status_code == 207
+    body = resp.json()
+    assert body["accepted"] == ["b-ok", "b-call"]
+    assert [(r["index"], r["id"]) for r in body["rejected"]] == [(1, "b-bad"), (3, None)]
+    assert "data.priority" in body["rejected"][0]["reason"]
+    assert len(_consume(settings, "servicedesk", 1)) == 1  # a call goes to its own topic
+
+
+def test_batch_with_nothing_valid_is_422(client: TestClient) -> None:
+    resp = client.post("/v1/events", json=[{"id": 1}, {"specversion": "1.0"}], headers=INGEST)
+    assert resp.status_code == 422
+    assert resp.json()["accepted"] == []
+    assert len(resp.json()["rejected"]) == 2
+
+
+def test_single_invalid_event_is_422_with_its_reason(client: TestClient) -> None:
+    ev = ticket_event("I1", "2026-10-05T09:00:00", "new")  # no offset
+    resp = client.post("/v1/events", json=ev, headers=INGEST)
+    assert resp.status_code == 422
+    assert "timezone" in resp.json()["rejected"][0]["reason"]
+
+
+def test_oversized_single_event_is_413(client: TestClient) -> None:
+    ev = ticket_event("BIG", utc(2026, 10, 5), "new", notes="x" * 300_000)
+    resp = client.post("/v1/events", json=ev, headers=INGEST)
+    assert resp.status_code == 413
+    assert error_code(resp) == "payload_too_large"
+
+
+def test_batch_over_10000_events_is_413(client: TestClient) -> None:
+    resp = client.post("/v1/events", json=[{}] * 10_001, headers=INGEST)
+    assert resp.status_code == 413
+
+
+def test_body_that_is_not_json_is_422(client: TestClient) -> None:
+    resp = client.post("/v1/events", content=b"<xml/>", headers=INGEST)
+    assert resp.status_code == 422
+    assert error_code(resp) == "invalid_request"
+
+
+# --- indicators ---------------------------------------------------------------------------------
+@pytest.fixture
+def with_data(engine: Engine) -> Engine:
+    e = ticket_event
+    store(
+        engine,
+        [
+            e("T1", utc(2026, 10, 5, 9), "new", service="email", priority=2),
+            e("T2", utc(2026, 10, 5, 10), "new", service="email", priority=3),
+            e("T3", utc(2026, 10, 5, 11), "new", service="erp", priority=3),
+            e("T4", utc(2026, 10, 6, 11), "new", service="erp", priority=3),
+        ],
+    )
+    aggregate(engine)
+    return engine
+
+
+def test_indicator_catalog_lists_the_indicators(client: TestClient) -> None:
+    body = client.get("/v1/indicators").json()
+    ids = {i["id"]: i for i in body["indicators"]}
+    assert {
+        "ticket_opened_count",
+        "ticket_resolved_count",
+        "incident_resolution_time_seconds",
+    } <= set(ids)
+    assert ids["incident_resolution_time_seconds"]["unit"] == "seconds"
+    assert (
+        ids["incident_resolution_time_seconds"]["metric"] == "itsm_incident_resolution_time_seconds"
+    )
+
+
+def test_indicator_total_per_day(client: TestClient, with_data: Engine) -> None:
+    resp = client.get(
+        "/v1/indicators/ticket_opened_count",
+        params={"window": "day", "start": "2026-10-05T00:00:00Z", "end": "2026-10-07T00:00:00Z"},
+    )
+    assert resp.status_code == 200
+    body = resp.json()
+    assert (body["indicator"], body["unit"], body["window"]) == (
+        "ticket_opened_count",
+        "count",
+        "day",
+    )
+    # 10-05: T1, T2, T3 = 3; 10-06: T4 = 1
+    assert [(p["window_start"][:10], p["dimensions"], p["value"]) for p in body["points"]] == [
+        ("2026-10-05", {}, 3.0),
+        ("2026-10-06", {}, 1.0),
+    ]
+
+
+def test_indicator_group_by_and_filter(client: TestClient, with_data: Engine) -> None:
+    params = {"window": "day", "start": "2026-10-05T00:00:00Z", "end": "2026-10-06T00:00:00Z"}
+    body = client.get(
+        "/v1/indicators/ticket_opened_count", params={**params, "group_by": "service"}
+    ).json()
+    assert [(p["dimensions"], p["value"]) for p in body["points"]] == [
+        ({"service": "email"}, 2.0),
+        ({"service": "erp"}, 1.0),
+    ]
+    body = client.get(
+        "/v1/indicators/ticket_opened_count",
+        params={**params, "service": "email", "group_by": "priority"},
+    ).json()
+    assert [(p["dimensions"], p["value"]) for p in body["points"]] == [
+        ({"priority": "2", "service": "email"}, 1.0),
+        ({"priority": "3", "service": "email"}, 1.0),
+    ]
+    body = client.get(
+        "/v1/indicators/ticket_opened_count", params={**params, "priority": "3"}
+    ).json()
+    assert [(p["dimensions"], p["value"]) for p in body["points"]] == [({"priority": "3"}, 2.0)]
+
+
+def test_month_window(client: TestClient, with_data: Engine) -> None:
+    body = client.get(
+        "/v1/indicators/ticket_opened_count",
+        params={"window": "month", "start": "2026-10-01T00:00:00Z", "end": "2026-11-01T00:00:00Z"},
+    ).json()
+    assert [(p["window_start"][:10], p["window_end"][:10], p["value"]) for p in body["points"]] == [
+        ("2026-10-01", "2026-11-01", 4.0)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "code"),
+    [
+        ("/v1/indicators/no_such_thing", {}, 404, "not_found"),
+        ("/v1/indicators/ticket_opened_count", {"window": "fortnight"}, 422, "invalid_request"),
+        ("/v1/indicators/ticket_opened_count", {"group_by": "assignee"}, 422, "invalid_request"),
+        ("/v1/indicators/ticket_opened_count", {"ci": "db1"}, 422, "invalid_request"),
+        ("/v1/indicators/ticket_opened_count", {"start": "yesterday"}, 422, "validation_error"),
+        (
+            "/v1/indicators/ticket_opened_count",
+            {"start": "2026-10-01T00:00:00"},
+            422,
+            "invalid_request",
+        ),
+        (
+            "/v1/indicators/ticket_opened_count",
+            {"start": "2026-10-02T00:00:00Z", "end": "2026-10-01T00:00:00Z"},
+            422,
+            "invalid_request",
+        ),
+        ("/v1/nothing-here", {}, 404, "not_found"),
+    ],
+)
+def test_bad_requests_get_an_error_body(
+    client: TestClient, path: str, params: dict[str, str], status: int, code: str
+) -> None:
+    resp = client.get(path, params=params)
+    assert resp.status_code == status
+    assert error_code(resp) == code
+
+
+def test_unknown_indicator_in_a_hostile_id_is_echoed_as_json_data(client: TestClient) -> None:
+    resp = client.get("/v1/indicators/<script>alert(1)<%2Fscript>")
+    assert resp.status_code == 404
+    assert resp.headers["content-type"].startswith("application/json")
+
+
+# --- operations ---------------------------------------------------------------------------------
+def test_healthz_and_readyz(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok", "checks": {}}
+    resp = client.get("/readyz")
+    assert resp.status_code == 200
+    assert resp.json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
+def test_readyz_is_503_on_an_unmigrated_database(postgres: Postgres, kafka_bootstrap: str) -> None:
+    s = make_settings(postgres.fresh(migrated=False), kafka_bootstrap)
+    eng = make_engine(s.require_database_url())
+    with TestClient(create_app(s, eng)) as c:
+        resp = c.get("/readyz")
+    eng.dispose()
+    assert resp.status_code == 503
+    assert "itsm-metrics migrate" in resp.json()["checks"]["database"]
+
+
+def test_readyz_is_503_when_the_broker_is_unreachable(postgres: Postgres) -> None:
+    from services.local.engines import free_port
+
+    s = make_settings(postgres.fresh(), f"127.0.0.1:{free_port()}")
+    eng = make_engine(s.require_database_url())
+    with TestClient(create_app(s, eng)) as c:
+        resp = c.get("/readyz")
+    eng.dispose()
+    assert resp.status_code == 503
+    assert "unreachable" in resp.json()["checks"]["broker"]
+
+
+def test_metrics_expose_current_and_previous_windows(client: TestClient, engine: Engine) -> None:
+    now = datetime.now(UTC)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    e = ticket_event
+    # two tickets today (current day), one yesterday (previous day); resolution 600 s today
+    store(
+        engine,
+        [
+            e("M1", today + timedelta(seconds=1), "new", service="email", priority=2),
+            e("M1", today + timedelta(seconds=601), "resolved"),
+            e("M2", today + timedelta(seconds=2), "new", service="erp", priority=3),
+            e("M3", today - timedelta(hours=1), "new", service="erp", priority=3),
+        ],
+    )
+    aggregate(engine)
+    client.get("/healthz")
+    text = client.get("/metrics").text
+    assert (
+        'itsm_ticket_opened_count{kind="",period="current",priority="",service="",window="day"} 2.0'
+        in text
+    )
+    assert (
+        'itsm_ticket_opened_count{kind="",period="previous",priority="",service="",'
+        'window="day"} 1.0' in text
+    )
+    assert (
+        'itsm_incident_resolution_time_seconds{period="current",priority="",quantile="0.9",'
+        'service="email",window="day"} 600.0' in text
+    )
+    assert 'itsm_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
+    assert "# TYPE itsm_ticket_resolved_count gauge" in text
+
+
+def test_openapi_documents_the_event_example(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/v1/events"]["post"]["requestBody"]["content"]
+    assert body["application/cloudevents+json"]["example"]["type"] == "itsm.ticket.created"

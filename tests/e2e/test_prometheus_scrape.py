@@ -1,0 +1,110 @@
+"""A real Prometheus server scrapes the api's /metrics and sees the indicator gauges."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy.engine import Engine
+
+from services.local.engines import free_port
+from shared.settings import Settings
+from tests.conftest import wait_until
+from tests.e2e.conftest import service_env, spawn, stop
+from tests.helpers import aggregate, store, ticket_event
+
+pytestmark = pytest.mark.e2e
+
+PROMETHEUS = shutil.which("prometheus")
+
+
+@pytest.mark.skipif(
+    PROMETHEUS is None,
+    reason="LOUD SKIP: the `prometheus` server is not installed "
+    "(make test installs Debian's prometheus package; it failed or apt is missing)",
+)
+def test_prometheus_scrapes_indicator_gauges(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    e = ticket_event
+    # three tickets opened today, two of them email → email: 2, total: 3
+    store(
+        engine,
+        [
+            e("P1", today + timedelta(seconds=5), "new", service="email"),
+            e("P2", today + timedelta(seconds=6), "new", service="email"),
+            e("P3", today + timedelta(seconds=7), "new", service="erp"),
+        ],
+    )
+    aggregate(engine)
+
+    api_port, prom_port = free_port(), free_port()
+    api = spawn(
+        ["api"],
+        service_env(
+            ITSM_DATABASE_URL=settings.require_database_url(),
+            ITSM_KAFKA_BOOTSTRAP_SERVERS=settings.require_kafka(),
+            ITSM_API_PORT=str(api_port),
+        ),
+        tmp_path / "api.log",
+    )
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "itsm-api",
+                        "static_configs": [{"targets": [f"127.0.0.1:{api_port}"]}],
+                    }
+                ],
+            }
+        )
+    )
+    assert PROMETHEUS is not None
+    prom = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "prom.log", "wb"),  # noqa: SIM115
+    )
+    base = f"http://127.0.0.1:{prom_port}"
+
+    def query(q: str) -> list[dict[str, object]]:
+        try:
+            body = httpx.get(f"{base}/api/v1/query", params={"query": q}, timeout=5).json()
+        except httpx.HTTPError:
+            return []
+        return list(body.get("data", {}).get("result", []))
+
+    try:
+        series = wait_until(
+            lambda: query(
+                'itsm_ticket_opened_count{window="day",period="current",'
+                'service="email",priority="",kind=""}'
+            ),
+            timeout=60,
+            what="Prometheus to scrape the api",
+        )
+        assert float(series[0]["value"][1]) == 2  # type: ignore[index]
+        [total] = query(
+            'itsm_ticket_opened_count{window="day",period="current",service="",priority="",kind=""}'
+        )
+        assert float(total["value"][1]) == 3  # type: ignore[index]
+        [up] = query('up{job="itsm-api"}')
+        assert float(up["value"][1]) == 1  # type: ignore[index]
+    finally:
+        prom.terminate()
+        prom.wait(20)
+        assert stop(api) == 0, (tmp_path / "api.log").read_text()[-2000:]

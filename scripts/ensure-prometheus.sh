@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs Debian's prometheus package (promtool + server) when missing, for the rules tests and
-# the scrape integration test. Best effort: without it those tests skip and say so loudly.
+# Installs Debian's prometheus (promtool + server) and prometheus-alertmanager (amtool) packages
+# when missing, for the rules tests and the scrape integration test. Best effort: without them
+# those tests skip and say so loudly.
 set -u
-if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
+if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 \
+   && command -v amtool >/dev/null 2>&1; then
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -16,12 +18,14 @@ if [ "$(id -u)" != "0" ]; then
     exit 0
   fi
 fi
-echo "installing Debian package 'prometheus' for promtool and the scrape test..."
+echo "installing Debian packages prometheus, prometheus-alertmanager (promtool, amtool, server)..."
 export DEBIAN_FRONTEND=noninteractive
 if ! { $SUDO apt-get update -qq >/dev/null && \
-       $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; then
+       $SUDO apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null; }; then
   echo "NOTE: installing prometheus failed: Prometheus tests will be SKIPPED" >&2
 fi
 # The package's init script may start a server on :9090; the tests start their own.
-if command -v service >/dev/null 2>&1; then $SUDO service prometheus stop >/dev/null 2>&1 || true; fi
+if command -v service >/dev/null 2>&1; then
+  for svc in prometheus prometheus-alertmanager; do $SUDO service "$svc" stop >/dev/null 2>&1 || true; done
+fi
 exit 0

@@ -62,6 +62,7 @@ events = Table(
     _ts("received_at", nullable=False, server_default=func.now()),
     UniqueConstraint("source", "id"),
     Index(None, "entity_kind", "entity_id"),
+    Index(None, "type", "time"),  # per-event facts (CI upserts, article revisions) by window
 )
 
 # Dead letters: bad input kept with its reason and raw bytes — SPEC §3.6.
@@ -117,6 +118,158 @@ tickets = Table(
     _ts("updated_at", nullable=False, server_default=func.now()),
     Index(None, "opened_at"),
     Index(None, "resolved_at"),
+)
+
+def _projection_columns() -> list[Column[object]]:
+    """What every entity projection carries besides its own fields."""
+    return [
+        Column("sequence", BigInteger),
+        _ts("last_event_time", nullable=False),
+        Column("event_count", Integer, nullable=False),
+        Column("snapshot", JSONB, nullable=False),
+        _ts("updated_at", nullable=False, server_default=func.now()),
+    ]
+
+
+# Changes and releases — SPEC §3.2. `implemented_at` places a change in its window.
+changes = Table(
+    "changes",
+    metadata,
+    Column("change_id", Text, primary_key=True),
+    Column("change_type", Text),
+    Column("service", Text),
+    Column("ci_ids", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("risk", Text),
+    Column("state", Text, nullable=False),
+    _ts("requested_at"),
+    _ts("approved_at"),
+    _ts("rejected_at"),
+    _ts("planned_start"),
+    _ts("planned_end"),
+    _ts("actual_start"),
+    _ts("actual_end"),
+    _ts("implemented_at"),
+    Column("outcome", Text),
+    Column("release_id", Text),
+    Column("approved", Boolean, nullable=False, server_default="false"),
+    *_projection_columns(),
+    Index(None, "implemented_at"),
+)
+
+# Configuration items — SPEC §3.3. `depends_on` and `services` are the CMDB's edges.
+config_items = Table(
+    "config_items",
+    metadata,
+    Column("ci_id", Text, primary_key=True),
+    Column("ci_type", Text),
+    Column("name", Text),
+    Column("services", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("owner", Text),
+    Column("depends_on", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("critical", Boolean, nullable=False, server_default="false"),
+    Column("attributes", JSONB, nullable=False, server_default="{}"),
+    _ts("created_at", nullable=False),
+    _ts("deleted_at"),
+    *_projection_columns(),
+)
+
+cmdb_audits = Table(
+    "cmdb_audits",
+    metadata,
+    Column("audit_id", Text, primary_key=True),
+    Column("scope", Text),
+    Column("cis_checked", Integer, nullable=False),
+    Column("discrepancies", Integer, nullable=False),
+    Column("ci_ids_with_discrepancy", ARRAY(Text), nullable=False, server_default="{}"),
+    _ts("completed_at", nullable=False),
+    *_projection_columns(),
+    Index(None, "completed_at"),
+)
+
+# Monitoring alerts as intervals — SPEC §3.4: [started_at, ended_at), open while firing.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("alert_id", Text, primary_key=True),
+    Column("ci_id", Text),
+    Column("service", Text),
+    Column("check", Text),
+    Column("severity", Text),
+    Column("outage", Boolean, nullable=False),
+    Column("threshold", Float),
+    Column("value", Float),
+    Column("state", Text, nullable=False),
+    _ts("started_at", nullable=False),
+    _ts("ended_at"),
+    *_projection_columns(),
+    Index(None, "ci_id", "started_at"),
+)
+
+# Registered monitoring checks: the monitoring points and thresholds inventory.
+monitor_checks = Table(
+    "monitor_checks",
+    metadata,
+    Column("check_id", Text, primary_key=True),
+    Column("ci_id", Text),
+    Column("metric", Text),
+    Column("threshold", Float),
+    _ts("registered_at", nullable=False),
+    _ts("removed_at"),
+    *_projection_columns(),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("call_id", Text, primary_key=True),
+    Column("answered", Boolean, nullable=False),
+    Column("wait_seconds", Float),
+    Column("handle_seconds", Float),
+    Column("ticket_id", Text),
+    Column("agent", Text),
+    _ts("completed_at", nullable=False),
+    *_projection_columns(),
+    Index(None, "completed_at"),
+)
+
+surveys = Table(
+    "surveys",
+    metadata,
+    Column("survey_id", Text, primary_key=True),
+    Column("ticket_id", Text),
+    Column("service", Text),
+    Column("score", SmallInteger, nullable=False),
+    _ts("completed_at", nullable=False),
+    *_projection_columns(),
+    Index(None, "completed_at"),
+)
+
+knowledge_articles = Table(
+    "knowledge_articles",
+    metadata,
+    Column("article_id", Text, primary_key=True),
+    Column("service", Text),
+    Column("title", Text),
+    _ts("published_at"),
+    _ts("last_updated_at"),
+    _ts("retired_at"),
+    *_projection_columns(),
+)
+
+# Custom measurements — SPEC §3.5: facts, one row per event, not entity snapshots.
+measurements = Table(
+    "measurements",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("id", Text, primary_key=True),
+    Column("indicator", Text, nullable=False),
+    Column("service", Text),
+    Column("value", Float, nullable=False),
+    Column("unit", Text),
+    _ts("period_start", nullable=False),
+    _ts("period_end", nullable=False),
+    _ts("recorded_at", nullable=False),
+    Index(None, "indicator", "period_start"),
 )
 
 # Windows whose indicators must be recomputed. Append-only marks: collectors never block on the

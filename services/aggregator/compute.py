@@ -1,7 +1,9 @@
-"""Recompute one window's indicator values, set-based in SQL (SPEC §5)."""
+"""Recompute indicator values for a set of windows, set-based in SQL (SPEC §5): one statement
+per (indicator, window kind), however many windows are dirty."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -19,8 +21,10 @@ UNKNOWN = "unknown"  # dimension value of a sample that has none (kept apart fro
 
 @cache
 def _statement(ind: Indicator) -> Any:
+    """Samples of every window in `w` (LEFT JOIN LATERAL keeps empty windows), aggregated over
+    every dimension grouping (CUBE)."""
     dims = ind.dimensions
-    inner = ", ".join(f"coalesce({d}::text, '{UNKNOWN}') AS {d}" for d in dims)
+    inner = ", ".join(f"coalesce(s.{d}::text, '{UNKNOWN}') AS {d}" for d in dims)
     percentiles = (
         "percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS p50, "
         "percentile_cont(0.9) WITHIN GROUP (ORDER BY v) AS p90"
@@ -29,15 +33,23 @@ def _statement(ind: Indicator) -> Any:
     )
     return text(
         f"""
-        SELECT {", ".join(dims)}, GROUPING({", ".join(dims)}) AS grouping_mask,
+        WITH w AS (
+            SELECT * FROM unnest(CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]))
+                AS w(window_start, window_end)
+        )
+        SELECT window_start, {", ".join(dims)}, GROUPING({", ".join(dims)}) AS grouping_mask,
                count(v) AS n, avg(v) AS mean, {percentiles}
-        FROM (SELECT {inner}, v FROM ({ind.samples_sql}) AS raw) AS samples
-        GROUP BY CUBE ({", ".join(dims)})
+        FROM (
+            SELECT w.window_start, {inner}, s.v
+            FROM w LEFT JOIN LATERAL ({ind.samples_sql}) AS s ON true
+        ) AS samples
+        GROUP BY window_start, CUBE ({", ".join(dims)})
         """
     )
 
 
-def _points(ind: Indicator, rows: list[Any]) -> list[dict[str, Any]]:
+def points(ind: Indicator, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Result rows → indicator points. Counts keep an all-dimensions 0; others skip empties."""
     dims = ind.dimensions
     out = []
     for r in rows:
@@ -47,19 +59,14 @@ def _points(ind: Indicator, rows: list[Any]) -> list[dict[str, Any]]:
             d: getattr(r, d) for i, d in enumerate(dims) if not (mask >> (len(dims) - 1 - i)) & 1
         }
         n = int(r.n)
-        if ind.aggregate == "count":
-            value: float | None = float(n)
-            if n == 0 and grouped:
-                continue
-        else:
-            if n == 0:
-                continue  # an empty window has no value, not zero
-            value = float(r.mean)
+        if n == 0 and (grouped or ind.aggregate != "count"):
+            continue  # an empty window has no value, not zero (a count of nothing is 0)
         out.append(
             {
+                "window_start": r.window_start,
                 "dimensions": grouped,
                 "dim_keys": ",".join(sorted(grouped)),
-                "value": value,
+                "value": float(n) if ind.aggregate == "count" else float(r.mean),
                 "count": n,
                 "p50": None if r.p50 is None else float(r.p50),
                 "p90": None if r.p90 is None else float(r.p90),
@@ -68,42 +75,43 @@ def _points(ind: Indicator, rows: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def recompute_window(
+def recompute_windows(
     conn: Connection,
     kind: str,
-    start: datetime,
+    starts: list[datetime],
     tz: ZoneInfo,
     indicators: list[Indicator] | None = None,
     *,
     now: datetime,
 ) -> int:
-    """Replace every point of `indicators` for one window; returns the number of points written."""
-    end = window_end(kind, start, tz)
+    """Replace every point of `indicators` for these windows of one kind; returns points."""
+    if not starts:
+        return 0
+    ends = {s: window_end(kind, s, tz) for s in starts}
     written = 0
     for ind in indicators if indicators is not None else all_indicators():
-        rows = conn.execute(_statement(ind), {"start": start, "end": end}).all()
-        points = _points(ind, rows)
+        rows = conn.execute(_statement(ind), {"starts": starts, "ends": [ends[s] for s in starts]})
+        new_points = points(ind, rows.all())
         conn.execute(
             delete(indicator_values).where(
                 indicator_values.c.indicator == ind.id,
                 indicator_values.c.window_kind == kind,
-                indicator_values.c.window_start == start,
+                indicator_values.c.window_start.in_(starts),
             )
         )
-        if points:
+        if new_points:
             conn.execute(
                 insert(indicator_values),
                 [
                     {
                         "indicator": ind.id,
                         "window_kind": kind,
-                        "window_start": start,
-                        "window_end": end,
+                        "window_end": ends[p["window_start"]],
                         "computed_at": now,
                         **p,
                     }
-                    for p in points
+                    for p in new_points
                 ],
             )
-        written += len(points)
+        written += len(new_points)
     return written

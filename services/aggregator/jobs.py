@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -14,29 +15,30 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from services.aggregator.compute import recompute_window
+from services.aggregator.compute import recompute_windows
 from services.aggregator.metrics import AggregatorMetrics
-from services.aggregator.windows import WINDOW_KINDS, window_end, window_start
 from services.collector.store import mark_dirty
 from shared.settings import Settings
 
 log = logging.getLogger("itsm.aggregator")
 
-_PENDING = text(
-    """
-    SELECT window_kind, window_start FROM dirty_windows
-    GROUP BY window_kind, window_start ORDER BY min(id) LIMIT :limit
-    """
-)
 _CLAIM = text(
     """
-    SELECT id, first_received_at FROM dirty_windows
-    WHERE window_kind = :kind AND window_start = :start
-    FOR UPDATE SKIP LOCKED
+    SELECT id, window_kind, window_start, first_received_at FROM dirty_windows
+    ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
     """
 )
-_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('itsm-window'), hashtext(:key))")
+# Of the claimed windows, the ones no other aggregator is computing right now.
+_LOCK = text(
+    """
+    SELECT k AS window_kind, s AS window_start
+    FROM unnest(CAST(:kinds AS text[]), CAST(:starts AS timestamptz[])) AS t(k, s)
+    WHERE pg_try_advisory_xact_lock(hashtext('itsm-window'),
+                                    hashtext(k || ':' || extract(epoch FROM s)::text))
+    """
+)
 _DONE = text("DELETE FROM dirty_windows WHERE id = ANY(:ids)")
+_REMAINING = text("SELECT count(*) FROM dirty_windows")
 
 
 class Aggregator:
@@ -48,55 +50,51 @@ class Aggregator:
         self.metrics = metrics or AggregatorMetrics()
         self.tz = ZoneInfo(settings.reporting_timezone)
 
-    def recompute_dirty(self, limit: int = 500) -> int:
-        """One pass over pending dirty windows; returns how many windows were recomputed."""
+    def recompute_dirty(self, limit: int = 5000) -> int:
+        """One pass: claim dirty marks, recompute their windows in one transaction, delete the
+        marks. Returns how many windows were recomputed."""
         started = time.perf_counter()
-        with self.engine.connect() as conn:
-            pending = conn.execute(_PENDING, {"limit": limit}).all()
-        done = 0
-        for kind, start in pending:
-            if self._recompute_one(kind, start):
-                done += 1
-        with self.engine.connect() as conn:
-            remaining = conn.execute(text("SELECT count(*) FROM dirty_windows")).scalar_one()
+        with self.engine.begin() as conn:
+            claimed = conn.execute(_CLAIM, {"limit": limit}).all()
+            windows = sorted({(r.window_kind, r.window_start) for r in claimed})
+            locked: set[tuple[str, datetime]] = set()
+            if windows:
+                params = {"kinds": [k for k, _ in windows], "starts": [s for _, s in windows]}
+                locked = {(r.window_kind, r.window_start) for r in conn.execute(_LOCK, params)}
+            now = datetime.now(UTC)
+            by_kind: dict[str, list[datetime]] = {}
+            for kind, start in sorted(locked):
+                by_kind.setdefault(kind, []).append(start)
+            for kind, starts in by_kind.items():
+                recompute_windows(conn, kind, starts, self.tz, now=now)
+            done = [r for r in claimed if (r.window_kind, r.window_start) in locked]
+            if done:
+                conn.execute(_DONE, {"ids": [r.id for r in done]})
+            remaining = conn.execute(_REMAINING).scalar_one()
+        self._observe(done, remaining, time.perf_counter() - started)
+        return len(locked)
+
+    def _observe(self, done: list[Any], remaining: int, elapsed: float) -> None:
+        finished = datetime.now(UTC)
+        oldest: dict[tuple[str, datetime], datetime] = {}
+        for r in done:
+            key = (r.window_kind, r.window_start)
+            oldest[key] = min(oldest.get(key, r.first_received_at), r.first_received_at)
+        for received in oldest.values():
+            self.metrics.freshness.observe(max(0.0, (finished - received).total_seconds()))
         self.metrics.dirty_windows.set(remaining)
-        self.metrics.run_seconds.labels("dirty_windows").observe(time.perf_counter() - started)
-        if done:
+        self.metrics.run_seconds.labels("dirty_windows").observe(elapsed)
+        if oldest:
             log.info(
                 "recomputed dirty windows",
-                extra={
-                    "windows": done,
-                    "remaining": remaining,
-                    "ms": round((time.perf_counter() - started) * 1000),
-                },
+                extra={"windows": len(oldest), "remaining": remaining, "ms": round(elapsed * 1000)},
             )
-        return done
-
-    def _recompute_one(self, kind: str, start: datetime) -> bool:
-        with self.engine.begin() as conn:
-            if not conn.execute(_LOCK, {"key": f"{kind}:{start.isoformat()}"}).scalar():
-                return False  # another aggregator is on this window
-            claimed = conn.execute(_CLAIM, {"kind": kind, "start": start}).all()
-            if not claimed:
-                return False
-            now = datetime.now(UTC)
-            recompute_window(conn, kind, start, self.tz, now=now)
-            conn.execute(_DONE, {"ids": [r.id for r in claimed]})
-        oldest = min(r.first_received_at for r in claimed)
-        self.metrics.freshness.observe(max(0.0, (datetime.now(UTC) - oldest).total_seconds()))
-        return True
 
     def mark_since(self, since: datetime, until: datetime | None = None) -> int:
         """Mark every window from `since` to now dirty (`itsm-metrics recompute --since`)."""
-        until = until or datetime.now(UTC)
-        stamps: set[datetime] = set()
-        for kind in WINDOW_KINDS:
-            start = window_start(kind, since, self.tz)
-            while start < until:
-                stamps.add(start)
-                start = window_end(kind, start, self.tz)
+        now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            return mark_dirty(conn, "recompute", stamps, self.tz, datetime.now(UTC))
+            return mark_dirty(conn, {"recompute": (set(), [(since, until or now)])}, self.tz, now)
 
     def run(self, stop: threading.Event) -> None:
         scheduler = BackgroundScheduler(timezone=UTC)

@@ -54,3 +54,16 @@ def windows_of(
 ) -> list[tuple[str, datetime]]:
     """Every (kind, start) window containing `ts`."""
     return [(k, window_start(k, ts, tz)) for k in kinds]
+
+
+def windows_overlapping(
+    start: datetime, end: datetime, tz: ZoneInfo, kinds: tuple[str, ...] = WINDOW_KINDS
+) -> list[tuple[str, datetime]]:
+    """Every (kind, start) window that overlaps [start, end] (both ends included)."""
+    out = []
+    for kind in kinds:
+        w = window_start(kind, start, tz)
+        while w <= end:
+            out.append((kind, w))
+            w = window_end(kind, w, tz)
+    return out

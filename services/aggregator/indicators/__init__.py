@@ -1,10 +1,10 @@
 """The indicator registry (SPEC §5): one small declaration per indicator, one module per family.
 
 Most indicators are "samples in a window, aggregated": a declaration gives the SQL that yields
-one row per sample (its dimension columns and a value `v`) for `:start <= ts < :end`, and how the
-samples aggregate. `compute.py` turns that into one set-based statement over every dimension
-grouping (GROUP BY CUBE), so every filter and `group_by` combination is stored, percentiles
-included."""
+one row per sample (its dimension columns and a value `v`) of the window `w` (it may use
+`w.window_start` and `w.window_end`), and how the samples aggregate. `compute.py` turns that
+into one set-based statement over all dirty windows of a kind and every dimension grouping
+(GROUP BY CUBE), so every filter and `group_by` combination is stored, percentiles included."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ register(
         aggregate="count",
         samples_sql="""
             SELECT service, priority, kind, 1.0 AS v FROM tickets
-            WHERE opened_at >= :start AND opened_at < :end
+            WHERE opened_at >= w.window_start AND opened_at < w.window_end
         """,
     ),
     Indicator(
@@ -36,7 +36,7 @@ register(
         aggregate="count",
         samples_sql="""
             SELECT service, priority, kind, 1.0 AS v FROM tickets
-            WHERE resolved_at >= :start AND resolved_at < :end
+            WHERE resolved_at >= w.window_start AND resolved_at < w.window_end
         """,
     ),
     Indicator(
@@ -54,7 +54,8 @@ register(
             SELECT service, priority,
                    greatest(0, extract(epoch FROM resolved_at - opened_at))::float8 AS v
             FROM tickets
-            WHERE kind = 'incident' AND resolved_at >= :start AND resolved_at < :end
+            WHERE kind = 'incident'
+              AND resolved_at >= w.window_start AND resolved_at < w.window_end
         """,
     ),
 )

@@ -46,3 +46,38 @@ def parse_ts(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
     return datetime.fromisoformat(str(value))
+
+
+def verb(event_type: str) -> str:
+    """`itsm.change.approved` → `approved`."""
+    return event_type.rsplit(".", 1)[-1]
+
+
+def fold(history: Iterable[Record]) -> tuple[list[Record], dict[str, Any]]:
+    """Order a history and merge its snapshots: (ordered events, merged snapshot)."""
+    events = ordered(history)
+    if not events:
+        raise ValueError("a projection needs at least one event")
+    snap: dict[str, Any] = {}
+    for ev in events:
+        snap = merge(snap, ev.data)
+    return events, snap
+
+
+def first_time(events: list[Record], *verbs: str) -> datetime | None:
+    """Time of the first event of one of these verbs, in entity order."""
+    return next((e.time for e in events if verb(e.type) in verbs), None)
+
+
+def last_time(events: list[Record], *verbs: str) -> datetime | None:
+    return next((e.time for e in reversed(events) if verb(e.type) in verbs), None)
+
+
+def bookkeeping(events: list[Record], snap: dict[str, Any]) -> dict[str, Any]:
+    """The columns every entity projection carries."""
+    return {
+        "sequence": max((e.sequence for e in events if e.sequence is not None), default=None),
+        "last_event_time": events[-1].time,
+        "event_count": len(events),
+        "snapshot": snap,
+    }

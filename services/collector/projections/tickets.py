@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from services.collector.projections import Record, merge, ordered, parse_ts
+from services.collector.projections import Record, bookkeeping, merge, ordered, parse_ts
 
 OPEN_STATES = frozenset({"new", "assigned", "in_progress", "pending"})
 DONE_STATES = frozenset({"resolved", "closed"})
@@ -82,10 +82,7 @@ def project_ticket(history: Iterable[Record]) -> dict[str, Any]:
         "reopens": _count(snap.get("reopen_count"), reopens),
         "paused_seconds": paused,
         "first_contact_resolution": snap.get("first_contact_resolution"),
-        "sequence": max((e.sequence for e in events if e.sequence is not None), default=None),
-        "last_event_time": events[-1].time,
-        "event_count": len(events),
-        "snapshot": snap,
+        **bookkeeping(events, snap),
     }
 
 

@@ -49,7 +49,9 @@ def _statement(ind: Indicator) -> Any:
 
 
 def points(ind: Indicator, rows: Sequence[Any]) -> list[dict[str, Any]]:
-    """Result rows → indicator points. Counts keep an all-dimensions 0; others skip empties."""
+    """Result rows → indicator points. A window without samples stores no point at all (so what
+    is stored never depends on which windows happened to be recomputed); readers present a
+    missing count as 0."""
     dims = ind.dimensions
     out = []
     for r in rows:
@@ -59,8 +61,8 @@ def points(ind: Indicator, rows: Sequence[Any]) -> list[dict[str, Any]]:
             d: getattr(r, d) for i, d in enumerate(dims) if not (mask >> (len(dims) - 1 - i)) & 1
         }
         n = int(r.n)
-        if n == 0 and (grouped or ind.aggregate != "count"):
-            continue  # an empty window has no value, not zero (a count of nothing is 0)
+        if n == 0:
+            continue
         out.append(
             {
                 "window_start": r.window_start,

@@ -71,15 +71,15 @@ class IndicatorCollector(Collector):
                 extra={"error": str(err).splitlines()[0][:200]},
             )
             rows = []
+        totals: set[tuple[str, str, str]] = set()
         for r in rows:
             ind = indicators.get(r.indicator)
             if ind is None or r.value is None:
                 continue
-            base = [
-                r.window_kind,
-                windows[(r.window_kind, r.window_start)],
-                *(str(r.dimensions.get(d, "")) for d in ind.dimensions),
-            ]
+            period = windows[(r.window_kind, r.window_start)]
+            if not r.dimensions:
+                totals.add((r.indicator, r.window_kind, period))
+            base = [r.window_kind, period, *(str(r.dimensions.get(d, "")) for d in ind.dimensions)]
             fam = families[r.indicator]
             if ind.is_duration:
                 fam.add_metric([*base, ""], r.value)
@@ -89,4 +89,11 @@ class IndicatorCollector(Collector):
                         fam.add_metric([*base, q], value)
             else:
                 fam.add_metric(base, r.value)
+        # A count with nothing to count is 0 (an empty window stores no point).
+        for ind in indicators.values():
+            if ind.aggregate != "count":
+                continue
+            for kind, period in sorted({(k, p) for (k, _), p in windows.items()}):
+                if (ind.id, kind, period) not in totals:
+                    families[ind.id].add_metric([kind, period, *("" for _ in ind.dimensions)], 0.0)
         yield from families.values()

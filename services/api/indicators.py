@@ -9,7 +9,7 @@ from sqlalchemy import Connection, cast, select
 from sqlalchemy.dialects.postgresql import JSONB
 
 from services.aggregator.indicators import Indicator, all_indicators, get
-from services.aggregator.windows import WINDOW_KINDS, window_start
+from services.aggregator.windows import WINDOW_KINDS, window_end, window_start
 from services.api.schemas import IndicatorInfo, IndicatorSeries, Point
 from shared.db import indicator_values
 from shared.errors import InvalidRequest, NotFound
@@ -83,20 +83,43 @@ def series(
         )
         .order_by(iv.window_start, iv.dimensions)
     ).all()
-    return IndicatorSeries(
-        indicator=indicator_id,
-        unit=ind.unit,
-        window=window,
-        points=[
-            Point(
-                window_start=r.window_start,
-                window_end=r.window_end,
-                dimensions=r.dimensions,
-                value=r.value,
-                count=r.count,
-                p50=r.p50,
-                p90=r.p90,
+    points = [
+        Point(
+            window_start=r.window_start,
+            window_end=r.window_end,
+            dimensions=r.dimensions,
+            value=r.value,
+            count=r.count,
+            p50=r.p50,
+            p90=r.p90,
+        )
+        for r in rows
+    ]
+    if ind.aggregate == "count" and not group_by:
+        first = window_start(window, start, tz)
+        points = _zero_filled(points, window, first, end, now, filters, tz)
+    return IndicatorSeries(indicator=indicator_id, unit=ind.unit, window=window, points=points)
+
+
+def _zero_filled(
+    points: list[Point],
+    kind: str,
+    first: datetime,
+    end: datetime,
+    now: datetime,
+    filters: dict[str, str],
+    tz: ZoneInfo,
+) -> list[Point]:
+    """A count with nothing to count is 0: add the windows that start before `end` (and not in
+    the future) and have no point."""
+    have = {p.window_start for p in points}
+    out = list(points)
+    w = first
+    while w < end and w <= now:
+        nxt = window_end(kind, w, tz)
+        if w not in have:
+            out.append(
+                Point(window_start=w, window_end=nxt, dimensions=filters, value=0.0, count=0)
             )
-            for r in rows
-        ],
-    )
+        w = nxt
+    return sorted(out, key=lambda p: p.window_start)

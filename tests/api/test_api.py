@@ -354,3 +354,35 @@ def test_openapi_documents_the_event_example(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/v1/events"]["post"]["requestBody"]["content"]
     assert body["application/cloudevents+json"]["example"]["type"] == "itsm.ticket.created"
+
+
+def test_a_count_with_nothing_to_count_reads_as_zero(client: TestClient, with_data: Engine) -> None:
+    # tickets were opened on 10-05 and 10-06 only; 10-04 and 10-07 read as 0, durations do not
+    params = {"window": "day", "start": "2026-10-04T00:00:00Z", "end": "2026-10-08T00:00:00Z"}
+    body = client.get("/v1/indicators/ticket_opened_count", params=params).json()
+    assert [(p["window_start"][:10], p["value"], p["count"]) for p in body["points"]] == [
+        ("2026-10-04", 0.0, 0),
+        ("2026-10-05", 3.0, 3),
+        ("2026-10-06", 1.0, 1),
+        ("2026-10-07", 0.0, 0),
+    ]
+    filtered = client.get(
+        "/v1/indicators/ticket_opened_count", params={**params, "service": "erp"}
+    ).json()
+    assert [(p["dimensions"], p["value"]) for p in filtered["points"]] == [
+        ({"service": "erp"}, 0.0),
+        ({"service": "erp"}, 1.0),
+        ({"service": "erp"}, 1.0),
+        ({"service": "erp"}, 0.0),
+    ]
+    durations = client.get("/v1/indicators/incident_resolution_time_seconds", params=params)
+    assert durations.json()["points"] == []  # an empty window has no value, not zero
+
+
+def test_metrics_show_zero_for_an_empty_count_window(client: TestClient) -> None:
+    text = client.get("/metrics").text
+    assert (
+        'itsm_ticket_resolved_count{kind="",period="current",priority="",service="",'
+        'window="hour"} 0.0' in text
+    )
+    assert "itsm_incident_resolution_time_seconds{" not in text

@@ -122,6 +122,21 @@ def settings(db_url: str, kafka_bootstrap: str) -> Settings:
     return s
 
 
+@pytest.fixture
+def collector_settings(postgres: Postgres, kafka_bootstrap: str) -> Settings:
+    """Settings for tests that run collector processes: small batches, many of them."""
+    s = make_settings(postgres.fresh(), kafka_bootstrap, collector_batch_size=50)
+    ensure_topics(s)
+    return s
+
+
+@pytest.fixture
+def collector_engine(collector_settings: Settings) -> Iterator[Engine]:
+    eng = make_engine(collector_settings.require_database_url())
+    yield eng
+    eng.dispose()
+
+
 def wait_until(
     predicate: Callable[[], Any],
     timeout: float = 30.0,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import cast, select
+from sqlalchemy import cast, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 
@@ -92,3 +93,115 @@ def points(
             )
         ).first()
     return None if row is None else dict(row._mapping)
+
+
+def read_topic(settings: Settings, suffix: str, n: int, timeout: float = 30) -> list[Any]:
+    """The first `n` records of a topic (all partitions, from the start), without a consumer
+    group, so no group join to wait for."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from tests.conftest import wait_until
+
+    topic = settings.topic(suffix)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest"
+    )
+    got: list[Any] = []
+    try:
+        partitions = wait_until(
+            lambda: consumer.partitions_for_topic(topic), what=f"metadata of {topic}"
+        )
+        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+
+        def poll() -> bool:
+            for records in consumer.poll(500).values():
+                got.extend(records)
+            return len(got) >= n
+
+        wait_until(poll, timeout=timeout, what=f"{n} records on {topic}")
+    finally:
+        consumer.close()
+    return got
+
+
+def topic_size(settings: Settings, suffix: str) -> int:
+    """How many records were ever produced to a topic (sum of its partitions' end offsets)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from tests.conftest import wait_until
+
+    topic = settings.topic(suffix)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        partitions = wait_until(
+            lambda: consumer.partitions_for_topic(topic), what=f"metadata of {topic}"
+        )
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return sum(ends.values())
+    finally:
+        consumer.close()
+
+
+def add_dead_letter(engine: Engine, raw: bytes, reason: str, **columns: Any) -> int:
+    """Insert one row into `dead_letters` as the collector would have; returns its id."""
+    from sqlalchemy import insert
+
+    from shared.db import dead_letters
+
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                insert(dead_letters)
+                .values(raw=raw, reason=reason, **columns)
+                .returning(dead_letters.c.id)
+            ).scalar_one()
+        )
+
+
+def collector_env(s: Settings, **extra: str) -> dict[str, str]:
+    """Environment of a collector process on these settings."""
+    from tests.e2e.conftest import service_env
+
+    return service_env(
+        ITSM_DATABASE_URL=s.require_database_url(),
+        ITSM_KAFKA_BOOTSTRAP_SERVERS=s.require_kafka(),
+        ITSM_TOPIC_PREFIX=s.topic_prefix,
+        ITSM_CONSUMER_GROUP=s.consumer_group,
+        ITSM_COLLECTOR_BATCH_SIZE=str(s.collector_batch_size),
+        **extra,
+    )
+
+
+def produce_tickets(s: Settings, n_tickets: int) -> int:
+    """Each ticket: created, then resolved 30 minutes later. Returns events produced."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=s.require_kafka(), acks="all", linger_ms=5)
+    sent = 0
+    for i in range(n_tickets):
+        tid = f"K{i:05d}"
+        for ev in (
+            ticket_event(tid, utc(2026, 10, 5, 9), "new", service="email"),
+            ticket_event(tid, utc(2026, 10, 5, 9, 30), "resolved"),
+        ):
+            producer.send(s.topic("tickets"), key=tid.encode(), value=json.dumps(ev).encode())
+            sent += 1
+    producer.flush()
+    producer.close()
+    return sent
+
+
+def counts(engine: Engine) -> dict[str, Any]:
+    with engine.connect() as conn:
+        return dict(
+            conn.execute(
+                text(
+                    """SELECT (SELECT count(*) FROM events) AS events,
+                      (SELECT count(*) FROM tickets) AS tickets,
+                      (SELECT coalesce(sum(event_count), 0) FROM tickets) AS projected,
+                      (SELECT count(*) FROM tickets WHERE state = 'resolved') AS resolved"""
+                )
+            )
+            .one()
+            ._mapping
+        )

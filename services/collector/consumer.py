@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from services.collector.metrics import CollectorMetrics
 from services.collector.store import BatchResult, DeadLetter, Incoming, store_batch
+from shared import faults
 from shared.events import InvalidEvent, parse_event
 from shared.kafka import consumer_config, producer_config
 from shared.settings import Settings
@@ -127,6 +128,7 @@ class Collector:
             return None
         started = time.perf_counter()
         result = self.process(messages)
+        faults.checkpoint("after_db_commit")  # the crash test's window: stored, not committed
         self.consumer.commit()  # only after the transaction committed
         elapsed = time.perf_counter() - started
         self._observe(result, len(messages), elapsed)

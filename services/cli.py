@@ -10,11 +10,14 @@ import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared import logging as itsm_logging
-from shared.errors import ItsmError, PortInUse
+from shared.errors import BrokerUnavailable, ItsmError, NotFound, PortInUse
 from shared.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from services.collector.dead_letters import ReplayReport
 
 log = logging.getLogger("itsm.cli")
 
@@ -114,6 +117,122 @@ def cmd_recompute(settings: Settings, args: argparse.Namespace) -> None:
     print(f"marked {marked} windows since {since.isoformat()} for recomputation")
 
 
+def _timestamp(value: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an ISO date or timestamp, e.g. 2026-10-01T00:00:00Z"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _cell(value: object, width: int | None = None) -> str:
+    # Dead letters are untrusted input: no control characters (terminal escapes) reach the tty.
+    text = "".join(c if c.isprintable() else "?" for c in str("" if value is None else value))
+    if width is not None and len(text) > width:
+        text = text[: width - 1] + "…"
+    return text
+
+
+def cmd_dead_letters_list(settings: Settings, args: argparse.Namespace) -> None:
+    from services.collector import dead_letters
+
+    with _engine(settings).connect() as conn:
+        page = dead_letters.list_dead_letters(
+            conn,
+            limit=args.limit,
+            before_id=args.before_id,
+            replayed=args.replayed,
+            reason_contains=args.reason,
+        )
+    if not page.items:
+        print("no dead letters")
+        return
+    columns = ("id", "received", "replayed", "topic", "type", "event id", "reason")
+    rows = [
+        (
+            str(d.id),
+            d.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
+            "yes" if d.replayed_at else "no",
+            _cell(d.topic, 24),
+            _cell(d.event_type, 28),
+            _cell(d.event_id, 24),
+            _cell(d.reason, 80),
+        )
+        for d in page.items
+    ]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    for row in (columns, *rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if page.next_before_id is not None:
+        print(f"more: itsm-metrics dead-letters list --before-id {page.next_before_id}")
+
+
+def cmd_dead_letters_replay(settings: Settings, args: argparse.Namespace) -> None:
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    from services.collector import dead_letters
+    from shared.kafka import check_reachable, producer_config
+
+    engine = _engine(settings)
+    selection = dead_letters.Selection(
+        ids=tuple(args.id or ()), since=args.since, reason_contains=args.reason
+    )
+    with engine.connect() as conn:
+        missing = dead_letters.missing_ids(conn, selection.ids)
+        total = dead_letters.count_candidates(conn, selection)
+    if missing:
+        raise NotFound(f"no dead letter with id {', '.join(map(str, missing))}")
+    producer = None
+    if not args.dry_run:
+        check_reachable(settings.require_kafka())
+        try:
+            producer = KafkaProducer(**producer_config(settings))
+        except KafkaError as err:
+            raise BrokerUnavailable(f"Kafka broker unavailable: {err}") from None
+    verb = "would replay" if args.dry_run else "replayed"
+    print(f"checking {total} dead letters against the current contract", file=sys.stderr)
+
+    def progress(report: dead_letters.ReplayReport) -> None:
+        print(
+            f"  {report.checked}/{total} checked: {verb} {len(report.replayed)}, "
+            f"still invalid {len(report.invalid)}",
+            file=sys.stderr,
+        )
+
+    try:
+        report = dead_letters.replay(
+            engine,
+            producer,
+            settings,
+            selection,
+            dry_run=args.dry_run,
+            force=args.force,
+            on_batch=progress,
+        )
+    finally:
+        if producer is not None:
+            producer.close(timeout=5)
+    _print_replay(report, verb, dry_run=args.dry_run)
+
+
+def _print_replay(report: ReplayReport, verb: str, *, dry_run: bool, shown: int = 50) -> None:
+    print(f"{verb} {len(report.replayed)}, still invalid {len(report.invalid)}")
+    for r in report.replayed[:shown]:
+        forced = "" if r.valid else "  (forced: still invalid, it lands as a new dead letter)"
+        what = f"{_cell(r.event_type)} {_cell(r.event_id)}" if r.event_id else "unreadable event"
+        print(f"  {verb} #{r.dead_letter_id} to {_cell(r.topic)}: {what}{forced}")
+    for i in report.invalid[:shown]:
+        print(f"  still invalid #{i.dead_letter_id}: {_cell(i.reason, 300)}")
+    hidden = max(0, len(report.replayed) - shown) + max(0, len(report.invalid) - shown)
+    if hidden:
+        print(f"  … and {hidden} more")
+    if dry_run:
+        print("dry run: nothing produced or marked")
+
+
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> None:
     from services.local.simulate import run_simulation
 
@@ -143,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("recompute", help="recompute every window since a date")
     rec.add_argument("--since", required=True, help="ISO date or timestamp, e.g. 2026-01-01")
     rec.set_defaults(fn=cmd_recompute)
+    _dead_letter_parsers(sub)
     sim = sub.add_parser("simulate", help="produce a simulated ITSM event stream to Kafka")
     sim.add_argument("--rate", type=float, default=5.0, help="tickets opened per second")
     sim.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
@@ -159,6 +279,45 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--catalog", type=Path, default=None, help="service catalog YAML")
     up.set_defaults(fn=cmd_up)
     return parser
+
+
+def _dead_letter_parsers(sub: Any) -> None:
+    dl = sub.add_parser("dead-letters", help="list and replay refused events (SPEC §3.6)")
+    dsub = dl.add_subparsers(dest="dead_letters_command", required=True, metavar="ACTION")
+    ls = dsub.add_parser("list", help="the newest dead letters as a table")
+    ls.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    ls.add_argument("--reason", default=None, help="only reasons containing TEXT")
+    ls.add_argument("--before-id", type=int, default=None, help="only ids below N (next page)")
+    ls.add_argument(
+        "--replayed",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="only replayed ones (--no-replayed: only the others)",
+    )
+    ls.set_defaults(fn=cmd_dead_letters_list)
+    rp = dsub.add_parser(
+        "replay",
+        help="re-validate and produce again the ones the current contract accepts",
+        description=(
+            "Re-validate each dead letter with the current event contract and produce the ones "
+            "that pass back to their original topic (acks=all), then mark them replayed. "
+            "Ones that still fail stay unreplayed and are listed with their current reason. "
+            "Without --id: every dead letter not yet replayed."
+        ),
+    )
+    rp.add_argument("--id", type=int, action="append", help="replay this dead letter (repeatable)")
+    rp.add_argument("--since", type=_timestamp, default=None, help="received at or after (ISO)")
+    rp.add_argument("--reason", default=None, help="only reasons containing TEXT")
+    rp.add_argument(
+        "--dry-run", action="store_true", help="report what would happen, produce nothing"
+    )
+    rp.add_argument(
+        "--force",
+        action="store_true",
+        help="also produce still-invalid ones to their original topic: each then lands as a new "
+        "dead letter (the old one is marked replayed)",
+    )
+    rp.set_defaults(fn=cmd_dead_letters_replay)
 
 
 def main(argv: list[str] | None = None) -> None:

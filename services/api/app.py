@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from services.api import errors
 from services.api.exposition import IndicatorCollector
 from services.api.ingest import Publisher
-from services.api.routes import indicators, ingest, ops
+from services.api.routes import alertmanager, dead_letters, indicators, ingest, ops
 from shared.settings import Settings
 
 
@@ -40,6 +40,8 @@ def create_app(settings: Settings, engine: Engine, publisher: Publisher | None =
     errors.install(app)
     app.include_router(ops.router)
     app.include_router(ingest.router)
+    app.include_router(alertmanager.router)
+    app.include_router(dead_letters.router)
     app.include_router(indicators.router)
     return app
 

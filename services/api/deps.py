@@ -52,6 +52,20 @@ def require_ingest(request: Request, settings: SettingsDep) -> None:
         raise Unauthorized("invalid bearer token")
 
 
+def require_admin(request: Request, settings: SettingsDep) -> None:
+    """Admin scope: only the admin token; refused when none is configured. Guards what may
+    carry personal data, such as the raw payloads of dead letters (SPEC §3.6)."""
+    if not settings.admin_token:
+        raise Forbidden("admin endpoints are disabled: no ITSM_ADMIN_TOKEN configured")
+    token = _bearer(request)
+    if token is None:
+        raise Unauthorized("missing bearer token: send `Authorization: Bearer <admin token>`")
+    if not _matches(token, settings.admin_token):
+        if _matches(token, settings.ingest_token, settings.read_token):
+            raise Forbidden("this endpoint needs the admin token")
+        raise Unauthorized("invalid bearer token")
+
+
 def require_read(request: Request, settings: SettingsDep) -> None:
     """Read endpoints are open unless ITSM_READ_TOKEN is configured."""
     if not settings.read_token:
@@ -64,4 +78,5 @@ def require_read(request: Request, settings: SettingsDep) -> None:
 
 
 Ingest = Depends(require_ingest)
+Admin = Depends(require_admin)
 Read = Depends(require_read)

@@ -20,6 +20,7 @@ from shared.settings import Settings
 log = logging.getLogger("itsm.api.ingest")
 
 MAX_BATCH = 10_000
+MAX_BODY = 64 * 1024 * 1024
 BATCH_TYPES = ("application/cloudevents-batch+json",)
 
 
@@ -106,3 +107,8 @@ def ingest(
         publisher.publish(messages)
     log.info("ingested over http", extra={"accepted": len(accepted), "rejected": len(rejected)})
     return IngestResult(accepted=accepted, rejected=rejected)
+
+
+def status_code(result: IngestResult) -> int:
+    """202 when every event was accepted, 207 when some were, 422 when none (SPEC §7.1)."""
+    return 202 if not result.rejected else (207 if result.accepted else 422)

@@ -63,3 +63,27 @@ class IndicatorSeries(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = {}
+
+
+class DeadLetterItem(BaseModel):
+    id: int
+    received_at: datetime
+    reason: str
+    topic: str | None
+    partition: int | None
+    offset: int | None
+    event_source: str | None
+    event_id: str | None
+    event_type: str | None
+    replayed_at: datetime | None
+    raw_text: str | None = Field(
+        description="the raw bytes decoded as UTF-8; null when they are not valid UTF-8"
+    )
+    raw_base64: str = Field(description="the raw bytes, base64 (always present)")
+
+
+class DeadLetterList(BaseModel):
+    items: list[DeadLetterItem] = Field(description="newest first")
+    next_before_id: int | None = Field(
+        description="pass as `before_id` for the next, older page; null on the last page"
+    )

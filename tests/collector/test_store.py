@@ -39,7 +39,7 @@ def event(
 
 def rows(engine: Engine, table: str, order: str) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        result = conn.execute(text(f"SELECT * FROM {table} ORDER BY {order}"))  # noqa: S608
+        result = conn.execute(text(f"SELECT * FROM {table} ORDER BY {order}"))
         return [
             {k: v for k, v in r._mapping.items() if k not in ("updated_at", "computed_at")}
             for r in result

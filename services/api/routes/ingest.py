@@ -11,8 +11,6 @@ from shared.events import example_ticket_event
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
-MAX_BODY = 64 * 1024 * 1024
-
 
 @router.post(
     "/events",
@@ -42,7 +40,8 @@ async def post_events(request: Request, settings: SettingsDep) -> JSONResponse:
     """One CloudEvent or a batch (up to 10,000): valid events are produced to Kafka (acks=all)
     before the answer; 202 all accepted, 207 some, 422 none."""
     body = await request.body()
-    items, is_batch = ingest.decode_body(body, request.headers.get("content-type", ""), MAX_BODY)
+    content_type = request.headers.get("content-type", "")
+    items, is_batch = ingest.decode_body(body, content_type, ingest.MAX_BODY)
     result = await run_in_threadpool(
         ingest.ingest,
         request.app.state.publisher,
@@ -50,5 +49,4 @@ async def post_events(request: Request, settings: SettingsDep) -> JSONResponse:
         max_event_bytes=settings.max_event_bytes,
         single=not is_batch,
     )
-    status = 202 if not result.rejected else (207 if result.accepted else 422)
-    return JSONResponse(status_code=status, content=result.model_dump())
+    return JSONResponse(status_code=ingest.status_code(result), content=result.model_dump())

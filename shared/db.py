@@ -120,6 +120,7 @@ tickets = Table(
     Index(None, "resolved_at"),
 )
 
+
 def _projection_columns() -> list[Column[object]]:
     """What every entity projection carries besides its own fields."""
     return [

@@ -7,12 +7,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -63,7 +65,21 @@ def classify(messages: list[Message], max_bytes: int) -> tuple[list[Incoming], l
     return good, dead
 
 
+@dataclass
+class InFlight:
+    """A batch being written by the store thread, and the offsets to commit once it is."""
+
+    future: Future[BatchResult]
+    offsets: dict[TopicPartition, OffsetAndMetadata]
+    size: int
+    started: float
+
+
 class Collector:
+    """Consumes in batches. While the store thread writes batch N in one transaction, this
+    thread polls and validates batch N+1; N's offsets are committed only after its transaction
+    (and its dead letters' publication) succeeded."""
+
     def __init__(
         self,
         settings: Settings,
@@ -80,6 +96,7 @@ class Collector:
         self.on_batch = on_batch
         self.consumer: KafkaConsumer | None = None
         self.producer: KafkaProducer | None = None
+        self._in_flight: InFlight | None = None
 
     def _connect(self) -> None:
         self.consumer = KafkaConsumer(**consumer_config(self.settings))
@@ -89,53 +106,81 @@ class Collector:
     def run(self) -> None:
         """Consume until `stop_event` is set; retry broker and database failures with backoff."""
         backoff = 0.5
-        while not self.stop_event.is_set():
-            try:
-                if self.consumer is None:
-                    self._connect()
-                    log.info(
-                        "collector consuming",
-                        extra={
-                            "topics": ",".join(self.settings.event_topics),
-                            "group": self.settings.consumer_group,
-                        },
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="itsm-store") as writer:
+            while not self.stop_event.is_set():
+                try:
+                    if self.consumer is None:
+                        self._connect()
+                        log.info(
+                            "collector consuming",
+                            extra={
+                                "topics": ",".join(self.settings.event_topics),
+                                "group": self.settings.consumer_group,
+                            },
+                        )
+                    self.poll_once(writer)
+                    backoff = 0.5
+                except (KafkaError, DBAPIError, OSError) as err:
+                    log.warning(
+                        "collector retrying after error",
+                        extra={"error": str(err).splitlines()[0][:300], "backoff_s": backoff},
                     )
-                self.poll_once()
-                backoff = 0.5
+                    # Nothing uncommitted is lost: the new consumer resumes at the last commit.
+                    self._in_flight = None
+                    self._close()
+                    self.stop_event.wait(backoff)
+                    backoff = min(backoff * 2, 30.0)
+            try:
+                self._finish_in_flight()  # stop: the last batch is written, then committed
             except (KafkaError, DBAPIError, OSError) as err:
-                log.warning(
-                    "collector retrying after error",
-                    extra={"error": str(err).splitlines()[0][:300], "backoff_s": backoff},
-                )
-                self._close()
-                self.stop_event.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                log.warning("last batch not committed", extra={"error": str(err)[:300]})
         self._close()
         log.info("collector stopped")
 
-    def poll_once(self, timeout_ms: int = 500) -> BatchResult | None:
+    def poll_once(self, writer: ThreadPoolExecutor, timeout_ms: int = 500) -> None:
         assert self.consumer is not None
+        # With a batch in flight, poll briefly: an idle stream then commits it at once.
         polled = self.consumer.poll(
-            timeout_ms=timeout_ms, max_records=self.settings.collector_batch_size
+            timeout_ms=50 if self._in_flight else timeout_ms,
+            max_records=self.settings.collector_batch_size,
         )
         messages = [
             Message(r.topic, r.partition, r.offset, r.key, r.value)
             for records in polled.values()
             for r in records
         ]
-        if not messages:
-            self._report_lag()
-            return None
         started = time.perf_counter()
-        result = self.process(messages)
+        batch = classify(messages, self.settings.max_event_bytes) if messages else None
+        self._finish_in_flight()
+        if batch is None:
+            self._report_lag()
+            return
+        offsets = {
+            TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(
+                records[-1].offset + 1, "", -1
+            )
+            for tp, records in polled.items()
+            if records
+        }
+        self._in_flight = InFlight(
+            writer.submit(self._write, *batch), offsets, len(messages), started
+        )
+
+    def _finish_in_flight(self) -> None:
+        flight, self._in_flight = self._in_flight, None
+        if flight is None:
+            return
+        result = flight.future.result()  # re-raises the store's error: nothing is committed
         faults.checkpoint("after_db_commit")  # the crash test's window: stored, not committed
-        self.consumer.commit()  # only after the transaction committed
-        elapsed = time.perf_counter() - started
-        self._observe(result, len(messages), elapsed)
-        return result
+        assert self.consumer is not None
+        self.consumer.commit(offsets=flight.offsets)  # only after the transaction committed
+        self._observe(result, flight.size, time.perf_counter() - flight.started)
 
     def process(self, messages: list[Message]) -> BatchResult:
-        good, dead = classify(messages, self.settings.max_event_bytes)
+        """Validate and store one batch synchronously (no offsets involved)."""
+        return self._write(*classify(messages, self.settings.max_event_bytes))
+
+    def _write(self, good: list[Incoming], dead: list[DeadLetter]) -> BatchResult:
         with self.engine.begin() as conn:
             result = store_batch(conn, good, dead, self.tz)
         if dead:

@@ -7,16 +7,17 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, Table, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from services.aggregator.windows import windows_of, windows_overlapping
+from services.aggregator.windows import window_start, windows_of, windows_overlapping
 from services.collector.projections import Record
 from services.collector.projections.registry import PROJECTIONS, Projection
-from shared.db import dead_letters, dirty_windows, measurements
+from shared.db import dead_letters, measurements
 from shared.events import Event
 
 Span = tuple[datetime, datetime]
@@ -164,30 +165,44 @@ def _project(conn: Connection, items: list[Incoming], tz: ZoneInfo, received: da
     if facts:
         marks["measurement"][1].extend(_store_measurements(conn, facts, received))
 
-    pairs = [(kind, eid) for kind, ids in touched.items() for eid in sorted(ids)]
-    histories: dict[tuple[str, str], list[Record]] = defaultdict(list)
-    if pairs:
-        rows = conn.execute(
-            _HISTORIES, {"kinds": [k for k, _ in pairs], "ids": [i for _, i in pairs]}
-        )
-        for r in rows:
-            histories[(r.entity_kind, r.entity_id)].append(
-                Record(r.source, r.id, r.type, r.time, r.sequence, r.data)
-            )
+    old_rows = {
+        kind: _old_rows(conn, PROJECTIONS[kind], sorted(ids)) for kind, ids in touched.items()
+    }
+    histories = _histories(conn, items, old_rows)
     for kind, ids in touched.items():
         proj = PROJECTIONS[kind]
         stamps, spans = marks[kind]
         new_rows = [proj.project(histories[(kind, eid)]) for eid in sorted(ids)]
-        old_rows = _old_rows(conn, proj, sorted(ids))
         _upsert(conn, proj, new_rows, received)
         for row in new_rows:
-            old = old_rows.get(row[proj.key])
+            old = old_rows[kind].get(row[proj.key])
             for col in proj.stamps:
                 stamps.update(v for v in (row[col], old[col] if old else None) if v is not None)
             for start, end in proj.spans:
                 before = (old[start], old[end]) if old else None
                 spans.extend(changed_spans(before, (row[start], row[end]), received))
     return mark_dirty(conn, marks, tz, received)
+
+
+def _histories(
+    conn: Connection, items: list[Incoming], old_rows: dict[str, dict[str, Any]]
+) -> dict[tuple[str, str], list[Record]]:
+    """Every touched entity's whole history. An entity with no row yet has no stored events
+    before this batch, so its history is the batch's new events and needs no read."""
+    histories: dict[tuple[str, str], list[Record]] = defaultdict(list)
+    known = [(kind, eid) for kind, rows in old_rows.items() for eid in rows]
+    if known:
+        params = {"kinds": [k for k, _ in known], "ids": [i for _, i in known]}
+        for r in conn.execute(_HISTORIES, params):
+            histories[(r.entity_kind, r.entity_id)].append(
+                Record(r.source, r.id, r.type, r.time, r.sequence, r.data)
+            )
+    for item in items:
+        ev = item.event
+        key = (ev.entity_kind, ev.entity_id)
+        if ev.entity_kind != "measurement" and ev.entity_id not in old_rows[ev.entity_kind]:
+            histories[key].append(Record(ev.source, ev.id, ev.type, ev.time, ev.sequence, ev.data))
+    return histories
 
 
 def _old_rows(conn: Connection, proj: Projection, ids: list[str]) -> dict[str, Any]:
@@ -197,17 +212,36 @@ def _old_rows(conn: Connection, proj: Projection, ids: list[str]) -> dict[str, A
     return {r._mapping[proj.key]: r._mapping for r in conn.execute(query)}
 
 
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _rows_json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, default=_json_default)
+
+
+@cache
+def _upsert_statement(table: Table, key: str) -> Any:
+    # One statement per kind and batch: PostgreSQL maps the JSON rows onto the table's types.
+    cols = [c.name for c in table.columns]
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in cols if c != key)
+    return text(
+        f"""
+        INSERT INTO {table.name} ({quoted})
+        SELECT {quoted} FROM jsonb_populate_recordset(NULL::{table.name}, CAST(:rows AS jsonb))
+        ON CONFLICT ("{key}") DO UPDATE SET {updates}
+        """
+    )
+
+
 def _upsert(
     conn: Connection, proj: Projection, rows: list[dict[str, Any]], received: datetime
 ) -> None:
-    stmt = insert(proj.table)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[proj.table.c[proj.key]],
-            set_={c.name: stmt.excluded[c.name] for c in proj.table.columns if c.name != proj.key},
-        ),
-        [{**row, "updated_at": received} for row in rows],
-    )
+    stamped = [{**row, "updated_at": received} for row in rows]
+    conn.execute(_upsert_statement(proj.table, proj.key), {"rows": _rows_json(stamped)})
 
 
 def _store_measurements(conn: Connection, facts: list[Event], received: datetime) -> list[Span]:
@@ -253,25 +287,54 @@ def changed_spans(
     return [(min(a[0], b[0]), max(a[0], b[0])), (min(a[1], b[1]), max(a[1], b[1]))]
 
 
+def merge_spans(spans: list[Span]) -> list[Span]:
+    """Union of intervals (touching ones merge). Pure."""
+    merged: list[Span] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+_INSERT_MARKS = text(
+    """
+    INSERT INTO dirty_windows (scope, window_kind, window_start, first_received_at)
+    SELECT m->>0, m->>1, (m->>2)::timestamptz, :received
+    FROM jsonb_array_elements(CAST(:marks AS jsonb)) AS m
+    """
+)
+
+
+def windows_touched(
+    stamps: set[datetime], spans: list[Span], tz: ZoneInfo
+) -> set[tuple[str, datetime]]:
+    """Every window a timestamp falls in or an interval overlaps. Pure.
+
+    Timestamps are reduced to their hour windows first: an hour window, aligned in the reporting
+    time zone, lies inside exactly one day, week and month, so the hours decide the rest."""
+    hours = {window_start("hour", ts, tz) for ts in stamps}
+    touched = {w for h in hours for w in windows_of(h, tz)}
+    for start, end in merge_spans(spans):
+        touched.update(windows_overlapping(start, end, tz))
+    return touched
+
+
 def mark_dirty(
     conn: Connection,
     marks: dict[str, tuple[set[datetime], list[Span]]],
     tz: ZoneInfo,
     received: datetime,
 ) -> int:
-    """Insert one dirty mark per (scope, window) that a timestamp or a span touches."""
-    windows: set[tuple[str, str, datetime]] = set()
+    """Insert one dirty mark per window that a timestamp or a span touches; its scope names the
+    entity kinds behind it."""
+    scopes: dict[tuple[str, datetime], set[str]] = defaultdict(set)
     for scope, (stamps, spans) in marks.items():
-        windows.update((scope, k, s) for ts in stamps for k, s in windows_of(ts, tz))
-        for start, end in spans:
-            windows.update((scope, k, s) for k, s in windows_overlapping(start, end, tz))
-    if not windows:
-        return 0
-    conn.execute(
-        insert(dirty_windows),
-        [
-            {"scope": scope, "window_kind": k, "window_start": s, "first_received_at": received}
-            for scope, k, s in sorted(windows)
-        ],
-    )
-    return len(windows)
+        for window in windows_touched(stamps, spans, tz):
+            scopes[window].add(scope)
+    if scopes:
+        rows = [(",".join(sorted(sc)), k, st.isoformat()) for (k, st), sc in scopes.items()]
+        conn.execute(_INSERT_MARKS, {"marks": json.dumps(rows), "received": received})
+    return len(scopes)

@@ -126,13 +126,24 @@ def test_poison_messages_become_dead_letters_and_the_next_event_still_lands(stac
         assert reason in row.reason
         assert bytes(row.raw) == raw  # the raw bytes are kept for replay
         assert row.topic == stack.settings.topic("tickets")
-    assert (
-        stack.registry.get_sample_value(
-            "itsm_collector_events_total",
-            {"topic": stack.settings.topic("tickets"), "type": "unknown", "outcome": "dead_letter"},
-        )
-        >= 2
-    )  # not JSON, not an object: no readable type
+    # not JSON, not an object: no readable type
+    wait_until(
+        lambda: (
+            (
+                stack.registry.get_sample_value(
+                    "itsm_collector_events_total",
+                    {
+                        "topic": stack.settings.topic("tickets"),
+                        "type": "unknown",
+                        "outcome": "dead_letter",
+                    },
+                )
+                or 0
+            )
+            >= 2
+        ),
+        what="the dead letters to be counted",
+    )
 
 
 def test_dead_letters_are_published_with_their_reason(stack: Stack) -> None:

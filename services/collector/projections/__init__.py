@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import AwareDatetime, TypeAdapter
+
+_TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+
 
 @dataclass(frozen=True)
 class Record:
@@ -41,11 +45,15 @@ def merge(snapshot: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_ts(value: Any) -> datetime | None:
+    """A validated timestamp of an event's data (RFC 3339 text) as a datetime."""
     if value is None:
         return None
     if isinstance(value, datetime):
         return value
-    return datetime.fromisoformat(str(value))
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:  # a spelling pydantic accepted and fromisoformat does not
+        return _TIMESTAMP.validate_python(value)
 
 
 def verb(event_type: str) -> str:

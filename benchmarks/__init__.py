@@ -1,0 +1,2 @@
+"""Benchmarks: `python -m benchmarks [name ...]` (or `make bench`) prints a table and writes JSON
+under benchmarks/results/."""

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import collector_drain
+
+BENCHMARKS = {"collector_drain": collector_drain.run}
+
+
+def main(names: list[str]) -> None:
+    results_dir = Path(__file__).parent / "results"
+    results_dir.mkdir(exist_ok=True)
+    for name in names or list(BENCHMARKS):
+        print(f"== {name}", flush=True)
+        started = time.perf_counter()
+        result = BENCHMARKS[name]()
+        result["seconds"] = round(time.perf_counter() - started, 1)
+        width = max(len(k) for k in result)
+        for key, value in result.items():
+            print(
+                f"  {key:<{width}}  {value:>12,}"
+                if isinstance(value, int | float)
+                else f"  {key:<{width}}  {value}"
+            )
+        (results_dir / f"{name}.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -52,6 +52,16 @@ Channel = Literal["phone", "email", "portal", "chat", "monitoring", "walk_in", "
 
 
 class TicketData(_Data):
+    example: ClassVar[dict[str, Any]] = {
+        "ticket_id": "INC0012345",
+        "kind": "incident",
+        "state": "new",
+        "service": "email",
+        "priority": 2,
+        "channel": "portal",
+        "assignment_group": "service-desk",
+    }
+    example_type: ClassVar[str] = "itsm.ticket.created"
     ticket_id: Id
     kind: TicketKind | None = None
     state: TicketState
@@ -78,6 +88,17 @@ class TicketData(_Data):
 
 # --- 3.2 changes --------------------------------------------------------------------------------
 class ChangeData(_Data):
+    example: ClassVar[dict[str, Any]] = {
+        "change_id": "CHG0004711",
+        "change_type": "normal",
+        "service": "erp",
+        "ci_ids": ["erp-db-01"],
+        "risk": "medium",
+        "actual_start": "2026-10-10T22:05:00+02:00",
+        "actual_end": "2026-10-10T23:40:00+02:00",
+        "outcome": "successful",
+    }
+    example_type: ClassVar[str] = "itsm.change.implemented"
     change_id: Id
     change_type: Literal["standard", "normal", "emergency"] | None = None
     service: Text | None = None
@@ -96,6 +117,16 @@ class ChangeData(_Data):
 
 # --- 3.3 configuration --------------------------------------------------------------------------
 class CiData(_Data):
+    example: ClassVar[dict[str, Any]] = {
+        "ci_id": "erp-db-01",
+        "ci_type": "database",
+        "name": "ERP primary database",
+        "services": ["erp"],
+        "depends_on": ["san-02"],
+        "critical": True,
+        "change_id": "CHG0004711",
+    }
+    example_type: ClassVar[str] = "itsm.config.ci.upserted"
     ci_id: Id
     ci_type: Text | None = None
     name: Text | None = None
@@ -108,6 +139,14 @@ class CiData(_Data):
 
 
 class AuditData(_Data):
+    example: ClassVar[dict[str, Any]] = {
+        "audit_id": "AUD-2026-10",
+        "scope": "datacenter-1",
+        "cis_checked": 420,
+        "discrepancies": 7,
+        "ci_ids_with_discrepancy": ["srv-114", "srv-207"],
+    }
+    example_type: ClassVar[str] = "itsm.config.audit.completed"
     audit_id: Id
     scope: Text | None = None
     cis_checked: Annotated[StrictInt, Field(ge=0)]
@@ -117,6 +156,15 @@ class AuditData(_Data):
 
 # --- 3.4 monitoring -----------------------------------------------------------------------------
 class AlertData(_Data):
+    example: ClassVar[dict[str, Any]] = {
+        "alert_id": "a1b2c3@2026-10-05T09:00:00Z",
+        "ci_id": "erp-db-01",
+        "service": "erp",
+        "check": "PostgresDown",
+        "severity": "critical",
+        "started_at": "2026-10-05T09:00:00Z",
+    }
+    example_type: ClassVar[str] = "itsm.monitor.alert.firing"
     alert_id: Id
     ci_id: Text | None = None
     service: Text | None = None
@@ -130,6 +178,13 @@ class AlertData(_Data):
 
 
 class CheckData(_Data):
+    example: ClassVar[dict[str, Any]] = {
+        "check_id": "erp-db-01/replication-lag",
+        "ci_id": "erp-db-01",
+        "metric": "pg_replication_lag_seconds",
+        "threshold": 30,
+    }
+    example_type: ClassVar[str] = "itsm.monitor.check.registered"
     check_id: Id
     ci_id: Text | None = None
     metric: Text | None = None
@@ -138,6 +193,15 @@ class CheckData(_Data):
 
 # --- 3.5 service desk, feedback, knowledge, measurements ---------------------------------------
 class CallData(_Data):
+    example: ClassVar[dict[str, Any]] = {
+        "call_id": "CALL-88231",
+        "answered": True,
+        "wait_seconds": 42,
+        "handle_seconds": 315,
+        "ticket_id": "INC0012345",
+        "agent": "agent-17",
+    }
+    example_type: ClassVar[str] = "itsm.servicedesk.call.completed"
     call_id: Id
     answered: StrictBool
     wait_seconds: Annotated[Number, Field(ge=0)] | None = None
@@ -147,6 +211,13 @@ class CallData(_Data):
 
 
 class SurveyData(_Data):
+    example: ClassVar[dict[str, Any]] = {
+        "survey_id": "SRV-5521",
+        "ticket_id": "INC0012345",
+        "service": "email",
+        "score": 4,
+    }
+    example_type: ClassVar[str] = "itsm.feedback.survey.completed"
     survey_id: Id
     ticket_id: Text | None = None
     service: Text | None = None
@@ -154,12 +225,27 @@ class SurveyData(_Data):
 
 
 class ArticleData(_Data):
+    example: ClassVar[dict[str, Any]] = {
+        "article_id": "KB0001021",
+        "service": "email",
+        "title": "Reset a forgotten mailbox password",
+    }
+    example_type: ClassVar[str] = "itsm.knowledge.article.published"
     article_id: Id
     service: Text | None = None
     title: Text | None = None
 
 
 class MeasurementData(_Data):
+    example: ClassVar[dict[str, Any]] = {
+        "indicator": "training_hours",
+        "value": 36,
+        "unit": "hours",
+        "service": "email",
+        "period_start": "2026-10-01T00:00:00+02:00",
+        "period_end": "2026-11-01T00:00:00+01:00",
+    }
+    example_type: ClassVar[str] = "itsm.measurement.recorded"
     indicator: Id
     value: Number
     unit: Text | None = None
@@ -359,23 +445,26 @@ def parse_event(raw: bytes, *, max_bytes: int) -> Event:
     return validate_event(obj)
 
 
+def example_events() -> dict[str, dict[str, Any]]:
+    """One example CloudEvent per data model, keyed by its type: the OpenAPI examples and the
+    docs come from the models, so they cannot drift from what is validated."""
+    out = {}
+    for n, model in enumerate(dict.fromkeys(t.model for t in EVENT_TYPES.values()), start=1):
+        data = model.example
+        entity = data[EVENT_TYPES[model.example_type].id_field]
+        out[model.example_type] = {
+            "specversion": "1.0",
+            "id": f"evt-{n:04d}",
+            "source": "servicenow://acme-prod",
+            "type": model.example_type,
+            "time": "2026-10-05T09:12:00+02:00",
+            "subject": entity,
+            "datacontenttype": "application/json",
+            "data": data,
+        }
+    return out
+
+
 def example_ticket_event() -> dict[str, Any]:
-    """The OpenAPI example: a ticket created event."""
-    return {
-        "specversion": "1.0",
-        "id": "evt-0001",
-        "source": "servicenow://acme-prod",
-        "type": "itsm.ticket.created",
-        "time": "2026-10-05T09:12:00+02:00",
-        "subject": "INC0012345",
-        "datacontenttype": "application/json",
-        "data": {
-            "ticket_id": "INC0012345",
-            "kind": "incident",
-            "state": "new",
-            "service": "email",
-            "priority": 2,
-            "channel": "portal",
-            "assignment_group": "service-desk",
-        },
-    }
+    """The default OpenAPI example: a ticket created event."""
+    return example_events()["itsm.ticket.created"]

@@ -353,7 +353,10 @@ def test_metrics_expose_current_and_previous_windows(client: TestClient, engine:
 def test_openapi_documents_the_event_example(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/v1/events"]["post"]["requestBody"]["content"]
-    assert body["application/cloudevents+json"]["example"]["type"] == "itsm.ticket.created"
+    examples = body["application/cloudevents+json"]["examples"]
+    assert examples["itsm.ticket.created"]["value"]["data"]["ticket_id"] == "INC0012345"
+    assert "itsm.monitor.alert.firing" in examples
+    assert len(body["application/cloudevents-batch+json"]["example"]) == len(examples) == 10
 
 
 def test_a_count_with_nothing_to_count_reads_as_zero(client: TestClient, with_data: Engine) -> None:

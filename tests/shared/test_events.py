@@ -124,3 +124,15 @@ def test_offsets_other_than_utc_are_normalised_to_the_same_instant() -> None:
     # 12:12 at +05:00 is 07:12 UTC
     assert ev.time == datetime(2026, 10, 5, 7, 12, tzinfo=UTC)
     assert ev.time.utcoffset() == timedelta(hours=5)  # the source's offset is not lost
+
+
+def test_every_data_model_has_a_valid_example() -> None:
+    from shared.events import example_events
+
+    examples = example_events()
+    models = {t.model for t in EVENT_TYPES.values()}
+    assert len(examples) == len(models) == 10
+    for etype, body in examples.items():
+        ev = validate_event(body)  # the docs' examples pass the validation they document
+        assert ev.type == etype
+        assert ev.data == body["data"]

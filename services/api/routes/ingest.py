@@ -7,9 +7,12 @@ from fastapi.responses import JSONResponse
 from services.api import ingest
 from services.api.deps import Ingest, SettingsDep
 from services.api.schemas import ErrorBody, IngestResult
-from shared.events import example_ticket_event
+from shared.events import example_events
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
+
+# One named example per event type, from the contract's models (SPEC §3).
+_EXAMPLES = {etype: {"summary": etype, "value": ev} for etype, ev in example_events().items()}
 
 
 @router.post(
@@ -29,9 +32,9 @@ router = APIRouter(prefix="/v1", tags=["ingest"])
         "requestBody": {
             "required": True,
             "content": {
-                "application/cloudevents+json": {"example": example_ticket_event()},
-                "application/cloudevents-batch+json": {"example": [example_ticket_event()]},
-                "application/json": {"example": example_ticket_event()},
+                "application/cloudevents+json": {"examples": _EXAMPLES},
+                "application/cloudevents-batch+json": {"example": list(example_events().values())},
+                "application/json": {"examples": _EXAMPLES},
             },
         }
     },

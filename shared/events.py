@@ -41,6 +41,9 @@ class _Data(BaseModel):
     # Sources send fields we do not model; they are kept in the snapshot, not rejected.
     model_config = ConfigDict(extra="allow", strict=False)
     sequence: StrictInt | None = None
+    # Every concrete model documents itself with one valid example of one of its types.
+    example: ClassVar[dict[str, Any]]
+    example_type: ClassVar[str]
 
 
 # --- 3.1 tickets --------------------------------------------------------------------------------

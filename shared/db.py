@@ -273,19 +273,19 @@ measurements = Table(
     Index(None, "indicator", "period_start"),
 )
 
-# Windows whose indicators must be recomputed. Append-only marks: collectors never block on the
-# aggregator, which claims marks with SKIP LOCKED and deletes exactly the ones it read.
+# Time ranges whose windows must be recomputed. Append-only marks: collectors never block on the
+# aggregator, which claims marks with SKIP LOCKED, expands them into the windows of every kind
+# that overlap [range_start, range_end], and deletes exactly the marks it read.
 dirty_windows = Table(
     "dirty_windows",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("scope", Text, nullable=False),
-    Column("window_kind", Text, nullable=False),
-    _ts("window_start", nullable=False),
+    _ts("range_start", nullable=False),
+    _ts("range_end", nullable=False),
     _ts("marked_at", nullable=False, server_default=func.now()),
     # Earliest receipt time of an event behind this mark: event-to-indicator freshness.
     _ts("first_received_at", nullable=False),
-    Index(None, "window_kind", "window_start"),
 )
 
 # Computed indicator points — SPEC §5. `dimensions` holds only the grouped dimensions; the

@@ -401,7 +401,7 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def validate_event(obj: Any) -> Event:
+def validate_event(obj: Any, *, check_nul: bool = True) -> Event:
     """Validate one decoded CloudEvent (a JSON object) against the contract."""
     if not isinstance(obj, dict):
         raise InvalidEvent(f"event must be a JSON object, got {type(obj).__name__}")
@@ -421,6 +421,8 @@ def validate_event(obj: Any) -> Event:
         data = etype.model.model_validate(env.data)
     except ValidationError as err:
         raise InvalidEvent(_explain(err, "data."), **ids) from None
+    if check_nul and _has_nul(obj):
+        raise InvalidEvent(NUL_REASON, **ids)
     entity_id = getattr(data, etype.id_field)
     return Event(
         source=env.source,
@@ -437,15 +439,47 @@ def validate_event(obj: Any) -> Event:
     )
 
 
-def parse_event(raw: bytes, *, max_bytes: int) -> Event:
-    """Wire bytes → Event, or InvalidEvent with the reason (SPEC §3.6)."""
+NUL_REASON = "contains the NUL character (\\u0000), which PostgreSQL cannot store"
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def decode_text(raw: bytes, *, max_bytes: int) -> str:
+    """Wire bytes → JSON text: within the size limit, UTF-8 (RFC 8259 §8.1)."""
     if len(raw) > max_bytes:
         raise InvalidEvent(f"event is {len(raw)} bytes, over the {max_bytes}-byte limit")
     try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InvalidEvent(f"not JSON: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def parse_text(text: str) -> Event:
+    """JSON text → Event, or InvalidEvent with the reason (SPEC §3.6)."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
         raise InvalidEvent(f"not JSON: {err}") from None
-    return validate_event(obj)
+    # A NUL can only arrive escaped; look for it properly only when the text could hold one.
+    event = validate_event(obj, check_nul=False)
+    if "\\u0000" in text and _has_nul(obj):
+        raise InvalidEvent(
+            NUL_REASON, source=event.source, event_id=event.id, event_type=event.type
+        )
+    return event
+
+
+def parse_event(raw: bytes, *, max_bytes: int) -> Event:
+    """Wire bytes → Event, or InvalidEvent with the reason (SPEC §3.6)."""
+    return parse_text(decode_text(raw, max_bytes=max_bytes))
 
 
 def example_events() -> dict[str, dict[str, Any]]:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from services.aggregator.compute import recompute_windows
 from services.aggregator.metrics import AggregatorMetrics
+from services.aggregator.windows import merge_spans, windows_overlapping
 from services.collector.store import mark_dirty
 from shared.settings import Settings
 
@@ -24,17 +25,24 @@ log = logging.getLogger("itsm.aggregator")
 
 _CLAIM = text(
     """
-    SELECT id, window_kind, window_start, first_received_at FROM dirty_windows
+    SELECT id, range_start, range_end, first_received_at FROM dirty_windows
     ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
     """
 )
-# Of the claimed windows, the ones no other aggregator is computing right now.
+# Of the windows to recompute, the ones no other aggregator is computing right now.
 _LOCK = text(
     """
     SELECT k AS window_kind, s AS window_start
     FROM unnest(CAST(:kinds AS text[]), CAST(:starts AS timestamptz[])) AS t(k, s)
     WHERE pg_try_advisory_xact_lock(hashtext('itsm-window'),
                                     hashtext(k || ':' || extract(epoch FROM s)::text))
+    """
+)
+# Windows another aggregator held stay dirty, as the instant they start at.
+_REMARK = text(
+    """
+    INSERT INTO dirty_windows (scope, range_start, range_end, first_received_at)
+    SELECT 'busy', s, s, :received FROM unnest(CAST(:starts AS timestamptz[])) AS s
     """
 )
 _DONE = text("DELETE FROM dirty_windows WHERE id = ANY(:ids)")
@@ -51,12 +59,13 @@ class Aggregator:
         self.tz = ZoneInfo(settings.reporting_timezone)
 
     def recompute_dirty(self, limit: int = 5000) -> int:
-        """One pass: claim dirty marks, recompute their windows in one transaction, delete the
-        marks. Returns how many windows were recomputed."""
+        """One pass: claim dirty marks, recompute the windows they touch in one transaction,
+        delete the marks. Returns how many windows were recomputed."""
         started = time.perf_counter()
         with self.engine.begin() as conn:
             claimed = conn.execute(_CLAIM, {"limit": limit}).all()
-            windows = sorted({(r.window_kind, r.window_start) for r in claimed})
+            spans = merge_spans([(r.range_start, r.range_end) for r in claimed])
+            windows = sorted({w for a, b in spans for w in windows_overlapping(a, b, self.tz)})
             locked: set[tuple[str, datetime]] = set()
             if windows:
                 params = {"kinds": [k for k, _ in windows], "starts": [s for _, s in windows]}
@@ -67,27 +76,33 @@ class Aggregator:
                 by_kind.setdefault(kind, []).append(start)
             for kind, starts in by_kind.items():
                 recompute_windows(conn, kind, starts, self.tz, now=now)
-            done = [r for r in claimed if (r.window_kind, r.window_start) in locked]
-            if done:
-                conn.execute(_DONE, {"ids": [r.id for r in done]})
+            if claimed:
+                conn.execute(_DONE, {"ids": [r.id for r in claimed]})
+                busy = [s for k, s in windows if (k, s) not in locked]
+                if busy:
+                    oldest = min(r.first_received_at for r in claimed)
+                    conn.execute(_REMARK, {"starts": busy, "received": oldest})
             remaining = conn.execute(_REMAINING).scalar_one()
-        self._observe(done, remaining, time.perf_counter() - started)
+        self._observe(claimed, len(locked), remaining, time.perf_counter() - started)
         return len(locked)
 
-    def _observe(self, done: list[Any], remaining: int, elapsed: float) -> None:
+    def _observe(self, claimed: list[Any], windows: int, remaining: int, elapsed: float) -> None:
         finished = datetime.now(UTC)
-        oldest: dict[tuple[str, datetime], datetime] = {}
-        for r in done:
-            key = (r.window_kind, r.window_start)
-            oldest[key] = min(oldest.get(key, r.first_received_at), r.first_received_at)
-        for received in oldest.values():
-            self.metrics.freshness.observe(max(0.0, (finished - received).total_seconds()))
+        for r in claimed:  # one mark per stored batch: its freshness
+            self.metrics.freshness.observe(
+                max(0.0, (finished - r.first_received_at).total_seconds())
+            )
         self.metrics.dirty_windows.set(remaining)
         self.metrics.run_seconds.labels("dirty_windows").observe(elapsed)
-        if oldest:
+        if windows:
             log.info(
                 "recomputed dirty windows",
-                extra={"windows": len(oldest), "remaining": remaining, "ms": round(elapsed * 1000)},
+                extra={
+                    "windows": windows,
+                    "marks": len(claimed),
+                    "remaining_marks": remaining,
+                    "ms": round(elapsed * 1000),
+                },
             )
 
     def mark_since(self, since: datetime, until: datetime | None = None) -> int:

@@ -9,7 +9,7 @@ class AggregatorMetrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.dirty_windows = Gauge(
             "itsm_aggregator_dirty_windows",
-            "Windows marked dirty and not yet recomputed",
+            "Dirty marks (time ranges of windows) not yet recomputed",
             registry=registry,
         )
         self.run_seconds = Histogram(

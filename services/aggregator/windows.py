@@ -67,3 +67,30 @@ def windows_overlapping(
             out.append((kind, w))
             w = window_end(kind, w, tz)
     return out
+
+
+def merge_spans(
+    spans: list[tuple[datetime, datetime]], gap: timedelta = timedelta(0)
+) -> list[tuple[datetime, datetime]]:
+    """Union of [start, end] intervals; intervals at most `gap` apart merge too."""
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(spans):
+        if merged and start - merged[-1][1] <= gap:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def dirty_ranges(
+    stamps: set[datetime], spans: list[tuple[datetime, datetime]], tz: ZoneInfo
+) -> list[tuple[datetime, datetime]]:
+    """The few ranges whose windows a set of timestamps and intervals touch.
+
+    A timestamp stands for its hour window's start: an hour window, aligned in the reporting time
+    zone, lies inside exactly one day, week and month, so its start touches the same windows.
+    Ranges at most an hour apart merge: no window (an hour or longer) fits in the gap, so the
+    merged range touches exactly the windows its parts did."""
+    hours = {window_start("hour", ts, tz) for ts in stamps}
+    return merge_spans([(h, h) for h in hours] + spans, gap=timedelta(hours=1))

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from services.collector.metrics import CollectorMetrics
 from services.collector.store import BatchResult, DeadLetter, Incoming, store_batch
 from shared import faults
-from shared.events import InvalidEvent, parse_event
+from shared.events import InvalidEvent, decode_text, parse_text
 from shared.kafka import consumer_config, producer_config
 from shared.settings import Settings
 
@@ -46,7 +46,8 @@ def classify(messages: list[Message], max_bytes: int) -> tuple[list[Incoming], l
     for m in messages:
         raw = m.value or b""
         try:
-            ev = parse_event(raw, max_bytes=max_bytes)
+            text = decode_text(raw, max_bytes=max_bytes)
+            ev = parse_text(text)
         except InvalidEvent as err:
             dead.append(
                 DeadLetter(
@@ -61,7 +62,7 @@ def classify(messages: list[Message], max_bytes: int) -> tuple[list[Incoming], l
                 )
             )
             continue
-        good.append(Incoming(ev, m.topic, m.partition, m.offset))
+        good.append(Incoming(ev, m.topic, m.partition, m.offset, text))
     return good, dead
 
 

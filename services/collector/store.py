@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Table, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from services.aggregator.windows import window_start, windows_of, windows_overlapping
+from services.aggregator.windows import dirty_ranges
 from services.collector.projections import Record
 from services.collector.projections.registry import PROJECTIONS, Projection
 from shared.db import dead_letters, measurements
@@ -31,6 +31,7 @@ class Incoming:
     topic: str | None = None
     partition: int | None = None
     offset: int | None = None
+    text: str | None = None  # the event's JSON text as received, stored without re-encoding
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,16 @@ class BatchResult:
     oldest_received: datetime | None = None
 
 
+# The events' JSON texts, joined into one array, give `data`; the validated attributes come
+# beside them, row for row.
 _INSERT_EVENTS = text(
     """
     INSERT INTO events (source, id, type, time, subject, entity_kind, entity_id, sequence, data,
                         topic, partition, "offset")
-    SELECT r->>'source', r->>'id', r->>'type', (r->>'time')::timestamptz, r->>'subject',
-           r->>'entity_kind', r->>'entity_id', (r->>'sequence')::bigint, r->'data',
-           r->>'topic', (r->>'partition')::int, (r->>'offset')::bigint
-    FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r
+    SELECT m->>0, m->>1, m->>2, (m->>3)::timestamptz, m->>4, m->>5, m->>6, (m->>7)::bigint,
+           (e->'data')::jsonb, m->>8, (m->>9)::int, (m->>10)::bigint
+    FROM json_array_elements(CAST(:texts AS json)) WITH ORDINALITY AS t(e, i)
+    JOIN json_array_elements(CAST(:meta AS json)) WITH ORDINALITY AS a(m, i) USING (i)
     ON CONFLICT (source, id) DO NOTHING
     RETURNING source, id, received_at
     """
@@ -76,22 +79,26 @@ _HISTORIES = text(
 )
 
 
-def _event_row(item: Incoming) -> dict[str, Any]:
-    ev = item.event
-    return {
-        "source": ev.source,
-        "id": ev.id,
-        "type": ev.type,
-        "time": ev.time.isoformat(),
-        "subject": ev.subject,
-        "entity_kind": ev.entity_kind,
-        "entity_id": ev.entity_id,
-        "sequence": ev.sequence,
-        "data": ev.data,
-        "topic": item.topic,
-        "partition": item.partition,
-        "offset": item.offset,
-    }
+def _events_params(items: list[Incoming]) -> dict[str, str]:
+    texts = [i.text if i.text is not None else json.dumps(i.event.to_cloudevent()) for i in items]
+    meta = [
+        (
+            ev.source,
+            ev.id,
+            ev.type,
+            ev.time.isoformat(),
+            ev.subject,
+            ev.entity_kind,
+            ev.entity_id,
+            ev.sequence,
+            i.topic,
+            i.partition,
+            i.offset,
+        )
+        for i in items
+        for ev in (i.event,)
+    ]
+    return {"texts": "[" + ",".join(texts) + "]", "meta": json.dumps(meta)}
 
 
 def store_batch(
@@ -105,9 +112,7 @@ def store_batch(
     """Store a batch in the caller's transaction; returns what happened to each event."""
     result = BatchResult()
     if items:
-        inserted = conn.execute(
-            _INSERT_EVENTS, {"rows": json.dumps([_event_row(i) for i in items])}
-        ).all()
+        inserted = conn.execute(_INSERT_EVENTS, _events_params(items)).all()
         new_keys = {(r.source, r.id): r.received_at for r in inserted}
         seen: set[tuple[str, str]] = set()
         new_items: list[Incoming] = []
@@ -287,39 +292,13 @@ def changed_spans(
     return [(min(a[0], b[0]), max(a[0], b[0])), (min(a[1], b[1]), max(a[1], b[1]))]
 
 
-def merge_spans(spans: list[Span]) -> list[Span]:
-    """Union of intervals (touching ones merge). Pure."""
-    merged: list[Span] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            if end > merged[-1][1]:
-                merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return merged
-
-
 _INSERT_MARKS = text(
     """
-    INSERT INTO dirty_windows (scope, window_kind, window_start, first_received_at)
-    SELECT m->>0, m->>1, (m->>2)::timestamptz, :received
-    FROM jsonb_array_elements(CAST(:marks AS jsonb)) AS m
+    INSERT INTO dirty_windows (scope, range_start, range_end, first_received_at)
+    SELECT :scope, (m->>0)::timestamptz, (m->>1)::timestamptz, :received
+    FROM jsonb_array_elements(CAST(:ranges AS jsonb)) AS m
     """
 )
-
-
-def windows_touched(
-    stamps: set[datetime], spans: list[Span], tz: ZoneInfo
-) -> set[tuple[str, datetime]]:
-    """Every window a timestamp falls in or an interval overlaps. Pure.
-
-    Timestamps are reduced to their hour windows first: an hour window, aligned in the reporting
-    time zone, lies inside exactly one day, week and month, so the hours decide the rest."""
-    hours = {window_start("hour", ts, tz) for ts in stamps}
-    touched = {w for h in hours for w in windows_of(h, tz)}
-    for start, end in merge_spans(spans):
-        touched.update(windows_overlapping(start, end, tz))
-    return touched
 
 
 def mark_dirty(
@@ -328,13 +307,18 @@ def mark_dirty(
     tz: ZoneInfo,
     received: datetime,
 ) -> int:
-    """Insert one dirty mark per window that a timestamp or a span touches; its scope names the
-    entity kinds behind it."""
-    scopes: dict[tuple[str, datetime], set[str]] = defaultdict(set)
-    for scope, (stamps, spans) in marks.items():
-        for window in windows_touched(stamps, spans, tz):
-            scopes[window].add(scope)
-    if scopes:
-        rows = [(",".join(sorted(sc)), k, st.isoformat()) for (k, st), sc in scopes.items()]
-        conn.execute(_INSERT_MARKS, {"marks": json.dumps(rows), "received": received})
-    return len(scopes)
+    """Mark the windows the batch's timestamps and intervals touch, as a few merged ranges (the
+    aggregator expands them into windows); the scope names the entity kinds behind them."""
+    stamps = {ts for st, _ in marks.values() for ts in st}
+    spans = [span for _, sp in marks.values() for span in sp]
+    ranges = dirty_ranges(stamps, spans, tz)
+    if ranges:
+        conn.execute(
+            _INSERT_MARKS,
+            {
+                "scope": ",".join(sorted(k for k, (st, sp) in marks.items() if st or sp)),
+                "ranges": json.dumps([(a.isoformat(), b.isoformat()) for a, b in ranges]),
+                "received": received,
+            },
+        )
+    return len(ranges)

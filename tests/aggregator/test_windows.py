@@ -1,11 +1,19 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.aggregator.windows import previous_start, window_end, window_start, windows_of
+from services.aggregator.windows import (
+    dirty_ranges,
+    merge_spans,
+    previous_start,
+    window_end,
+    window_start,
+    windows_of,
+    windows_overlapping,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -61,3 +69,31 @@ def test_windows_of_lists_one_window_per_kind() -> None:
 def test_unknown_window_kind_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown window kind"):
         window_start("fortnight", datetime(2026, 1, 1, tzinfo=UTC), ZoneInfo("UTC"))
+
+
+def test_merge_spans_unions_overlapping_and_near_intervals() -> None:
+    def t(h: int, m: int = 0) -> datetime:
+        return datetime(2026, 10, 5, h, m, tzinfo=UTC)
+
+    spans = [(t(9), t(10)), (t(9, 30), t(9, 45)), (t(12), t(13)), (t(13, 30), t(14))]
+    assert merge_spans(spans) == [(t(9), t(10)), (t(12), t(13)), (t(13, 30), t(14))]
+    assert merge_spans(spans, gap=timedelta(hours=1)) == [(t(9), t(10)), (t(12), t(14))]
+
+
+def test_dirty_ranges_touch_exactly_the_windows_of_their_parts() -> None:
+    utc_tz = ZoneInfo("UTC")
+    stamps = {
+        datetime(2026, 10, 5, 9, 10, tzinfo=UTC),
+        datetime(2026, 10, 5, 9, 50, tzinfo=UTC),
+        datetime(2026, 10, 5, 10, 5, tzinfo=UTC),
+        datetime(2026, 10, 7, 23, 59, tzinfo=UTC),
+    }
+    ranges = dirty_ranges(stamps, [], utc_tz)
+    # 09:10 and 09:50 → hour 09; 10:05 → hour 10, an hour later: merged; 10-07 23:00 apart
+    assert ranges == [
+        (datetime(2026, 10, 5, 9, tzinfo=UTC), datetime(2026, 10, 5, 10, tzinfo=UTC)),
+        (datetime(2026, 10, 7, 23, tzinfo=UTC), datetime(2026, 10, 7, 23, tzinfo=UTC)),
+    ]
+    touched = {w for a, b in ranges for w in windows_overlapping(a, b, utc_tz)}
+    expected = {w for ts in stamps for w in windows_of(ts, utc_tz)}
+    assert touched == expected

@@ -389,3 +389,11 @@ def test_metrics_show_zero_for_an_empty_count_window(client: TestClient) -> None
         'window="hour"} 0.0' in text
     )
     assert "itsm_incident_resolution_time_seconds{" not in text
+
+
+def test_event_with_a_nul_character_is_refused(client: TestClient) -> None:
+    # PostgreSQL cannot store U+0000 in text or jsonb: refused up front, never a stuck batch
+    ev = ticket_event("NUL1", utc(2026, 10, 5), "new", service="mail\x00")
+    resp = client.post("/v1/events", json=ev, headers=INGEST)
+    assert resp.status_code == 422
+    assert "NUL character" in resp.json()["rejected"][0]["reason"]

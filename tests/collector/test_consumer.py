@@ -103,6 +103,11 @@ POISON = [
         "unknown event type",
     ),
     (
+        json.dumps(ticket_event("P5", utc(2026, 10, 5), "new", service="mail\x00")).encode(),
+        "NUL character",
+    ),
+    ("Ünïcode but not UTF-8".encode("latin-1"), "not UTF-8 text"),
+    (
         json.dumps(ticket_event("P4", utc(2026, 10, 5), "new", notes="x" * 300_000)).encode(),
         "over the 262144-byte limit",
     ),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from services.aggregator.windows import merge_spans, windows_overlapping
 from services.collector.projections.registry import PROJECTIONS
 from shared.db import make_engine
 from tests.conftest import Postgres
@@ -99,13 +101,14 @@ def test_every_kind_lands_in_its_projection(engine: Engine) -> None:
 
 
 def dirty_days(engine: Engine) -> set[str]:
+    """The day windows the pending dirty marks stand for (as the aggregator expands them)."""
     with engine.connect() as conn:
-        return {
-            r[0].date().isoformat()
-            for r in conn.execute(
-                text("SELECT DISTINCT window_start FROM dirty_windows WHERE window_kind = 'day'")
-            )
-        }
+        ranges = conn.execute(text("SELECT range_start, range_end FROM dirty_windows")).all()
+    return {
+        start.date().isoformat()
+        for a, b in merge_spans([(r.range_start, r.range_end) for r in ranges])
+        for _, start in windows_overlapping(a, b, ZoneInfo("UTC"), ("day",))
+    }
 
 
 def test_a_measurement_marks_every_day_of_its_period(engine: Engine) -> None:

@@ -3,7 +3,7 @@ per (indicator, window kind), however many windows are dirty."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -16,7 +16,11 @@ from services.aggregator.indicators import Indicator, all_indicators
 from services.aggregator.windows import window_end
 from shared.db import indicator_values
 
-UNKNOWN = "unknown"  # dimension value of a sample that has none (kept apart from "all")
+UNKNOWN = "unknown"
+# Catalog settings the indicators' SQL reads, with their defaults (SPEC §5.2, §6.1).
+DEFAULT_PARAMS: dict[str, Any] = {
+    "fcr_seconds": 30 * 60
+}  # dimension value of a sample that has none (kept apart from "all")
 
 
 @cache
@@ -24,26 +28,32 @@ def _statement(ind: Indicator) -> Any:
     """Samples of every window in `w` (LEFT JOIN LATERAL keeps empty windows), aggregated over
     every dimension grouping (CUBE)."""
     dims = ind.dimensions
-    inner = ", ".join(f"coalesce(s.{d}::text, '{UNKNOWN}') AS {d}" for d in dims)
+    inner = "".join(f"coalesce(s.{d}::text, '{UNKNOWN}') AS {d}, " for d in dims)
+    dim_list = "".join(f"{d}, " for d in dims)
+    grouping = f"GROUPING({', '.join(dims)})" if dims else "0"
+    group_by = f"window_start, CUBE ({', '.join(dims)})" if dims else "window_start"
     percentiles = (
         "percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS p50, "
         "percentile_cont(0.9) WITHIN GROUP (ORDER BY v) AS p90"
-        if ind.aggregate == "mean"
+        if ind.is_duration
         else "NULL::float8 AS p50, NULL::float8 AS p90"
     )
+    # A weighted indicator is a ratio of sums (Σv / Σw); the others average their samples.
+    weighted = ind.aggregate == "weighted"
+    value = "sum(v) / nullif(sum(w), 0)" if weighted else "avg(v)"
     return text(
         f"""
         WITH w AS (
             SELECT * FROM unnest(CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]))
                 AS w(window_start, window_end)
         )
-        SELECT window_start, {", ".join(dims)}, GROUPING({", ".join(dims)}) AS grouping_mask,
-               count(v) AS n, avg(v) AS mean, {percentiles}
+        SELECT window_start, {dim_list}{grouping} AS grouping_mask,
+               count(v) AS n, {value} AS mean, {percentiles}
         FROM (
-            SELECT w.window_start, {inner}, s.v
+            SELECT w.window_start, {inner}s.v{", s.w" if weighted else ""}
             FROM w LEFT JOIN LATERAL ({ind.samples_sql}) AS s ON true
         ) AS samples
-        GROUP BY window_start, CUBE ({", ".join(dims)})
+        GROUP BY {group_by}
         """
     )
 
@@ -61,7 +71,7 @@ def points(ind: Indicator, rows: Sequence[Any]) -> list[dict[str, Any]]:
             d: getattr(r, d) for i, d in enumerate(dims) if not (mask >> (len(dims) - 1 - i)) & 1
         }
         n = int(r.n)
-        if n == 0:
+        if n == 0 or (ind.aggregate != "count" and r.mean is None):
             continue
         out.append(
             {
@@ -85,14 +95,22 @@ def recompute_windows(
     indicators: list[Indicator] | None = None,
     *,
     now: datetime,
+    params: Mapping[str, Any] | None = None,
 ) -> int:
-    """Replace every point of `indicators` for these windows of one kind; returns points."""
+    """Replace every point of `indicators` for these windows of one kind; returns points.
+    `params` are the catalog's settings the indicators' SQL may use (e.g. `:fcr_seconds`)."""
     if not starts:
         return 0
     ends = {s: window_end(kind, s, tz) for s in starts}
     written = 0
     for ind in indicators if indicators is not None else all_indicators():
-        rows = conn.execute(_statement(ind), {"starts": starts, "ends": [ends[s] for s in starts]})
+        bind = {
+            **DEFAULT_PARAMS,
+            **(params or {}),
+            "starts": starts,
+            "ends": [ends[s] for s in starts],
+        }
+        rows = conn.execute(_statement(ind), bind)
         new_points = points(ind, rows.all())
         conn.execute(
             delete(indicator_values).where(

@@ -33,6 +33,13 @@ def current_windows(now: datetime, tz: ZoneInfo) -> dict[tuple[str, datetime], s
     return out
 
 
+def exposed(dimensions: dict[str, str]) -> bool:
+    """Which groupings become series: the total, each single dimension, and a dimension paired
+    with `service` (per-service alerting). Every combination stays available over HTTP; this
+    keeps Prometheus' cardinality bounded (SPEC §8)."""
+    return len(dimensions) <= 1 or (len(dimensions) == 2 and "service" in dimensions)
+
+
 class IndicatorCollector(Collector):
     def __init__(
         self,
@@ -74,7 +81,7 @@ class IndicatorCollector(Collector):
         totals: set[tuple[str, str, str]] = set()
         for r in rows:
             ind = indicators.get(r.indicator)
-            if ind is None or r.value is None:
+            if ind is None or r.value is None or not exposed(r.dimensions):
                 continue
             period = windows[(r.window_kind, r.window_start)]
             if not r.dimensions:

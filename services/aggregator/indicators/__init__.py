@@ -14,7 +14,7 @@ from typing import Literal
 Family = Literal["technical", "process", "service"]
 Unit = Literal["count", "seconds", "ratio", "score"]
 Direction = Literal["higher_is_better", "lower_is_better", "neutral"]
-Aggregate = Literal["count", "mean", "ratio"]
+Aggregate = Literal["count", "mean", "ratio", "weighted"]
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     )
     aggregator_metrics_port: int | None = None
     aggregator_interval_seconds: float = 2.0
+    aggregator_refresh_seconds: float = Field(
+        default=60.0, description="how often the current windows are recomputed as time passes"
+    )
     reporting_timezone: str = "UTC"
 
     data_dir: Path = Path(".itsm")

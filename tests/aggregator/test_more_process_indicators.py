@@ -280,3 +280,51 @@ def test_knowledge_articles_count_the_day_before(day: Engine) -> None:
 def test_a_change_without_a_type_is_not_an_emergency_but_counts(day: Engine) -> None:
     p = points(day, "change_emergency_ratio", "day", utc(2026, 10, 6))
     assert (p["value"], p["count"]) == (0.0, 1)
+
+
+def test_backlog_counts_incidents_open_at_each_window_end(engine: Engine) -> None:
+    e = ticket_event
+    store(
+        engine,
+        [
+            e("B1", t(9, day=4), "new", service="email"),  # open since 10-04
+            e("B2", t(9, day=4), "new", service="email"),
+            e("B2", t(10), "resolved"),  # resolved 10-05 10:00
+            e("B3", t(9, day=5), "new", service="erp"),  # opened 10-05, still open
+            e("B4", t(9, day=4), "new", service="erp"),
+            e("B4", t(8, day=5), "cancelled"),  # cancelled 10-05 08:00
+            e("B5", t(9, day=4), "new", kind="service_request"),  # not an incident
+        ],
+    )
+    aggregate(engine)
+    # end of 10-04: B1, B2, B4 open → 3; end of 10-05: B1, B3 → 2
+    assert points(engine, "incident_backlog_count", "day", utc(2026, 10, 4))["value"] == 3
+    assert points(engine, "incident_backlog_count", "day", DAY)["value"] == 2
+    assert points(engine, "incident_backlog_count", "day", DAY, service="erp")["value"] == 1
+    # at 09:00 on 10-05 (end of hour 08:00): B1, B2 open; B3 not yet; B4 cancelled → 2
+    assert points(engine, "incident_backlog_count", "hour", t(8))["value"] == 2
+
+
+def test_clock_refresh_recomputes_windows_without_events(engine: Engine) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from prometheus_client import CollectorRegistry
+
+    from services.aggregator.jobs import Aggregator
+    from services.aggregator.metrics import AggregatorMetrics
+    from shared.settings import Settings
+
+    now = datetime.now(UTC)
+    store(engine, [ticket_event("R1", now - timedelta(days=3), "new")])
+    aggregate(engine)
+    with engine.begin() as conn:  # as if the backlog points had gone stale
+        conn.exec_driver_sql("DELETE FROM indicator_values")
+    agg = Aggregator(
+        Settings(_env_file=None),
+        engine,  # type: ignore[call-arg]
+        AggregatorMetrics(CollectorRegistry()),
+    )
+    assert agg.refresh_current(now - timedelta(minutes=1), now) >= 1
+    aggregate(engine)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert points(engine, "incident_backlog_count", "day", today)["value"] == 1

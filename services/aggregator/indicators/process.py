@@ -167,6 +167,28 @@ register(
 )
 
 
+register(
+    Indicator(
+        id="incident_backlog_count",
+        family="process",
+        unit="count",
+        direction="lower_is_better",
+        definition="Incidents opened before the window's end and still open at its end (a "
+        "cancelled incident counts until its last event; a reopened one from its reopening).",
+        scope="ticket",
+        assigned_by="state at window end",
+        dimensions=INCIDENT_DIMENSIONS,
+        aggregate="count",
+        samples_sql="""
+            SELECT service, priority, assignment_group, 1.0 AS v FROM tickets
+            WHERE kind = 'incident' AND opened_at < w.window_end
+              AND (resolved_at IS NULL OR resolved_at >= w.window_end)
+              AND NOT (state = 'cancelled' AND last_event_time < w.window_end)
+        """,
+    ),
+)
+
+
 def changes(
     id: str,
     unit: Unit,

@@ -10,6 +10,37 @@ INCIDENT_DIMENSIONS = ("service", "priority", "assignment_group")
 CHANGE_DIMENSIONS = ("service", "change_type")
 
 
+def per_row(
+    id: str,
+    unit: Unit,
+    direction: Direction,
+    definition: str,
+    *,
+    table: str,
+    scope: str,
+    assigned_by: str,
+    dimensions: tuple[str, ...],
+    v: str,
+    aggregate: Aggregate,
+    where: tuple[str, ...] = (),
+) -> Indicator:
+    """One sample `v` per row of `table` whose `assigned_by` timestamp lies in the window."""
+    conditions = [f"{assigned_by} >= w.window_start", f"{assigned_by} < w.window_end", *where]
+    return Indicator(
+        id=id,
+        family="process",
+        unit=unit,
+        direction=direction,
+        definition=definition,
+        scope=scope,
+        assigned_by=assigned_by,
+        dimensions=dimensions,
+        aggregate=aggregate,
+        samples_sql=f"SELECT {', '.join([*dimensions, f'{v} AS v'])} FROM {table} "
+        f"WHERE {' AND '.join(conditions)}",
+    )
+
+
 def tickets(
     id: str,
     unit: Unit,
@@ -22,25 +53,20 @@ def tickets(
     where: str = "",
     kind: str | None = "incident",
 ) -> Indicator:
-    """A ticket indicator: one sample `v` per ticket whose `assigned_by` lies in the window."""
-    dims = INCIDENT_DIMENSIONS if kind else TICKET_DIMENSIONS
-    conditions = [f"{assigned_by} >= w.window_start", f"{assigned_by} < w.window_end"]
-    if kind:
-        conditions.insert(0, f"kind = '{kind}'")
-    if where:
-        conditions.append(where)
-    return Indicator(
-        id=id,
-        family="process",
-        unit=unit,
-        direction=direction,
-        definition=definition,
+    """Tickets (incidents unless `kind` says otherwise) placed by `assigned_by`."""
+    conditions = (f"kind = '{kind}'",) if kind else ()
+    return per_row(
+        id,
+        unit,
+        direction,
+        definition,
+        table="tickets",
         scope="ticket",
         assigned_by=assigned_by,
-        dimensions=dims,
+        dimensions=INCIDENT_DIMENSIONS if kind else TICKET_DIMENSIONS,
+        v=v,
         aggregate=aggregate,
-        samples_sql=f"SELECT {', '.join(dims)}, {v} AS v FROM tickets "
-        f"WHERE {' AND '.join(conditions)}",
+        where=conditions + ((where,) if where else ()),
     )
 
 
@@ -199,20 +225,19 @@ def changes(
     aggregate: Aggregate,
     where: str = "",
 ) -> Indicator:
-    """A change indicator: one sample per change implemented in the window."""
-    extra = f" AND {where}" if where else ""
-    return Indicator(
-        id=id,
-        family="process",
-        unit=unit,
-        direction=direction,
-        definition=definition,
+    """Changes implemented in the window."""
+    return per_row(
+        id,
+        unit,
+        direction,
+        definition,
+        table="changes c",
         scope="change",
         assigned_by="implemented_at",
         dimensions=CHANGE_DIMENSIONS,
+        v=v,
         aggregate=aggregate,
-        samples_sql=f"SELECT service, change_type, {v} AS v FROM changes c "
-        f"WHERE implemented_at >= w.window_start AND implemented_at < w.window_end{extra}",
+        where=(where,) if where else (),
     )
 
 
@@ -311,19 +336,20 @@ def calls(
     aggregate: Aggregate,
     where: str = "",
 ) -> Indicator:
-    extra = f" AND {where}" if where else ""
-    return Indicator(
-        id=id,
-        family="process",
-        unit=unit,
-        direction=direction,
-        definition=definition,
+    """Service desk calls completed in the window (no dimensions: per-agent values are never
+    labels, SPEC §8)."""
+    return per_row(
+        id,
+        unit,
+        direction,
+        definition,
+        table="calls",
         scope="call",
         assigned_by="completed_at",
         dimensions=(),
+        v=v,
         aggregate=aggregate,
-        samples_sql=f"SELECT {v} AS v FROM calls "
-        f"WHERE completed_at >= w.window_start AND completed_at < w.window_end{extra}",
+        where=(where,) if where else (),
     )
 
 

@@ -4,6 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The service catalog `make run` applies; ITSM_CATALOG in the environment overrides it.
+ITSM_CATALOG ?= deploy/catalog.example.yaml
 
 .PHONY: run test lint format clean prometheus bench
 
@@ -18,7 +20,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 ## run: the whole stack on embedded PostgreSQL and Kafka-protocol broker, fed by simulated events
 run: $(STAMP)
-	$(BIN)/itsm-metrics up --simulate
+	$(BIN)/itsm-metrics up --simulate --catalog $(ITSM_CATALOG)
 
 ## test: the whole suite against real engines
 test: $(STAMP) prometheus

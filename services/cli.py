@@ -241,6 +241,73 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
+def cmd_catalog_check(_settings: Settings, args: argparse.Namespace) -> None:
+    from shared.catalog import CatalogError, load_catalog
+
+    try:
+        catalog = load_catalog(args.file)
+    except CatalogError as err:
+        # Every problem, one per line as FILE:LINE: reason (editors jump to them).
+        for problem in err.details or [err.message]:
+            print(problem, file=sys.stderr)
+        sys.exit(err.exit_code)
+    print(f"catalog {args.file} is valid ({catalog.summary()})")
+
+
+def cmd_catalog_apply(settings: Settings, args: argparse.Namespace) -> None:
+    from shared.catalog import active_version, apply_catalog, parse_catalog, read_catalog_text
+
+    text = read_catalog_text(args.file)
+    parse_catalog(text, str(args.file))  # a broken file is reported before the database is asked
+    with _engine(settings).begin() as conn:
+        catalog, changed = apply_catalog(conn, text, str(args.file.resolve()))
+        version = active_version(conn)
+    assert version is not None
+    state = "applied" if changed else "already active"
+    print(f"catalog {args.file} {state} (version {version.id}: {catalog.summary()})")
+
+
+def cmd_catalog_show(settings: Settings, _args: argparse.Namespace) -> None:
+    from shared.catalog import active_catalog, active_version
+
+    with _engine(settings).connect() as conn:
+        version = active_version(conn)
+        catalog = active_catalog(conn)
+    if version is None:
+        print(
+            "no catalog applied: the built-in default is active (UTC, calendar 24x7, no services)"
+        )
+        return
+    applied = version.applied_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    print(f"catalog version {version.id}, applied {applied}")
+    print(f"  source     {version.source}")
+    print(f"  sha256     {version.sha256}")
+    print(f"  time zone  {catalog.reporting_timezone}")
+    counts = (
+        ("customers", catalog.customers),
+        ("services", catalog.services),
+        ("calendars", catalog.calendars),
+        ("policies", catalog.sla_policies),
+        ("objectives", catalog.objectives),
+        ("measurements", catalog.measurements),
+    )
+    for name, items in counts:
+        print(f"  {name:<10} {len(items)}")
+
+
+def cmd_catalog_history(settings: Settings, args: argparse.Namespace) -> None:
+    from shared.catalog import catalog_history
+
+    with _engine(settings).connect() as conn:
+        versions = catalog_history(conn, limit=args.limit)
+    if not versions:
+        print("no catalog applied")
+    for v in versions:
+        applied = v.applied_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        mark = "active" if v.active else "      "
+        print(f"{v.id:>5}  {mark}  {applied}  {v.sha256[:12]}  {_cell(v.source)}")
+
+
 def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
     from services.local.stack import run_stack
 
@@ -263,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--since", required=True, help="ISO date or timestamp, e.g. 2026-01-01")
     rec.set_defaults(fn=cmd_recompute)
     _dead_letter_parsers(sub)
+    _catalog_parsers(sub)
     sim = sub.add_parser("simulate", help="produce a simulated ITSM event stream to Kafka")
     sim.add_argument("--rate", type=float, default=5.0, help="tickets opened per second")
     sim.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
@@ -279,6 +347,26 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--catalog", type=Path, default=None, help="service catalog YAML")
     up.set_defaults(fn=cmd_up)
     return parser
+
+
+def _catalog_parsers(sub: Any) -> None:
+    cat = sub.add_parser("catalog", help="check, apply and show the service catalog (SPEC §6.1)")
+    csub = cat.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
+    check = csub.add_parser("check", help="validate a catalog file (no database needed)")
+    check.add_argument("file", type=Path, metavar="FILE")
+    check.set_defaults(fn=cmd_catalog_check)
+    apply = csub.add_parser(
+        "apply",
+        help="validate a catalog file and make it the active version",
+        description="Validate FILE and store it as the active catalog version, which every "
+        "service reads. An invalid file changes nothing: the previous version stays active.",
+    )
+    apply.add_argument("file", type=Path, metavar="FILE")
+    apply.set_defaults(fn=cmd_catalog_apply)
+    csub.add_parser("show", help="the active catalog version").set_defaults(fn=cmd_catalog_show)
+    history = csub.add_parser("history", help="applied catalog versions, newest first")
+    history.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    history.set_defaults(fn=cmd_catalog_history)
 
 
 def _dead_letter_parsers(sub: Any) -> None:

@@ -308,6 +308,21 @@ indicator_values = Table(
 )
 
 
+# Applied service catalogs — SPEC §6.1: every version kept, at most one active (the partial
+# unique index), so every process reads the same catalog and a bad file never replaces it.
+catalog_versions = Table(
+    "catalog_versions",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    _ts("applied_at", nullable=False, server_default=func.now()),
+    Column("source", Text, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("active", Boolean, nullable=False, server_default="false"),
+    Index(None, "active", unique=True, postgresql_where=text("active")),
+)
+
+
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     return create_engine(
         url,

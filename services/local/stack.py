@@ -26,7 +26,8 @@ from services.local.engines import (
     free_port,
     require_free_port,
 )
-from shared.db import migrate
+from shared.catalog import active_version, apply_catalog, load_catalog, read_catalog_text
+from shared.db import make_engine, migrate
 from shared.errors import ConfigError
 from shared.kafka import ensure_topics
 from shared.settings import Settings
@@ -117,8 +118,11 @@ def run_stack(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
+    catalog = catalog or settings.catalog
     if catalog is not None and not catalog.exists():
         raise ConfigError(f"catalog file {catalog} does not exist")
+    if catalog is not None:
+        load_catalog(catalog)  # an invalid catalog stops `up` here, with FILE:LINE: reason
     require_free_port(settings.api_port, "api", "ITSM_API_PORT")
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -147,6 +151,8 @@ def run_stack(
         ensure_topics(effective)
         before, after = migrate(db_url)
         print(f"database at {after}" + ("" if before == after else f" (from {before or 'empty'})"))
+        if catalog is not None:
+            _apply_catalog(db_url, catalog)
         tokens = _tokens(settings, data_dir)
         ports = {"collector": free_port(), "aggregator": free_port()}
         env = {
@@ -176,6 +182,19 @@ def run_stack(
         if pg is not None:
             pg.stop()
         print("itsm-metrics stopped", flush=True)
+
+
+def _apply_catalog(db_url: str, path: Path) -> None:
+    engine = make_engine(db_url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            catalog, changed = apply_catalog(conn, read_catalog_text(path), str(path.resolve()))
+            version = active_version(conn)
+    finally:
+        engine.dispose()
+    state = "applied" if changed else "already active"
+    number = version.id if version is not None else "?"
+    print(f"catalog {path} {state} (version {number}: {catalog.summary()})", flush=True)
 
 
 def _supervise(children: dict[str, subprocess.Popen[bytes]], stop: threading.Event) -> int:

@@ -60,4 +60,5 @@ def get(indicator_id: str) -> Indicator | None:
 
 
 def _load_families() -> None:
-    from services.aggregator.indicators import process  # noqa: F401  (registers on import)
+    # Each family module registers its indicators on import.
+    from services.aggregator.indicators import process, service, technical  # noqa: F401

@@ -1,0 +1,101 @@
+"""Service indicators (SPEC §5.3), end to end from technical and process facts: a service is
+down while one of its critical CIs is down or one of its priority-1 incidents is open."""
+
+from __future__ import annotations
+
+from services.aggregator.indicators import Indicator, register
+from services.aggregator.indicators.technical import (
+    ELAPSED,
+    IN_PAST,
+    NO_TIME,
+    range_of,
+    seconds_of,
+)
+
+# The CIs of each service: those naming it in `services`, and transitively what they depend
+# on. UNION (not UNION ALL) drops pairs already found, so a dependency cycle ends the recursion.
+SERVICE_CIS = """
+    service_cis(service, ci_id) AS (
+        SELECT s.service, ci.ci_id FROM config_items ci, unnest(ci.services) AS s(service)
+        UNION
+        SELECT sc.service, d.ci_id
+        FROM service_cis sc
+        JOIN config_items ci ON ci.ci_id = sc.ci_id, unnest(ci.depends_on) AS d(ci_id)
+    )"""
+
+# Services are those named by CIs or tickets (not the catalog, which may list fewer or more).
+KNOWN_SERVICES = """
+    known_services AS MATERIALIZED (
+        SELECT service FROM service_cis
+        UNION
+        SELECT service FROM tickets WHERE service IS NOT NULL
+    )"""
+
+# Per service, the union of its critical CIs' outage alerts and its open priority-1 incidents
+# (cancelled ones never took it down). Each interval is counted once however many overlap.
+SERVICE_OUTAGES = f"""
+    service_outages AS MATERIALIZED (
+        SELECT service, range_agg(down) AS down FROM (
+            SELECT sc.service, {range_of("a.started_at", "a.ended_at")} AS down
+            FROM service_cis sc
+            JOIN config_items ci ON ci.ci_id = sc.ci_id AND ci.critical
+            JOIN alerts a ON a.ci_id = sc.ci_id AND a.outage
+            UNION ALL
+            SELECT service, {range_of("opened_at", "resolved_at")}
+            FROM tickets
+            WHERE kind = 'incident' AND priority = 1 AND state <> 'cancelled'
+              AND service IS NOT NULL
+        ) AS intervals
+        GROUP BY service
+    )"""
+
+# Per service, the planned windows of approved changes naming it or listing one of its CIs.
+SERVICE_CHANGE_WINDOWS = """
+    service_change_windows AS MATERIALIZED (
+        SELECT k.service, range_agg(tstzrange(c.planned_start, c.planned_end)) AS planned
+        FROM known_services k
+        JOIN changes c ON c.approved AND c.planned_start < c.planned_end
+         AND (c.service = k.service OR EXISTS (
+                SELECT 1 FROM service_cis sc
+                WHERE sc.service = k.service AND sc.ci_id = ANY (c.ci_ids)))
+        GROUP BY k.service
+    )"""
+
+register(
+    Indicator(
+        id="service_availability_ratio",
+        family="service",
+        unit="ratio",
+        direction="higher_is_better",
+        definition="1 − service outage seconds / counted seconds. Service outage: the union of "
+        "the outages of its critical CIs (a CI belongs to a service through `services` or "
+        "transitively through `depends_on` of one that does) and the open intervals of its "
+        "priority-1 incidents. Counted: the window up to now (the current window over its "
+        "elapsed part, a future one has no point) minus the planned windows of approved "
+        "changes naming the service or listing one of its CIs. Services: those named by CIs "
+        "or tickets. Rolled up as Σ available seconds / Σ counted seconds.",
+        scope="alert,change,ci,ticket",
+        assigned_by="overlap with the window, up to now",
+        dimensions=("service",),
+        aggregate="weighted",
+        samples_sql=f"""
+            WITH RECURSIVE {SERVICE_CIS},
+            {KNOWN_SERVICES},
+            {SERVICE_OUTAGES},
+            {SERVICE_CHANGE_WINDOWS},
+            service_time AS (
+                SELECT k.service,
+                       tstzmultirange({ELAPSED}) - coalesce(cw.planned, {NO_TIME}) AS counted,
+                       coalesce(o.down, {NO_TIME}) AS down
+                FROM known_services k
+                LEFT JOIN service_change_windows cw ON cw.service = k.service
+                LEFT JOIN service_outages o ON o.service = k.service
+                WHERE {IN_PAST}
+            )
+            SELECT service,
+                   {seconds_of("counted - down")} AS v,
+                   {seconds_of("counted")} AS w
+            FROM service_time
+        """,
+    ),
+)

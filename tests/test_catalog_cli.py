@@ -1,0 +1,111 @@
+"""`itsm-metrics catalog check|apply|show|history` as a user runs them (SPEC §6.1): a bad file is
+one line naming FILE:LINE, and the previous catalog stays active."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import Postgres
+from tests.test_cli import one_line, run
+
+EXAMPLE = "deploy/catalog.example.yaml"
+SUMMARY = "6 services, 5 policies, 12 objectives"
+BROKEN = """\
+customers:
+  - id: acme
+services:
+  - id: email
+    customer: acme
+  - id: erp
+    customer: acmee
+"""
+
+
+def test_apply_then_apply_again_then_show(postgres: Postgres) -> None:
+    db = postgres.fresh()
+    first = run(["catalog", "apply", EXAMPLE], ITSM_DATABASE_URL=db)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == f"catalog {EXAMPLE} applied (version 1: {SUMMARY})"
+
+    again = run(["catalog", "apply", EXAMPLE], ITSM_DATABASE_URL=db)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f"catalog {EXAMPLE} already active (version 1: {SUMMARY})"
+
+    shown = run(["catalog", "show"], ITSM_DATABASE_URL=db)
+    assert shown.returncode == 0, shown.stderr
+    assert "catalog version 1, applied" in shown.stdout
+    assert str(Path(EXAMPLE).resolve().name) in shown.stdout
+    assert "time zone  Europe/Berlin" in shown.stdout
+    assert "services   6" in shown.stdout
+
+
+def test_invalid_file_is_one_line_and_the_previous_version_stays(
+    postgres: Postgres, tmp_path: Path
+) -> None:
+    db = postgres.fresh()
+    assert run(["catalog", "apply", EXAMPLE], ITSM_DATABASE_URL=db).returncode == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BROKEN)
+
+    result = run(["catalog", "apply", str(bad)], ITSM_DATABASE_URL=db)
+    assert result.returncode == 7
+    assert one_line(result) == (
+        f"itsm-metrics: {bad}:7: services[1].customer: unknown customer 'acmee' "
+        "(did you mean 'acme'?)"
+    )
+    assert result.stdout == ""
+
+    shown = run(["catalog", "show"], ITSM_DATABASE_URL=db)
+    assert "catalog version 1," in shown.stdout and "catalog.example.yaml" in shown.stdout
+    history = run(["catalog", "history"], ITSM_DATABASE_URL=db)
+    assert len(history.stdout.splitlines()) == 1 and "active" in history.stdout
+
+
+def test_check_needs_no_database_and_lists_every_problem(tmp_path: Path) -> None:
+    valid = run(["catalog", "check", EXAMPLE])
+    assert valid.returncode == 0, valid.stderr
+    assert valid.stdout.strip() == f"catalog {EXAMPLE} is valid ({SUMMARY})"
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BROKEN + "objectives:\n  - {service: '*', indicator: csat, comparator: '>='}\n")
+    result = run(["catalog", "check", str(bad)])
+    assert result.returncode == 7
+    assert "Traceback" not in result.stderr
+    # Structure first: the objective lacks its target (line 9); references are checked once
+    # the structure is sound.
+    assert result.stderr.splitlines() == [
+        f"{bad}:9: objectives[0]: missing required key 'target'",
+    ]
+
+
+def test_syntax_error_names_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("customers:\n  - id: acme\n    name: [ACME\nservices: []\n")
+    result = run(["catalog", "check", str(bad)])
+    assert result.returncode == 7
+    assert result.stderr.startswith(f"{bad}:4: YAML syntax error")
+
+
+def test_show_before_any_apply_is_the_default(postgres: Postgres) -> None:
+    result = run(["catalog", "show"], ITSM_DATABASE_URL=postgres.fresh())
+    assert result.returncode == 0, result.stderr
+    assert "no catalog applied: the built-in default is active" in result.stdout
+
+
+def test_apply_of_a_missing_file(postgres: Postgres) -> None:
+    result = run(
+        ["catalog", "apply", "/nonexistent/catalog.yaml"], ITSM_DATABASE_URL=postgres.fresh()
+    )
+    assert result.returncode == 7
+    assert one_line(result) == "itsm-metrics: catalog file /nonexistent/catalog.yaml does not exist"
+
+
+def test_up_refuses_to_start_with_an_invalid_catalog(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BROKEN)
+    result = run(
+        ["up", "--no-simulate"], ITSM_CATALOG=str(bad), ITSM_DATA_DIR=str(tmp_path / "data")
+    )
+    assert result.returncode == 7
+    assert one_line(result).startswith(f"itsm-metrics: {bad}:7: services[1].customer")
+    assert not (tmp_path / "data").exists()  # nothing was started

@@ -242,7 +242,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_catalog_check(_settings: Settings, args: argparse.Namespace) -> None:
-    from shared.catalog import CatalogError, load_catalog
+    from services.catalog import CatalogError, load_catalog
 
     try:
         catalog = load_catalog(args.file)
@@ -255,7 +255,7 @@ def cmd_catalog_check(_settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_catalog_apply(settings: Settings, args: argparse.Namespace) -> None:
-    from shared.catalog import active_version, apply_catalog, parse_catalog, read_catalog_text
+    from services.catalog import active_version, apply_catalog, parse_catalog, read_catalog_text
 
     text = read_catalog_text(args.file)
     parse_catalog(text, str(args.file))  # a broken file is reported before the database is asked
@@ -268,7 +268,7 @@ def cmd_catalog_apply(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_catalog_show(settings: Settings, _args: argparse.Namespace) -> None:
-    from shared.catalog import active_catalog, active_version
+    from services.catalog import active_catalog, active_version
 
     with _engine(settings).connect() as conn:
         version = active_version(conn)
@@ -296,7 +296,7 @@ def cmd_catalog_show(settings: Settings, _args: argparse.Namespace) -> None:
 
 
 def cmd_catalog_history(settings: Settings, args: argparse.Namespace) -> None:
-    from shared.catalog import catalog_history
+    from services.catalog import catalog_history
 
     with _engine(settings).connect() as conn:
         versions = catalog_history(conn, limit=args.limit)

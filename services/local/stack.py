@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from services.catalog import active_version, apply_catalog, load_catalog, read_catalog_text
 from services.local.engines import (
     EmbeddedBroker,
     EmbeddedPostgres,
@@ -26,7 +27,6 @@ from services.local.engines import (
     free_port,
     require_free_port,
 )
-from shared.catalog import active_version, apply_catalog, load_catalog, read_catalog_text
 from shared.db import make_engine, migrate
 from shared.errors import ConfigError
 from shared.kafka import ensure_topics

@@ -153,3 +153,26 @@ def test_any_arrival_order_gives_the_same_projection(order: tuple[int, ...]) -> 
 def test_an_empty_history_is_an_error() -> None:
     with pytest.raises(ValueError, match="at least one event"):
         project_ticket([])
+
+
+def test_transitions_record_every_change_of_state_in_order() -> None:
+    row = project_ticket(
+        [
+            rec(0, "new"),
+            rec(5, "assigned"),
+            rec(6, "assigned"),
+            rec(10, "pending"),
+            rec(25, "in_progress"),
+            rec(40, "resolved"),
+        ]
+    )
+    assert row["transitions"] == [
+        [(T0 + timedelta(minutes=m)).isoformat(), s]
+        for m, s in [
+            (0, "new"),
+            (5, "assigned"),
+            (10, "pending"),
+            (25, "in_progress"),
+            (40, "resolved"),
+        ]
+    ]

@@ -13,8 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from services.aggregator.sla_clock import ALL_DAY, BusinessCalendar, deadline
-from shared.catalog import (
-    SPEC_INDICATOR_IDS,
+from services.catalog import (
     Catalog,
     CatalogError,
     active_catalog,
@@ -23,14 +22,13 @@ from shared.catalog import (
     catalog_history,
     load_catalog,
     parse_catalog,
-    parse_day_hours,
-    parse_days,
     parse_duration,
     policy_for,
 )
+from services.catalog.model import SPEC_INDICATOR_IDS, parse_day_hours, parse_days
 from shared.db import catalog_versions
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "catalog.example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[1] / "deploy" / "catalog.example.yaml"
 
 
 def yaml(text: str) -> str:

@@ -1,0 +1,423 @@
+"""The catalog's definition (SPEC §6.1): Pydantic models, durations, hours, policies."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time, timedelta
+from typing import Annotated, Literal, TypeVar
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    field_validator,
+)
+
+from services.aggregator.indicators import Direction, all_indicators
+from services.aggregator.sla_clock import BusinessCalendar, DayHours
+from shared.errors import ItsmError
+from shared.events import TicketState
+
+# Every indicator id of SPEC §5.1 (technical), 5.2 (process) and 5.3 (service). The aggregator's
+# registry says how each is computed; this list lets a catalog name those not implemented yet.
+
+SPEC_INDICATOR_IDS: frozenset[str] = frozenset(
+    {
+        # 5.1 technical
+        "ci_availability_ratio",
+        "ci_outage_count",
+        "ci_mtbf_seconds",
+        "ci_mttr_seconds",
+        "monitor_alerts_count",
+        "monitoring_coverage_ratio",
+        "monitoring_checks_count",
+        # 5.2 process
+        "ticket_opened_count",
+        "ticket_resolved_count",
+        "incident_backlog_count",
+        "incident_response_time_seconds",
+        "incident_resolution_time_seconds",
+        "incident_sla_response_met_ratio",
+        "incident_sla_resolution_met_ratio",
+        "incident_reassignment_ratio",
+        "incident_dispatch_accuracy_ratio",
+        "incident_reopen_ratio",
+        "incident_first_contact_resolution_ratio",
+        "incident_knowledge_usage_ratio",
+        "major_incident_count",
+        "problem_resolution_time_seconds",
+        "incident_problem_linked_ratio",
+        "change_count",
+        "change_success_ratio",
+        "change_failure_ratio",
+        "change_emergency_ratio",
+        "change_lead_time_seconds",
+        "change_unauthorized_count",
+        "cmdb_accuracy_ratio",
+        "call_answer_ratio",
+        "call_abandon_ratio",
+        "call_handle_time_seconds",
+        "call_logging_ratio",
+        "knowledge_articles_count",
+        "knowledge_update_ratio",
+        "csat_score",
+        # 5.3 service
+        "service_availability_ratio",
+        "service_objectives_met_ratio",
+        "service_health_score",
+    }
+)
+# Computed from the objectives themselves: an objective on them would be circular.
+OBJECTIVE_DERIVED_IDS = frozenset({"service_objectives_met_ratio", "service_health_score"})
+
+BUILTIN_CALENDAR = "24x7"
+ANY_SERVICE = "*"
+PRIORITIES = (1, 2, 3, 4)
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_FULL_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class CatalogError(ItsmError):
+    """An invalid catalog: `message` is `FILE:LINE: reason` of the first problem (by line),
+    `details` every problem in that form."""
+
+    code = "invalid_catalog"
+    exit_code = 7
+    http_status = 422
+
+
+# --- field parsers (pure; raise ValueError with the reason a user reads) ----------------------
+
+_DURATION = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(value: object) -> timedelta:
+    """`"30m"`, `"4h"`, `"2d"`, `"1h30m"`, `"90s"`, `"1w"`, or an integer of seconds; > 0."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str) and (m := _DURATION.fullmatch(value.replace(" ", ""))) and value:
+        w, d, h, mi, s = (int(g or 0) for g in m.groups())
+        seconds = (((w * 7 + d) * 24 + h) * 60 + mi) * 60 + s
+    else:
+        raise ValueError(
+            f"bad duration {value!r}: use e.g. 30m, 4h, 2d, 1h30m, 90s or a number of seconds"
+        )
+    if seconds <= 0:
+        raise ValueError(f"duration {value!r} must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def _clock(text_: str, *, end: bool) -> time | None:
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})", text_.strip())
+    if m is None:
+        raise ValueError(f"bad time {text_.strip()!r}: use HH:MM")
+    hour, minute = int(m[1]), int(m[2])
+    if end and (hour, minute) == (24, 0):
+        return None  # midnight at the end of the day
+    if hour > 23 or minute > 59:
+        raise ValueError(f"bad time {text_.strip()!r}: use 00:00–23:59 (24:00 only as an end)")
+    return time(hour, minute)
+
+
+def parse_day_hours(value: object) -> DayHours:
+    """`"08:00-12:00, 13:00-17:00"` (or a list of ranges) → sorted, merged [start, end) ranges;
+    `"00:00-24:00"` is the whole day, `"closed"` none."""
+    if isinstance(value, tuple):  # already parsed (a model built in code, or copied)
+        return value
+    if value is None or str(value).strip().lower() == "closed":
+        return ()
+    parts = value if isinstance(value, list) else str(value).split(",")
+    ranges: list[tuple[time, time | None]] = []
+    for part in parts:
+        if not isinstance(part, str) or part.count("-") != 1:
+            raise ValueError(f"bad time range {part!r}: use e.g. 08:00-17:00")
+        start_text, end_text = part.split("-")
+        start, end = _clock(start_text, end=False), _clock(end_text, end=True)
+        assert start is not None
+        if end is not None and end <= start:
+            raise ValueError(
+                f"time range {part.strip()!r} ends before it starts: split a range over "
+                "midnight into two days (e.g. 22:00-24:00 and 00:00-06:00)"
+            )
+        ranges.append((start, end))
+    ranges.sort(key=lambda r: r[0])
+    merged: list[tuple[time, time | None]] = []
+    for start, end in ranges:
+        if merged and (merged[-1][1] is None or merged[-1][1] > start):
+            raise ValueError(f"time ranges overlap at {start:%H:%M} in {value!r}")
+        if merged and merged[-1][1] == start:  # adjacent: one range
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return tuple(merged)
+
+
+def parse_days(spec: str) -> tuple[int, ...]:
+    """`"mon"`, `"mon-fri"`, `"sat,sun"`, `"mon-wed, fri"` → weekdays (0 = Monday)."""
+
+    def day(name: str) -> int:
+        name = name.strip().lower()
+        for names in (WEEKDAYS, _FULL_WEEKDAYS):
+            if name in names:
+                return names.index(name)
+        raise ValueError(f"bad day {name!r} in {spec!r}: use mon, tue, … sun or a range mon-fri")
+
+    days: list[int] = []
+    for part in str(spec).split(","):
+        first, _, last = part.partition("-")
+        a = day(first)
+        b = day(last) if last else a
+        days.extend((a + i) % 7 for i in range((b - a) % 7 + 1))  # fri-mon wraps the weekend
+    if len(set(days)) != len(days):
+        raise ValueError(f"a day is named twice in {spec!r}")
+    return tuple(days)
+
+
+def _check_days(spec: str) -> str:
+    parse_days(spec)
+    return spec
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError
+        raise ValueError(
+            f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin or UTC"
+        ) from None
+    return name
+
+
+def _check_id(value: str) -> str:
+    if not value or value != value.strip():
+        raise ValueError(f"bad id {value!r}: an id is not empty and has no surrounding spaces")
+    return value
+
+
+def _holiday(value: object) -> object:
+    return {"date": value} if isinstance(value, date | str) else value
+
+
+def _none_as_empty(value: object) -> object:
+    return () if value is None else value  # `services:` with nothing under it
+
+
+def _check_metric_id(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", value):
+        raise ValueError(
+            f"bad indicator id {value!r}: use lower_snake_case (it becomes the metric itsm_<id>)"
+        )
+    return value
+
+
+_T = TypeVar("_T")
+Id = Annotated[str, AfterValidator(_check_id)]
+TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Number = Annotated[float, Strict()]
+Window = Literal["hour", "day", "week", "month"]
+
+
+# A list section of the file; `services:` with nothing under it is an empty one.
+Section = Annotated[tuple[_T, ...], BeforeValidator(_none_as_empty)]
+
+
+# --- the catalog --------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Customer(_Model):
+    id: Id
+    name: str | None = None
+
+
+class Service(_Model):
+    id: Id
+    name: str | None = None
+    customer: Id
+
+    @field_validator("id")
+    @classmethod
+    def _not_wildcard(cls, value: str) -> str:
+        if value == ANY_SERVICE:
+            raise ValueError("'*' means every service and cannot be a service id")
+        return value
+
+
+class Holiday(_Model):
+    date: date
+    name: str | None = None
+
+
+class Calendar(_Model):
+    """Business hours in a time zone: `hours` maps days (`mon`, `mon-fri`, `sat,sun`) to
+    ranges (`"08:00-12:00, 13:00-17:00"`); days not named are closed, so are holidays."""
+
+    id: Id
+    timezone: TimeZoneName
+    hours: dict[
+        Annotated[str, AfterValidator(_check_days)],
+        Annotated[DayHours, BeforeValidator(parse_day_hours)],
+    ]
+    holidays: Section[Annotated[Holiday, BeforeValidator(_holiday)]] = ()
+
+    @field_validator("hours")
+    @classmethod
+    def _each_day_once(cls, hours: dict[str, DayHours]) -> dict[str, DayHours]:
+        seen: dict[int, str] = {}
+        for spec in hours:
+            for d in parse_days(spec):
+                if d in seen:
+                    raise ValueError(f"{WEEKDAYS[d]} is given twice ({seen[d]!r} and {spec!r})")
+                seen[d] = spec
+        if not any(hours.values()):
+            raise ValueError("no open hours: name at least one day, e.g. mon-fri: 08:00-17:00")
+        return hours
+
+    @property
+    def weekly(self) -> dict[int, DayHours]:
+        weekly: dict[int, DayHours] = {}
+        for spec, ranges in self.hours.items():
+            for d in parse_days(spec):
+                if ranges:
+                    weekly[d] = ranges
+        return dict(sorted(weekly.items()))
+
+    def business_calendar(self) -> BusinessCalendar:
+        return BusinessCalendar(
+            tz=ZoneInfo(self.timezone),
+            weekly=self.weekly,
+            holidays=frozenset(h.date for h in self.holidays),
+        )
+
+
+ALWAYS = Calendar.model_validate(
+    {"id": BUILTIN_CALENDAR, "timezone": "UTC", "hours": {"mon-sun": "00:00-24:00"}}
+)
+
+
+class SlaPolicy(_Model):
+    id: Id
+    service: Id  # a service id or "*"
+    priorities: tuple[Annotated[int, Strict(), Field(ge=1, le=4)], ...] = Field(
+        default=PRIORITIES, min_length=1
+    )
+    response_target: Duration
+    resolution_target: Duration
+    calendar: Id = BUILTIN_CALENDAR
+    pause_states: tuple[TicketState, ...] = ("pending",)
+
+    @field_validator("priorities")
+    @classmethod
+    def _sorted(cls, priorities: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(sorted(set(priorities)))
+
+
+class Objective(_Model):
+    """SPEC §6.3: `service` (or `*`) `indicator` `comparator` `target` per `window`."""
+
+    service: Id
+    indicator: Id
+    window: Window = "month"
+    comparator: Literal[">=", "<="]
+    target: Number
+    warning: Number | None = None
+    weight: Annotated[float, Strict(), Field(gt=0)] = 1.0
+
+
+class Measurement(_Model):
+    """A custom indicator fed by `itsm.measurement.recorded` (SPEC §3.5, §5.2)."""
+
+    id: Annotated[str, AfterValidator(_check_metric_id)]
+    unit: str
+    aggregation: Literal["sum", "mean"] = "sum"
+    direction: Direction
+
+
+class CatalogSettings(_Model):
+    first_contact_resolution_minutes: Annotated[int, Strict(), Field(gt=0)] = 30
+    drift_windows: Annotated[int, Strict(), Field(ge=4)] = 8  # fewer than 4 never drift (§6.4)
+    drift_threshold: Annotated[float, Strict(), Field(gt=0)] = 3.0
+
+
+class Catalog(_Model):
+    reporting_timezone: TimeZoneName = "UTC"
+    customers: Section[Customer] = ()
+    services: Section[Service] = ()
+    calendars: Section[Calendar] = Field(default=(), validate_default=True)
+    sla_policies: Section[SlaPolicy] = ()
+    objectives: Section[Objective] = ()
+    measurements: Section[Measurement] = ()
+    settings: Annotated[CatalogSettings, BeforeValidator(lambda v: {} if v is None else v)] = (
+        CatalogSettings()
+    )
+
+    @field_validator("calendars")
+    @classmethod
+    def _with_builtin(cls, calendars: tuple[Calendar, ...]) -> tuple[Calendar, ...]:
+        # Appended, so that the file's calendars keep their indices (and line numbers).
+        if any(c.id == BUILTIN_CALENDAR for c in calendars):
+            return calendars
+        return (*calendars, ALWAYS)
+
+    @classmethod
+    def default(cls) -> Catalog:
+        """The catalog in force before any was applied: UTC, the 24x7 calendar, nothing else."""
+        return cls()
+
+    def calendar(self, calendar_id: str) -> Calendar | None:
+        return next((c for c in self.calendars if c.id == calendar_id), None)
+
+    def service(self, service_id: str) -> Service | None:
+        return next((s for s in self.services if s.id == service_id), None)
+
+    def indicator_ids(self) -> set[str]:
+        """Every indicator an objective may name: SPEC §5, the registry, custom measurements."""
+        return known_indicator_ids() | {m.id for m in self.measurements}
+
+    def summary(self) -> str:
+        return ", ".join(
+            _plural(n, word)
+            for n, word in (
+                (len(self.services), "service"),
+                (len(self.sla_policies), "policy"),
+                (len(self.objectives), "objective"),
+            )
+        )
+
+
+def _plural(n: int, word: str) -> str:
+    if n == 1:
+        return f"1 {word}"
+    return f"{n} {word[:-1]}ies" if word.endswith("y") else f"{n} {word}s"
+
+
+def known_indicator_ids() -> set[str]:
+    return set(SPEC_INDICATOR_IDS) | {ind.id for ind in all_indicators()}
+
+
+def policy_for(catalog: Catalog, service: str | None, priority: int | None) -> SlaPolicy | None:
+    """The SLA policy of a ticket (SPEC §6.1): a policy naming the service beats a `*` one;
+    among equals the first in the file wins. A ticket without a priority matches only policies
+    that cover every priority; one without a service only `*` policies."""
+    candidates = [
+        p
+        for p in catalog.sla_policies
+        if (priority in p.priorities if priority is not None else p.priorities == PRIORITIES)
+        and p.service in (service, ANY_SERVICE)
+    ]
+    exact = [p for p in candidates if p.service == service]
+    best = exact or candidates
+    return best[0] if best else None
+
+
+# --- loading: YAML with line numbers -------------------------------------------------------------

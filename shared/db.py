@@ -111,6 +111,8 @@ tickets = Table(
     Column("reopens", Integer, nullable=False, server_default="0"),
     Column("paused_seconds", Float, nullable=False, server_default="0"),
     Column("first_contact_resolution", Boolean),
+    # [[time, state], ...] at every change of state: the SLA clock's pauses come from these.
+    Column("transitions", JSONB, nullable=False, server_default="[]"),
     Column("sequence", BigInteger),
     _ts("last_event_time", nullable=False),
     Column("event_count", Integer, nullable=False),
@@ -131,6 +133,30 @@ def _projection_columns() -> list[Column[object]]:
         _ts("updated_at", nullable=False, server_default=func.now()),
     ]
 
+
+# Each incident's SLA under the active catalog (SPEC §6.2), kept by the aggregator: a target is
+# decided when met (at the response or resolution) or breached (at the deadline, even while
+# the ticket is still open); undecided while it can still be met.
+ticket_sla = Table(
+    "ticket_sla",
+    metadata,
+    Column("ticket_id", Text, primary_key=True),
+    Column("policy_id", Text),  # NULL: no policy applies, excluded from the SLA ratios
+    Column("response_target_seconds", Float),
+    Column("resolution_target_seconds", Float),
+    _ts("response_due"),
+    _ts("resolution_due"),
+    Column("response_met", Boolean),
+    Column("resolution_met", Boolean),
+    _ts("response_decided_at"),
+    _ts("resolution_decided_at"),
+    _ts("ticket_updated_at", nullable=False),  # the projection version evaluated
+    Column("catalog_sha", Text, nullable=False),
+    _ts("evaluated_at", nullable=False),
+    Index(None, "response_decided_at"),
+    Index(None, "resolution_decided_at"),
+    Index(None, "resolution_due"),
+)
 
 # Changes and releases — SPEC §3.2. `implemented_at` places a change in its window.
 changes = Table(

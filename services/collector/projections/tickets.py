@@ -27,6 +27,7 @@ def project_ticket(history: Iterable[Record]) -> dict[str, Any]:
     group: str | None = None
     pending_since: datetime | None = None
     paused = 0.0
+    transitions: list[tuple[datetime, str]] = []  # (time, state) at every change of state
 
     for ev in events:
         snap = merge(snap, ev.data)
@@ -35,6 +36,7 @@ def project_ticket(history: Iterable[Record]) -> dict[str, Any]:
         if responded_at is None and state != "new":
             responded_at = t  # first transition out of `new`
         if state != prev_state:
+            transitions.append((t, state))
             if state == "resolved" or (state == "closed" and prev_state != "resolved"):
                 resolved_at = t  # latest transition into resolved (or closed without resolved)
             if state == "closed":
@@ -81,6 +83,8 @@ def project_ticket(history: Iterable[Record]) -> dict[str, Any]:
         "reassignments": _count(snap.get("reassignment_count"), reassignments),
         "reopens": _count(snap.get("reopen_count"), reopens),
         "paused_seconds": paused,
+        # For the SLA clock, whose pause states are the policy's (SPEC §6.2).
+        "transitions": [[when.isoformat(), st] for when, st in transitions],
         "first_contact_resolution": snap.get("first_contact_resolution"),
         **bookkeeping(events, snap),
     }

@@ -408,7 +408,14 @@ def _dead_letter_parsers(sub: Any) -> None:
     rp.set_defaults(fn=cmd_dead_letters_replay)
 
 
+def _exit_quietly(signum: int, _frame: Any) -> None:
+    # Until a command installs its own graceful handler, a stop request ends the process
+    # cleanly (exit 0), also while it is still starting.
+    sys.exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _exit_quietly)
     args = build_parser().parse_args(argv)
     try:
         settings = get_settings()

@@ -72,6 +72,7 @@ def aggregate(engine: Engine, settings: Settings | None = None) -> int:
         engine,  # type: ignore[call-arg]
         AggregatorMetrics(CollectorRegistry()),
     )
+    agg.evaluate_sla()  # as the scheduled job does before recomputing
     total = 0
     while (n := agg.recompute_dirty()) > 0:
         total += n

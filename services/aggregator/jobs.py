@@ -11,17 +11,21 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from services.aggregator.compute import recompute_windows
 from services.aggregator.metrics import AggregatorMetrics
+from services.aggregator.sla import evaluate_pending
 from services.aggregator.windows import merge_spans, windows_overlapping
+from services.catalog import Catalog, active_catalog, active_version
 from services.collector.store import mark_dirty
 from shared.settings import Settings
 
 log = logging.getLogger("itsm.aggregator")
+
+DEFAULT_CATALOG_SHA = "built-in default"
 
 _CLAIM = text(
     """
@@ -58,6 +62,28 @@ class Aggregator:
         self.metrics = metrics or AggregatorMetrics()
         self.tz = ZoneInfo(settings.reporting_timezone)
         self._last_refresh: datetime | None = None
+        self._catalog: Catalog = Catalog.default()
+        self._catalog_sha = DEFAULT_CATALOG_SHA
+
+    def catalog(self, conn: Connection) -> tuple[Catalog, str]:
+        """The active catalog, parsed again only when another version became active."""
+        version = active_version(conn)
+        sha = version.sha256 if version is not None else DEFAULT_CATALOG_SHA
+        if sha != self._catalog_sha:
+            self._catalog, self._catalog_sha = active_catalog(conn), sha
+            log.info("catalog loaded", extra={"sha": sha[:12], "summary": self._catalog.summary()})
+        return self._catalog, sha
+
+    def evaluate_sla(self) -> int:
+        """Bring `ticket_sla` up to date (changed incidents, passed deadlines)."""
+        total = 0
+        while True:
+            with self.engine.begin() as conn:
+                catalog, sha = self.catalog(conn)
+                n = evaluate_pending(conn, catalog, sha, self.tz, datetime.now(UTC))
+            total += n
+            if n < 5000:
+                return total
 
     def recompute_dirty(self, limit: int = 5000) -> int:
         """One pass: claim dirty marks, recompute the windows they touch in one transaction,
@@ -75,8 +101,10 @@ class Aggregator:
             by_kind: dict[str, list[datetime]] = {}
             for kind, start in sorted(locked):
                 by_kind.setdefault(kind, []).append(start)
+            catalog, _ = self.catalog(conn)
+            params = {"fcr_seconds": catalog.settings.first_contact_resolution_minutes * 60}
             for kind, starts in by_kind.items():
-                recompute_windows(conn, kind, starts, self.tz, now=now)
+                recompute_windows(conn, kind, starts, self.tz, now=now, params=params)
             if claimed:
                 conn.execute(_DONE, {"ids": [r.id for r in claimed]})
                 busy = [s for k, s in windows if (k, s) not in locked]
@@ -163,6 +191,7 @@ class Aggregator:
 
     def _safe_recompute(self) -> None:
         try:
+            self.evaluate_sla()  # SLA decisions first: they mark the windows to recompute
             while self.recompute_dirty() > 0:
                 pass  # drain a backlog without waiting for the next tick
         except DBAPIError as err:

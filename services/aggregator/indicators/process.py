@@ -193,7 +193,37 @@ register(
 )
 
 
+def sla(id: str, which: str, definition: str) -> Indicator:
+    """Incidents whose response or resolution target was decided in the window (met when done
+    within it, breached where it passed); those no policy covers are left out."""
+    return per_row(
+        id,
+        "ratio",
+        "higher_is_better",
+        definition,
+        table="ticket_sla s JOIN tickets t USING (ticket_id)",
+        scope="sla",
+        assigned_by=f"s.{which}_decided_at",
+        dimensions=INCIDENT_DIMENSIONS,
+        v=f"s.{which}_met::int::float8",
+        aggregate="ratio",
+        where=("s.policy_id IS NOT NULL",),
+    )
+
+
 register(
+    sla(
+        "incident_sla_response_met_ratio",
+        "response",
+        "Share of incidents responded in the window within the response target (SLA clock); a "
+        "late response counts where the target passed; incidents with no policy excluded.",
+    ),
+    sla(
+        "incident_sla_resolution_met_ratio",
+        "resolution",
+        "Share of incidents whose resolution target was decided in the window: resolved within "
+        "it, or breached where it passed (open incidents included); count = decided incidents.",
+    ),
     Indicator(
         id="incident_backlog_count",
         family="process",

@@ -50,8 +50,8 @@ CI_CHANGE_WINDOWS = """
         GROUP BY ci_id
     )"""
 
-# Per CI existing at some point of the window: the seconds that count (the elapsed window minus
-# approved change windows), its outage time in them, and the outages starting in the window.
+# Per CI existing at some point of the window: the time that counts (the elapsed window minus
+# approved change windows) and the union of its outages; `counted - down` is its available time.
 CI_TIME = f"""
     WITH {CI_OUTAGES},
     {CI_CHANGE_WINDOWS},
@@ -74,8 +74,6 @@ OUTAGE_PIECES = f"""
         SELECT ci_id, lower(piece) AS started, upper(piece) AS ended
         FROM ci_outages, unnest(down) AS piece
     )"""
-
-STARTED_IN_WINDOW = "started >= w.window_start AND started < w.window_end"
 
 register(
     Indicator(
@@ -114,7 +112,8 @@ register(
         aggregate="count",
         samples_sql=f"""
             {OUTAGE_PIECES}
-            SELECT ci_id AS ci, 1.0 AS v FROM outages WHERE {STARTED_IN_WINDOW}
+            SELECT ci_id AS ci, 1.0 AS v FROM outages
+            WHERE started >= w.window_start AND started < w.window_end
         """,
     ),
     Indicator(

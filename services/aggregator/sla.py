@@ -1,0 +1,162 @@
+"""SLA evaluation (SPEC §6.2, §5.2): each incident's response and resolution targets under the
+active catalog's policy, measured on the policy's calendar outside its pause states.
+
+A target is *decided* when it is met (at the response or resolution) or breached (at the
+instant the target passed, whether the ticket is done or still open); until then it is open.
+`evaluate` is pure; `evaluate_pending` is the scheduled job's shell: it re-evaluates incidents
+whose projection or catalog changed, and open ones whose deadline has passed, so a breach is
+detected with no event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, text
+from sqlalchemy.dialects.postgresql import insert
+
+from services.aggregator.sla_clock import BusinessCalendar, Pause, deadline, met, pause_intervals
+from services.catalog import Catalog, policy_for
+from services.collector.projections import parse_ts
+from services.collector.store import mark_dirty
+from shared.db import ticket_sla
+
+
+@dataclass(frozen=True)
+class Target:
+    seconds: float | None = None
+    due: datetime | None = None  # None: no policy, or the clock is stopped by an open pause
+    met: bool | None = None  # None: not decided yet
+    decided_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    policy_id: str | None
+    response: Target
+    resolution: Target
+
+
+def target(
+    cal: BusinessCalendar,
+    opened: datetime,
+    done_at: datetime | None,
+    seconds: float,
+    pauses: list[Pause],
+    now: datetime,
+) -> Target:
+    """One target: met when done within it; breached at its deadline once that has passed."""
+    due = deadline(cal, opened, seconds, pauses)
+    if done_at is not None and met(cal, opened, done_at, seconds, pauses):
+        return Target(seconds, due, True, done_at)
+    if due is not None and (done_at is not None or due <= now):
+        return Target(seconds, due, False, due)
+    return Target(seconds, due)
+
+
+def evaluate(ticket: Mapping[str, Any], catalog: Catalog, now: datetime) -> Evaluation:
+    """An incident's SLA under `catalog` as of `now`. Pure."""
+    policy = policy_for(catalog, ticket["service"], ticket["priority"])
+    if policy is None:
+        return Evaluation(None, Target(), Target())
+    calendar = catalog.calendar(policy.calendar)
+    assert calendar is not None  # the catalog's references were checked when it was loaded
+    cal = calendar.business_calendar()
+    transitions = [(parse_ts(t), s) for t, s in ticket["transitions"]]
+    pauses = pause_intervals(
+        [(t, s) for t, s in transitions if t is not None], frozenset(policy.pause_states)
+    )
+    opened = ticket["opened_at"]
+    return Evaluation(
+        policy.id,
+        target(
+            cal, opened, ticket["responded_at"], policy.response_target.total_seconds(), pauses, now
+        ),
+        target(
+            cal,
+            opened,
+            ticket["resolved_at"],
+            policy.resolution_target.total_seconds(),
+            pauses,
+            now,
+        ),
+    )
+
+
+_PENDING = text(
+    """
+    SELECT t.ticket_id, t.service, t.priority, t.opened_at, t.responded_at, t.resolved_at,
+           t.transitions, t.updated_at,
+           s.response_decided_at AS old_response, s.resolution_decided_at AS old_resolution
+    FROM tickets t LEFT JOIN ticket_sla s USING (ticket_id)
+    WHERE t.kind = 'incident' AND (
+        s.ticket_id IS NULL OR s.ticket_updated_at <> t.updated_at OR s.catalog_sha <> :sha
+        OR (s.response_met IS NULL AND s.response_due <= :now)
+        OR (s.resolution_met IS NULL AND s.resolution_due <= :now))
+    LIMIT :limit
+    """
+)
+
+
+def evaluate_pending(
+    conn: Connection,
+    catalog: Catalog,
+    catalog_sha: str,
+    tz: ZoneInfo,
+    now: datetime,
+    limit: int = 5000,
+) -> int:
+    """Re-evaluate what may have changed, upsert `ticket_sla`, and mark the windows where a
+    decision was, or now is, dirty. Returns how many incidents were evaluated."""
+    rows = conn.execute(_PENDING, {"sha": catalog_sha, "now": now, "limit": limit}).all()
+    if not rows:
+        return 0
+    stamps: set[datetime] = set()
+    values = []
+    for r in rows:
+        ev = evaluate(r._mapping, catalog, now)
+        values.append(_row(r.ticket_id, ev, r.updated_at, catalog_sha, now))
+        stamps.update(
+            ts
+            for ts in (
+                r.old_response,
+                r.old_resolution,
+                ev.response.decided_at,
+                ev.resolution.decided_at,
+            )
+            if ts
+        )
+    stmt = insert(ticket_sla)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[ticket_sla.c.ticket_id],
+            set_={
+                c.name: stmt.excluded[c.name] for c in ticket_sla.columns if c.name != "ticket_id"
+            },
+        ),
+        values,
+    )
+    mark_dirty(conn, {"sla": (stamps, [])}, tz, now)
+    return len(rows)
+
+
+def _row(
+    ticket_id: str, ev: Evaluation, updated_at: datetime, sha: str, now: datetime
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "ticket_id": ticket_id,
+        "policy_id": ev.policy_id,
+        "ticket_updated_at": updated_at,
+        "catalog_sha": sha,
+        "evaluated_at": now,
+    }
+    for name, tgt in (("response", ev.response), ("resolution", ev.resolution)):
+        fields = asdict(tgt)
+        out[f"{name}_target_seconds"] = fields["seconds"]
+        out[f"{name}_due"] = fields["due"]
+        out[f"{name}_met"] = fields["met"]
+        out[f"{name}_decided_at"] = fields["decided_at"]
+    return out

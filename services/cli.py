@@ -82,7 +82,30 @@ def cmd_aggregator(settings: Settings, _args: argparse.Namespace) -> None:
 
     engine = _engine(settings)
     _metrics_port(settings.aggregator_metrics_port, "aggregator", "ITSM_AGGREGATOR_METRICS_PORT")
+    if settings.catalog is not None:
+        _apply_catalog_at_startup(engine, settings.catalog)
     Aggregator(settings, engine).run(_stop_on_signals())
+
+
+def _apply_catalog_at_startup(engine: Any, path: Path) -> None:
+    """SPEC §6.1: the catalog named by ITSM_CATALOG is loaded at startup. An invalid file is
+    refused with its line and reason, and the previous version stays active."""
+    from services.catalog import CatalogError, active_version, apply_catalog, read_catalog_text
+
+    try:
+        with engine.begin() as conn:
+            _, changed = apply_catalog(conn, read_catalog_text(path), str(path))
+            version = active_version(conn)
+    except CatalogError as err:
+        log.error(
+            "catalog refused, the previous one stays active",
+            extra={"catalog": str(path), "reason": err.message},
+        )
+        return
+    log.info(
+        "catalog applied" if changed else "catalog already active",
+        extra={"catalog": str(path), "version": version.id if version else None},
+    )
 
 
 def cmd_api(settings: Settings, _args: argparse.Namespace) -> None:

@@ -109,3 +109,42 @@ def test_up_refuses_to_start_with_an_invalid_catalog(tmp_path: Path) -> None:
     assert result.returncode == 7
     assert one_line(result).startswith(f"itsm-metrics: {bad}:7: services[1].customer")
     assert not (tmp_path / "data").exists()  # nothing was started
+
+
+def test_aggregator_applies_the_catalog_at_startup_and_survives_an_invalid_one(
+    postgres: Postgres, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.e2e.conftest import ROOT, service_env
+
+    url = postgres.fresh()
+
+    def start(catalog: Path) -> tuple[str, int]:
+        env = service_env(ITSM_DATABASE_URL=url, ITSM_CATALOG=str(catalog), ITSM_LOG_FORMAT="json")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "aggregator"],
+            env=env,
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(3)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        return err, proc.returncode
+
+    good = tmp_path / "good.yaml"
+    good.write_text((ROOT / EXAMPLE).read_text())
+    err, code = start(good)
+    assert code == 0, err
+    assert '"msg": "catalog applied"' in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("services:\n  - id: x\n    nmae: typo\n")
+    err, code = start(bad)
+    assert code == 0, err  # it runs on with the previous catalog
+    assert "catalog refused, the previous one stays active" in err
+    assert "bad.yaml:2: services[0]: missing required key" in err

@@ -5,9 +5,9 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import collector_drain
+from benchmarks import aggregator, collector_drain
 
-BENCHMARKS = {"collector_drain": collector_drain.run}
+BENCHMARKS = {"collector_drain": collector_drain.run, "aggregator": aggregator.run}
 
 
 def main(names: list[str]) -> None:

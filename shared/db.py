@@ -334,6 +334,44 @@ indicator_values = Table(
 )
 
 
+# Objective status per service and window (SPEC §6.3), written by the aggregator right after the
+# window's indicator values. `window_end` with `window_start` identifies the window kind, so the
+# service indicators' SQL (which sees only a window's bounds) reads the right rows.
+objective_status = Table(
+    "objective_status",
+    metadata,
+    Column("service", Text, primary_key=True),
+    Column("indicator", Text, primary_key=True),
+    Column("window_kind", Text, primary_key=True),
+    _ts("window_start", primary_key=True),
+    _ts("window_end", nullable=False),
+    Column("value", Float),
+    Column("target", Float, nullable=False),
+    Column("warning", Float),
+    Column("comparator", Text, nullable=False),
+    Column("weight", Float, nullable=False),
+    Column("status", Text, nullable=False),
+    _ts("evaluated_at", nullable=False),
+    Index(None, "window_start", "window_end"),
+)
+
+# Drift of each series' current window against its previous complete windows (SPEC §6.4).
+indicator_drift = Table(
+    "indicator_drift",
+    metadata,
+    Column("indicator", Text, primary_key=True),
+    Column("window_kind", Text, primary_key=True),
+    Column("dimensions", JSONB, primary_key=True),
+    _ts("window_start", primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("baseline_mean", Float),
+    Column("baseline_stddev", Float),
+    Column("windows", Integer, nullable=False),
+    Column("drifting", Boolean, nullable=False),
+    _ts("computed_at", nullable=False),
+)
+
 # Applied service catalogs — SPEC §6.1: every version kept, at most one active (the partial
 # unique index), so every process reads the same catalog and a bad file never replaces it.
 catalog_versions = Table(

@@ -16,10 +16,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from services.aggregator.compute import recompute_windows
+from services.aggregator.drift import update_drift
+from services.aggregator.indicators import all_indicators
 from services.aggregator.metrics import AggregatorMetrics
+from services.aggregator.objectives import evaluate_windows
 from services.aggregator.sla import evaluate_pending
 from services.aggregator.windows import merge_spans, windows_overlapping
 from services.catalog import Catalog, active_catalog, active_version
+from services.catalog.model import OBJECTIVE_DERIVED_IDS
 from services.collector.store import mark_dirty
 from shared.settings import Settings
 
@@ -104,7 +108,7 @@ class Aggregator:
             catalog, _ = self.catalog(conn)
             params = {"fcr_seconds": catalog.settings.first_contact_resolution_minutes * 60}
             for kind, starts in by_kind.items():
-                recompute_windows(conn, kind, starts, self.tz, now=now, params=params)
+                self._recompute(conn, catalog, kind, starts, now, params)
             if claimed:
                 conn.execute(_DONE, {"ids": [r.id for r in claimed]})
                 busy = [s for k, s in windows if (k, s) not in locked]
@@ -114,6 +118,24 @@ class Aggregator:
             remaining = conn.execute(_REMAINING).scalar_one()
         self._observe(claimed, len(locked), remaining, time.perf_counter() - started)
         return len(locked)
+
+    def _recompute(
+        self,
+        conn: Connection,
+        catalog: Catalog,
+        kind: str,
+        starts: list[datetime],
+        now: datetime,
+        params: dict[str, Any],
+    ) -> None:
+        """Indicators, then objective status from them, then the service indicators built on
+        objective status (SPEC §5.3, §6.3): all in the same transaction, so each reads the
+        values of this pass."""
+        first = [i for i in all_indicators() if i.id not in OBJECTIVE_DERIVED_IDS]
+        derived = [i for i in all_indicators() if i.id in OBJECTIVE_DERIVED_IDS]
+        recompute_windows(conn, kind, starts, self.tz, first, now=now, params=params)
+        evaluate_windows(conn, catalog, kind, starts, self.tz, now=now)
+        recompute_windows(conn, kind, starts, self.tz, derived, now=now, params=params)
 
     def _observe(self, claimed: list[Any], windows: int, remaining: int, elapsed: float) -> None:
         finished = datetime.now(UTC)
@@ -179,6 +201,15 @@ class Aggregator:
             coalesce=True,
             next_run_time=datetime.now(UTC),
         )
+        scheduler.add_job(
+            self._safe_drift,
+            "interval",
+            seconds=60,
+            id="drift",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
         scheduler.start()
         log.info(
             "aggregator running", extra={"interval_s": self.settings.aggregator_interval_seconds}
@@ -188,6 +219,22 @@ class Aggregator:
         finally:
             scheduler.shutdown(wait=True)
             log.info("aggregator stopped")
+
+    def drift(self) -> int:
+        """Score every series' current window against its previous windows (SPEC §6.4)."""
+        with self.engine.begin() as conn:
+            catalog, _ = self.catalog(conn)
+            return update_drift(conn, catalog, self.tz, now=datetime.now(UTC))
+
+    def _safe_drift(self) -> None:
+        started = time.perf_counter()
+        try:
+            self.drift()
+        except DBAPIError as err:
+            log.warning(
+                "drift run failed, will retry", extra={"error": str(err).splitlines()[0][:300]}
+            )
+        self.metrics.run_seconds.labels("drift").observe(time.perf_counter() - started)
 
     def _safe_recompute(self) -> None:
         try:

@@ -12,9 +12,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.engine import Engine
 
 from services.api import errors
-from services.api.exposition import IndicatorCollector
+from services.api.exposition import IndicatorCollector, ObjectiveCollector
 from services.api.ingest import Publisher
-from services.api.routes import alertmanager, dead_letters, indicators, ingest, ops
+from services.api.routes import alertmanager, dead_letters, indicators, ingest, objectives, ops
 from shared.settings import Settings
 
 
@@ -31,7 +31,9 @@ def create_app(settings: Settings, engine: Engine, publisher: Publisher | None =
         lifespan=lifespan,
     )
     registry = CollectorRegistry()
-    registry.register(IndicatorCollector(engine, ZoneInfo(settings.reporting_timezone)))
+    tz = ZoneInfo(settings.reporting_timezone)
+    registry.register(IndicatorCollector(engine, tz))
+    registry.register(ObjectiveCollector(engine, tz))
     app.state.settings = settings
     app.state.engine = engine
     app.state.publisher = publisher or Publisher(settings)
@@ -43,6 +45,7 @@ def create_app(settings: Settings, engine: Engine, publisher: Publisher | None =
     app.include_router(alertmanager.router)
     app.include_router(dead_letters.router)
     app.include_router(indicators.router)
+    app.include_router(objectives.router)
     return app
 
 

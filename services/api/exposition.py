@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from services.aggregator.indicators import Indicator, all_indicators
 from services.aggregator.windows import WINDOW_KINDS, previous_start, window_start
-from shared.db import indicator_values
+from shared.db import indicator_drift, indicator_values, objective_status
 
 log = logging.getLogger("itsm.api.exposition")
 
@@ -104,3 +104,83 @@ class IndicatorCollector(Collector):
                 if (ind.id, kind, period) not in totals:
                     families[ind.id].add_metric([kind, period, *("" for _ in ind.dimensions)], 0.0)
         yield from families.values()
+
+
+STATUS_VALUES = {"met": 1.0, "warning": 0.5, "breached": 0.0}  # no_data: no sample
+
+
+class ObjectiveCollector(Collector):
+    """`itsm_objective_status`, `itsm_objective_target` (current window of each objective) and
+    `itsm_indicator_drift_score` (current window; the total and per-service series) — SPEC §8."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        tz: ZoneInfo,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = engine
+        self.tz = tz
+        self.clock = clock
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        labels = ["service", "indicator", "window"]
+        return (
+            GaugeMetricFamily(
+                "itsm_objective_status",
+                "Objective status in the current window: 1 met, 0.5 warning, 0 breached",
+                labels=labels,
+            ),
+            GaugeMetricFamily(
+                "itsm_objective_target", "Objective target in the current window", labels=labels
+            ),
+            GaugeMetricFamily(
+                "itsm_indicator_drift_score",
+                "(current − mean) / stddev of the previous complete windows (SPEC §6.4)",
+                labels=["indicator", "window", "service"],
+            ),
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        status, target, drift = self._families()
+        now = self.clock()
+        current = [(k, window_start(k, now, self.tz)) for k in WINDOW_KINDS]
+        os_, dr = objective_status.c, indicator_drift.c
+        try:
+            with self.engine.connect() as conn:
+                objectives = conn.execute(
+                    select(os_.service, os_.indicator, os_.window_kind, os_.target, os_.status)
+                    .where(
+                        or_(
+                            *(and_(os_.window_kind == k, os_.window_start == s) for k, s in current)
+                        )
+                    )
+                    .order_by(os_.service, os_.indicator, os_.window_kind)
+                ).all()
+                drifts = conn.execute(
+                    select(dr.indicator, dr.window_kind, dr.dimensions, dr.score)
+                    .where(
+                        or_(*(and_(dr.window_kind == k, dr.window_start == s) for k, s in current))
+                    )
+                    .order_by(dr.indicator, dr.window_kind)
+                ).all()
+        except DBAPIError as err:
+            log.warning(
+                "metrics scrape could not read objectives or drift",
+                extra={"error": str(err).splitlines()[0][:200]},
+            )
+            objectives, drifts = [], []
+        for r in objectives:
+            labels = [r.service, r.indicator, r.window_kind]
+            target.add_metric(labels, r.target)
+            if r.status in STATUS_VALUES:
+                status.add_metric(labels, STATUS_VALUES[r.status])
+        for d in drifts:  # the total and per-service series only (SPEC §8 cardinality)
+            if set(d.dimensions) <= {"service"}:
+                drift.add_metric(
+                    [d.indicator, d.window_kind, d.dimensions.get("service", "")], d.score
+                )
+        yield from (status, target, drift)

@@ -87,3 +87,30 @@ class DeadLetterList(BaseModel):
     next_before_id: int | None = Field(
         description="pass as `before_id` for the next, older page; null on the last page"
     )
+
+
+class ObjectiveWindow(BaseModel):
+    window_start: datetime
+    value: float | None = Field(description="the indicator's value for the service; null: none")
+    status: str = Field(description="met | warning | breached | no_data")
+
+
+class ObjectiveItem(BaseModel):
+    service: str
+    indicator: str
+    window: str
+    comparator: str
+    target: float
+    warning: float | None
+    weight: float
+    current: ObjectiveWindow
+    previous: ObjectiveWindow
+    drift_score: float | None = Field(
+        description="drift of the service's series in the current window (SPEC §6.4); "
+        "null until the drift job has scored it"
+    )
+    drifting: bool | None = None
+
+
+class ObjectiveList(BaseModel):
+    objectives: list[ObjectiveItem]

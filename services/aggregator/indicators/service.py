@@ -99,3 +99,49 @@ register(
         """,
     ),
 )
+
+# Built on `objective_status`, which the aggregator writes for a window after that window's other
+# indicators and before these two (jobs.py), so they read the statuses of the same pass. A
+# window's kind is told by its bounds: `window_start` and `window_end` together.
+OBJECTIVE_ROWS = """
+    SELECT os.service, {v} AS v, {w} AS w
+    FROM objective_status os
+    WHERE os.window_start = w.window_start AND os.window_end = w.window_end
+      AND os.status <> 'no_data'
+"""
+
+register(
+    Indicator(
+        id="service_objectives_met_ratio",
+        family="service",
+        unit="ratio",
+        direction="higher_is_better",
+        definition="Share of the service's objectives (SPEC §6.3) on this window kind that are "
+        "met, among those with data (unweighted). Rolled up: all services' objectives.",
+        scope="objective",
+        assigned_by="the objective's window",
+        dimensions=("service",),
+        aggregate="weighted",
+        samples_sql=OBJECTIVE_ROWS.format(
+            v="CASE WHEN os.status = 'met' THEN 1.0 ELSE 0.0 END", w="1.0"
+        ),
+    ),
+    Indicator(
+        id="service_health_score",
+        family="service",
+        unit="score",
+        direction="higher_is_better",
+        definition="0–100: the service's objectives on this window kind with data, weighted by "
+        "`weight`, each scoring 100 when met, 50 at warning, 0 when breached "
+        "(Σ weight × score / Σ weight). Rolled up: all services' objectives.",
+        scope="objective",
+        assigned_by="the objective's window",
+        dimensions=("service",),
+        aggregate="weighted",
+        samples_sql=OBJECTIVE_ROWS.format(
+            v="os.weight * CASE os.status WHEN 'met' THEN 100.0 WHEN 'warning' THEN 50.0 "
+            "ELSE 0.0 END",
+            w="os.weight",
+        ),
+    ),
+)

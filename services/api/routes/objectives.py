@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter
+
+from services.api import objectives
+from services.api.deps import Db, Read, SettingsDep
+from services.api.schemas import ErrorBody, ObjectiveList
+
+router = APIRouter(prefix="/v1", tags=["objectives"], dependencies=[Read])
+
+
+@router.get("/objectives", response_model=ObjectiveList, responses={422: {"model": ErrorBody}})
+def list_objectives(
+    db: Db,
+    settings: SettingsDep,
+    service: str | None = None,
+    window: str | None = None,
+) -> ObjectiveList:
+    """Each objective per service (`*` expanded): target, the current and previous window's value
+    and status, and the drift score of its series (SPEC §6.3, §6.4, §7.2)."""
+    return objectives.objectives(
+        db,
+        service=service,
+        window=window,
+        tz=ZoneInfo(settings.reporting_timezone),
+        now=datetime.now(UTC),
+    )

@@ -1,0 +1,200 @@
+"""Objective status (SPEC §6.3) and the service scores on it (SPEC §5.3), hand-computed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from services.aggregator.objectives import (
+    health_score,
+    met_ratio,
+    score,
+    service_objectives,
+    status,
+)
+from services.catalog import apply_catalog, parse_catalog
+from shared.db import objective_status
+from tests.helpers import aggregate, points, store, ticket_event, utc
+
+
+# --- pure -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0.99, "met"), (0.995, "met"), (0.98, "warning"), (0.97, "warning"), (0.96, "breached")],
+)
+def test_higher_is_better_objective_has_warning_between_warning_and_target(
+    value: float, expected: str
+) -> None:
+    assert status(value, ">=", 0.99, 0.97) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(3600, "met"), (100, "met"), (3601, "warning"), (7200, "warning"), (7201, "breached")],
+)
+def test_lower_is_better_objective_mirrors_the_warning_band(value: float, expected: str) -> None:
+    assert status(value, "<=", 3600, 7200) == expected
+
+
+def test_without_warning_a_miss_is_breached() -> None:
+    assert status(0.98, ">=", 0.99, None) == "breached"
+    assert status(5.0, "<=", 4.0, None) == "breached"
+
+
+def test_no_value_is_no_data() -> None:
+    assert status(None, ">=", 0.99, 0.97) == "no_data"
+
+
+def test_scores_and_health_leave_no_data_out() -> None:
+    assert (score("met"), score("warning"), score("breached"), score("no_data")) == (
+        100.0,
+        50.0,
+        0.0,
+        None,
+    )
+    # (100×1 + 50×2 + 0×1) / (1 + 2 + 1) = 200 / 4 = 50; the no_data one (weight 5) is left out
+    assert health_score([("met", 1), ("warning", 2), ("breached", 1), ("no_data", 5)]) == 50.0
+    assert health_score([("no_data", 1)]) is None
+    assert health_score([]) is None
+
+
+def test_met_ratio_counts_objectives_with_data_unweighted() -> None:
+    # met, warning, met among 3 with data → 2 / 3
+    assert met_ratio(["met", "warning", "no_data", "met"]) == pytest.approx(2 / 3)
+    assert met_ratio(["no_data"]) is None
+
+
+def test_a_service_objective_overrides_the_wildcard_for_its_indicator_and_window() -> None:
+    catalog = parse_catalog(
+        """
+customers: [{id: acme}]
+services: [{id: email, customer: acme}, {id: erp, customer: acme}]
+objectives:
+  - {service: "*", indicator: ticket_opened_count, window: day, comparator: "<=", target: 2}
+  - {service: erp, indicator: ticket_opened_count, window: day, comparator: "<=", target: 1}
+  - {service: "*", indicator: ticket_opened_count, window: week, comparator: "<=", target: 9}
+"""
+    )
+    got = {
+        (o.service, o.window): o.target
+        for o in service_objectives(catalog.objectives, ["email", "erp"])
+    }
+    assert got == {
+        ("email", "day"): 2,
+        ("erp", "day"): 1,
+        ("email", "week"): 9,
+        ("erp", "week"): 9,
+    }
+
+
+# --- on PostgreSQL --------------------------------------------------------------------------------
+CATALOG = """
+customers: [{id: acme}]
+services: [{id: email, customer: acme}, {id: erp, customer: acme}]
+objectives:
+  - {service: "*", indicator: ticket_opened_count, window: day, comparator: "<=",
+     target: 2, warning: 3, weight: 1}
+  - {service: erp, indicator: ticket_opened_count, window: day, comparator: "<=", target: 1}
+  - {service: email, indicator: incident_resolution_time_seconds, window: day,
+     comparator: "<=", target: 3600, warning: 7200, weight: 2}
+  - {service: "*", indicator: incident_reopen_ratio, window: day, comparator: "<=",
+     target: 0.1, warning: 0.5}
+  - {service: "*", indicator: csat_score, window: day, comparator: ">=", target: 4, weight: 3}
+"""
+DAY = utc(2026, 10, 5)
+
+
+def at(h: int, m: int = 0) -> Any:
+    return utc(2026, 10, 5, h, m)
+
+
+@pytest.fixture
+def objective_day(engine: Engine) -> Engine:
+    with engine.begin() as conn:
+        apply_catalog(conn, CATALOG, "test")
+    e = ticket_event
+    store(
+        engine,
+        [
+            # email: 3 opened, resolved after 30, 90 and 60 min; no reopen
+            e("A", at(9), "new", service="email"),
+            e("A", at(9, 30), "resolved"),
+            e("B", at(10), "new", service="email"),
+            e("B", at(11, 30), "resolved"),
+            e("C", at(11), "new", service="email"),
+            e("C", at(12), "resolved"),
+            # erp: 2 opened; D resolved, reopened, resolved again; E still open
+            e("D", at(9), "new", service="erp"),
+            e("D", at(10), "resolved"),
+            e("D", at(10, 30), "in_progress", event_type="itsm.ticket.reopened"),
+            e("D", at(11), "resolved"),
+            e("E", at(13), "new", service="erp"),
+        ],
+    )
+    aggregate(engine)
+    return engine
+
+
+def test_objective_status_per_service_and_day(objective_day: Engine) -> None:
+    c = objective_status.c
+    with objective_day.connect() as conn:
+        rows = conn.execute(
+            select(c.service, c.indicator, c.value, c.status).where(
+                c.window_kind == "day", c.window_start == DAY
+            )
+        ).all()
+    got = {(r.service, r.indicator): (r.value, r.status) for r in rows}
+    assert got == {
+        # 3 opened: above the target 2, within the warning 3
+        ("email", "ticket_opened_count"): (3.0, "warning"),
+        # (1800 + 5400 + 3600) / 3 = 3600 ≤ 3600
+        ("email", "incident_resolution_time_seconds"): (3600.0, "met"),
+        ("email", "incident_reopen_ratio"): (0.0, "met"),
+        ("email", "csat_score"): (None, "no_data"),
+        # erp's own objective (≤ 1, no warning) replaces the `*` one (≤ 2, which 2 would meet)
+        ("erp", "ticket_opened_count"): (2.0, "breached"),
+        ("erp", "incident_reopen_ratio"): (1.0, "breached"),  # D: 1 of 1 reopened > 0.5
+        ("erp", "csat_score"): (None, "no_data"),
+    }
+
+
+def test_service_scores_per_day(objective_day: Engine) -> None:
+    def value(indicator: str, **dims: str) -> tuple[float, int]:
+        p = points(objective_day, indicator, "day", DAY, **dims)
+        assert p is not None
+        return p["value"], p["count"]
+
+    # email: warning (w 1), met (w 2), met (w 1); csat no data → met 2 / 3,
+    # health (50×1 + 100×2 + 100×1) / 4 = 87.5
+    assert value("service_objectives_met_ratio", service="email") == (pytest.approx(2 / 3), 3)
+    assert value("service_health_score", service="email") == (87.5, 3)
+    # erp: breached, breached → 0 / 2, health 0
+    assert value("service_objectives_met_ratio", service="erp") == (0.0, 2)
+    assert value("service_health_score", service="erp") == (0.0, 2)
+    # all services: met 2 / 5; health (50 + 200 + 100 + 0 + 0) / (1 + 2 + 1 + 1 + 1) = 350 / 6
+    assert value("service_objectives_met_ratio") == (0.4, 5)
+    assert value("service_health_score") == (pytest.approx(350 / 6), 5)
+    # no objective on week windows: no point
+    assert points(objective_day, "service_health_score", "week", DAY, service="email") is None
+
+
+def test_a_day_without_tickets_meets_a_count_objective(engine: Engine) -> None:
+    # email's only ticket is on 10-05; erp has none at all: its count is 0 ≤ 2, met
+    with engine.begin() as conn:
+        apply_catalog(conn, CATALOG, "test")
+    store(engine, [ticket_event("A", at(9), "new", service="email")])
+    aggregate(engine)
+    c = objective_status.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(c.service, c.value, c.status).where(
+                c.indicator == "ticket_opened_count", c.window_start == DAY
+            )
+        ).all()
+    assert sorted((r.service, r.value, r.status) for r in rows) == [
+        ("email", 1.0, "met"),
+        ("erp", 0.0, "met"),  # erp's own objective: 0 ≤ 1
+    ]

@@ -1,0 +1,94 @@
+"""`GET /v1/objectives` and the objective and drift gauges on `/metrics` (SPEC §7.2, §8)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Engine
+
+from services.aggregator.jobs import Aggregator
+from services.aggregator.metrics import AggregatorMetrics
+from services.aggregator.windows import window_start
+from services.api.app import create_app
+from services.catalog import apply_catalog
+from shared.settings import Settings
+from tests.helpers import UTC_TZ, aggregate, store, ticket_event
+
+CATALOG = """
+customers: [{id: acme}]
+services: [{id: email, customer: acme}]
+objectives:
+  - {service: "*", indicator: ticket_opened_count, window: day, comparator: "<=",
+     target: 1, warning: 2, weight: 2}
+  - {service: "*", indicator: csat_score, window: day, comparator: ">=", target: 4}
+"""
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    # Today's window (as the API sees it) has 1 email ticket, yesterday's had 2. Today's ticket
+    # opens at the window's start, so it is never in the future.
+    today = window_start("day", datetime.now(UTC), UTC_TZ)
+    yesterday = today - timedelta(days=1)
+    with engine.begin() as conn:
+        apply_catalog(conn, CATALOG, "test")
+    store(
+        engine,
+        [
+            ticket_event("Y1", yesterday + timedelta(hours=9), "new", service="email"),
+            ticket_event("Y2", yesterday + timedelta(hours=10), "new", service="email"),
+            ticket_event("T1", today, "new", service="email"),
+        ],
+    )
+    aggregate(engine)
+    # the aggregator's drift job, as the scheduler runs it every minute
+    Aggregator(settings, engine, AggregatorMetrics(CollectorRegistry())).drift()
+    with TestClient(create_app(settings, engine)) as c:
+        c.today, c.yesterday = today, yesterday  # type: ignore[attr-defined]
+        yield c
+
+
+def test_objectives_list_current_and_previous_window_with_drift(client: TestClient) -> None:
+    resp = client.get("/v1/objectives", params={"service": "email", "window": "day"})
+    assert resp.status_code == 200
+    got = {o["indicator"]: o for o in resp.json()["objectives"]}
+    assert set(got) == {"ticket_opened_count", "csat_score"}
+    opened = got["ticket_opened_count"]
+    assert (opened["service"], opened["window"], opened["comparator"]) == ("email", "day", "<=")
+    assert (opened["target"], opened["warning"], opened["weight"]) == (1.0, 2.0, 2.0)
+    # today 1 ≤ 1: met; yesterday 2: within the warning 2
+    assert opened["current"]["value"] == 1.0
+    assert opened["current"]["status"] == "met"
+    assert opened["previous"]["value"] == 2.0
+    assert opened["previous"]["status"] == "warning"
+    assert datetime.fromisoformat(opened["current"]["window_start"]) == client.today  # type: ignore[attr-defined]
+    # one previous window with data (< 4): no baseline, score 0
+    assert (opened["drift_score"], opened["drifting"]) == (0.0, False)
+    csat = got["csat_score"]
+    assert (csat["current"]["status"], csat["current"]["value"]) == ("no_data", None)
+
+
+def test_objectives_filter_by_service_and_window(client: TestClient) -> None:
+    assert client.get("/v1/objectives", params={"service": "erp"}).json() == {"objectives": []}
+    assert client.get("/v1/objectives", params={"window": "week"}).json() == {"objectives": []}
+    assert len(client.get("/v1/objectives").json()["objectives"]) == 2
+    resp = client.get("/v1/objectives", params={"window": "fortnight"})
+    assert resp.status_code == 422
+
+
+def test_metrics_expose_objective_status_target_and_drift(client: TestClient) -> None:
+    text = client.get("/metrics").text
+    # the exposition writes labels in name order
+    labels = 'indicator="ticket_opened_count",service="email",window="day"'
+    assert f"itsm_objective_status{{{labels}}} 1.0" in text
+    assert f"itsm_objective_target{{{labels}}} 1.0" in text
+    # no data: a target, but no status sample
+    assert 'itsm_objective_target{indicator="csat_score",service="email",window="day"} 4.0' in text
+    assert 'itsm_objective_status{indicator="csat_score"' not in text
+    assert f"itsm_indicator_drift_score{{{labels}}} 0.0" in text
+    total = 'indicator="ticket_opened_count",service="",window="day"'
+    assert f"itsm_indicator_drift_score{{{total}}} 0.0" in text

@@ -38,7 +38,7 @@ _TICKETS = text(
            CASE WHEN g % 10 = 9 THEN NULL ELSE o + (600 + (g * 7919) % 259200) * interval '1 s' END,
            (g % 7 = 0)::int, (g % 31 = 0)::int, o, 3, '{}'::jsonb,
            CASE WHEN g % 5 = 0 THEN ARRAY['KB1'] ELSE '{}' END, g % 997 = 0
-    FROM generate_series(1, :n) AS g,
+    FROM generate_series(1::bigint, :n) AS g,
          LATERAL (SELECT timestamptz '2026-10-01 00:00+00'
                          + ((g * 2654435761) % 2592000) * interval '1 s' AS o) AS t
     """

@@ -23,7 +23,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZMULTIRANGE
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -113,6 +113,9 @@ tickets = Table(
     Column("first_contact_resolution", Boolean),
     # [[time, state], ...] at every change of state: the SLA clock's pauses come from these.
     Column("transitions", JSONB, nullable=False, server_default="[]"),
+    # When the ticket was open (from its transitions): the backlog at any instant, reopens and
+    # cancellations included, is `open_periods @> instant` (GiST-indexed).
+    Column("open_periods", TSTZMULTIRANGE, nullable=False, server_default="{}"),
     Column("sequence", BigInteger),
     _ts("last_event_time", nullable=False),
     Column("event_count", Integer, nullable=False),
@@ -120,6 +123,7 @@ tickets = Table(
     _ts("updated_at", nullable=False, server_default=func.now()),
     Index(None, "opened_at"),
     Index(None, "resolved_at"),
+    Index(None, "open_periods", postgresql_using="gist"),
 )
 
 

@@ -328,3 +328,24 @@ def test_clock_refresh_recomputes_windows_without_events(engine: Engine) -> None
     aggregate(engine)
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     assert points(engine, "incident_backlog_count", "day", today)["value"] == 1
+
+
+def test_backlog_follows_reopens(engine: Engine) -> None:
+    e = ticket_event
+    store(
+        engine,
+        [
+            e("RB", t(9, day=3), "new", service="email"),
+            e("RB", t(10, day=3), "resolved"),  # resolved 10-03
+            e(
+                "RB", t(9, day=5), "in_progress", event_type="itsm.ticket.reopened"
+            ),  # reopened 10-05
+            e("RB", t(12, day=6), "resolved"),
+        ],
+    )
+    aggregate(engine)
+    # end of 10-03 and 10-04: resolved, not in the backlog; end of 10-05: reopened, in it
+    assert points(engine, "incident_backlog_count", "day", utc(2026, 10, 3)) is None
+    assert points(engine, "incident_backlog_count", "day", utc(2026, 10, 4)) is None
+    assert points(engine, "incident_backlog_count", "day", DAY)["value"] == 1
+    assert points(engine, "incident_backlog_count", "day", utc(2026, 10, 6)) is None

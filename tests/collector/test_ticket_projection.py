@@ -176,3 +176,37 @@ def test_transitions_record_every_change_of_state_in_order() -> None:
             (40, "resolved"),
         ]
     ]
+
+
+def test_open_periods_follow_reopens_pauses_and_cancellation() -> None:
+    from services.collector.projections.tickets import multirange, open_periods
+
+    def at(m: int) -> datetime:
+        return T0 + timedelta(minutes=m)
+
+    # open 0–30, resolved 30–40, reopened 40–70 (pending counts as open), closed from 70
+    row = project_ticket(
+        [
+            rec(0, "new"),
+            rec(10, "pending"),
+            rec(30, "resolved"),
+            rec(40, "in_progress"),
+            rec(70, "closed"),
+        ]
+    )
+    assert open_periods(
+        [
+            (at(0), "new"),
+            (at(10), "pending"),
+            (at(30), "resolved"),
+            (at(40), "in_progress"),
+            (at(70), "closed"),
+        ]
+    ) == [(at(0), at(30)), (at(40), at(70))]
+    assert row["open_periods"] == multirange([(at(0), at(30)), (at(40), at(70))])
+    # still open: the last period has no end
+    assert open_periods([(at(0), "new"), (at(5), "cancelled"), (at(9), "assigned")]) == [
+        (at(0), at(5)),
+        (at(9), None),
+    ]
+    assert multirange([(at(9), None)]) == f'{{["{at(9).isoformat()}",)}}'

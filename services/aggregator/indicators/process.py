@@ -229,8 +229,8 @@ register(
         family="process",
         unit="count",
         direction="lower_is_better",
-        definition="Incidents opened before the window's end and still open at its end (a "
-        "cancelled incident counts until its last event; a reopened one from its reopening).",
+        definition="Incidents opened before the window's end and open at its end (from their "
+        "state transitions: reopened, pending and cancelled ones at their real times).",
         scope="ticket",
         assigned_by="state at window end",
         dimensions=INCIDENT_DIMENSIONS,
@@ -238,8 +238,7 @@ register(
         samples_sql="""
             SELECT service, priority, assignment_group, 1.0 AS v FROM tickets
             WHERE kind = 'incident' AND opened_at < w.window_end
-              AND (resolved_at IS NULL OR resolved_at >= w.window_end)
-              AND NOT (state = 'cancelled' AND last_event_time < w.window_end)
+              AND open_periods @> w.window_end
         """,
     ),
 )

@@ -85,6 +85,7 @@ def project_ticket(history: Iterable[Record]) -> dict[str, Any]:
         "paused_seconds": paused,
         # For the SLA clock, whose pause states are the policy's (SPEC §6.2).
         "transitions": [[when.isoformat(), st] for when, st in transitions],
+        "open_periods": multirange(open_periods(transitions)),
         "first_contact_resolution": snap.get("first_contact_resolution"),
         **bookkeeping(events, snap),
     }
@@ -93,3 +94,31 @@ def project_ticket(history: Iterable[Record]) -> dict[str, Any]:
 def _count(source_value: Any, derived: int) -> int:
     # SPEC §3.1: source counters, when present, are used instead of derived counts.
     return int(source_value) if source_value is not None else derived
+
+
+def open_periods(
+    transitions: list[tuple[datetime, str]],
+) -> list[tuple[datetime, datetime | None]]:
+    """The intervals a ticket spent in an open state (SPEC §3.1); the last one open-ended while
+    the ticket is open."""
+    periods: list[tuple[datetime, datetime | None]] = []
+    since: datetime | None = None
+    for when, state in transitions:
+        if state in OPEN_STATES and since is None:
+            since = when
+        elif state not in OPEN_STATES and since is not None:
+            if when > since:
+                periods.append((since, when))
+            since = None
+    if since is not None:
+        periods.append((since, None))
+    return periods
+
+
+def multirange(periods: list[tuple[datetime, datetime | None]]) -> str:
+    """PostgreSQL's text form of a tstzmultirange, e.g. `{["…","…"),["…",)}`."""
+
+    def bound(ts: datetime | None) -> str:
+        return f'"{ts.isoformat()}"' if ts is not None else ""  # empty: unbounded
+
+    return "{" + ",".join(f"[{bound(start)},{bound(end)})" for start, end in periods) + "}"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,8 @@ BENCHMARKS = {"collector_drain": collector_drain.run, "aggregator": aggregator.r
 
 
 def main(names: list[str]) -> None:
+    # A stop request unwinds normally, so the embedded engines are stopped and removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results_dir = Path(__file__).parent / "results"
     results_dir.mkdir(exist_ok=True)
     for name in names or list(BENCHMARKS):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,17 @@ from shared.kafka import ensure_topics
 from shared.settings import Settings
 
 TEMPLATE = "itsm_template"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A stopped run (a CI time limit, `timeout`) unwinds like Ctrl-C, so the session fixtures
+    # stop the embedded engines instead of leaving a PostgreSQL server behind.
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 _counter = itertools.count(1)
 
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from benchmarks import aggregator, collector_drain
+from shared import logging as itsm_logging
 
 BENCHMARKS = {"collector_drain": collector_drain.run, "aggregator": aggregator.run}
 
@@ -14,6 +15,7 @@ BENCHMARKS = {"collector_drain": collector_drain.run, "aggregator": aggregator.r
 def main(names: list[str]) -> None:
     # A stop request unwinds normally, so the embedded engines are stopped and removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    itsm_logging.configure("WARNING")
     results_dir = Path(__file__).parent / "results"
     results_dir.mkdir(exist_ok=True)
     for name in names or list(BENCHMARKS):

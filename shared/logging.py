@@ -48,5 +48,7 @@ def configure(level: str = "INFO", fmt: str = "console") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("kafka", "apscheduler", "uvicorn.access", "alembic"):
+    for noisy in ("kafka", "uvicorn.access", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A tick skipped while a long run is still going is by design (one instance per job).
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)

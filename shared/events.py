@@ -500,8 +500,3 @@ def example_events() -> dict[str, dict[str, Any]]:
             "data": data,
         }
     return out
-
-
-def example_ticket_event() -> dict[str, Any]:
-    """The default OpenAPI example: a ticket created event."""
-    return example_events()["itsm.ticket.created"]

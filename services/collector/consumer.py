@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -177,10 +176,6 @@ class Collector:
         self.consumer.commit(offsets=flight.offsets)  # only after the transaction committed
         self._observe(result, flight.size, time.perf_counter() - flight.started)
 
-    def process(self, messages: list[Message]) -> BatchResult:
-        """Validate and store one batch synchronously (no offsets involved)."""
-        return self._write(*classify(messages, self.settings.max_event_bytes))
-
     def _write(self, good: list[Incoming], dead: list[DeadLetter]) -> BatchResult:
         with self.engine.begin() as conn:
             result = store_batch(conn, good, dead, self.tz)
@@ -255,9 +250,3 @@ class Collector:
                     log.debug("error closing kafka client", exc_info=True)
         self.consumer = None
         self.producer = None
-
-
-def run_collector(settings: Settings, engine: Engine, **kwargs: Any) -> Collector:
-    collector = Collector(settings, engine, **kwargs)
-    collector.run()
-    return collector

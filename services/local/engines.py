@@ -225,16 +225,6 @@ class EmbeddedPostgres:
             )
         self._started_here = False
 
-    def create_database(self, name: str, template: str | None = None) -> str:
-        import psycopg
-
-        with psycopg.connect(
-            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
-        ) as conn:
-            tmpl = f" TEMPLATE {template}" if template else ""
-            conn.execute(f'CREATE DATABASE "{name}"{tmpl}')  # type: ignore[arg-type]
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
-
 
 def broker_binary() -> str:
     try:

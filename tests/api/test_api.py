@@ -400,3 +400,35 @@ def test_event_with_a_nul_character_is_refused(client: TestClient) -> None:
     resp = client.post("/v1/events", json=ev, headers=INGEST)
     assert resp.status_code == 422
     assert "NUL character" in resp.json()["rejected"][0]["reason"]
+
+
+def test_read_body_refuses_oversized_bodies_declared_or_not() -> None:
+    import asyncio
+
+    from starlette.requests import Request
+
+    from services.api.ingest import read_body
+    from shared.errors import PayloadTooLarge
+
+    def request(body: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[Request, list[int]]:
+        reads: list[int] = []
+
+        async def receive() -> dict[str, Any]:
+            reads.append(1)
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        scope = {"type": "http", "method": "POST", "path": "/v1/events", "headers": headers}
+        return Request(scope, receive), reads
+
+    # declared over the limit: refused before anything is read
+    req, reads = request(b"x" * 10, [(b"content-length", b"999")])
+    with pytest.raises(PayloadTooLarge, match="999 bytes, over the 100-byte limit"):
+        asyncio.run(read_body(req, max_body=100))
+    assert reads == []
+    # no declared length, body over the limit: refused after reading
+    req, _ = request(b"x" * 101, [])
+    with pytest.raises(PayloadTooLarge, match="101 bytes"):
+        asyncio.run(read_body(req, max_body=100))
+    # within the limit: the body
+    req, _ = request(b"x" * 100, [(b"content-length", b"100")])
+    assert asyncio.run(read_body(req, max_body=100)) == b"x" * 100

@@ -7,7 +7,6 @@ from fastapi.responses import JSONResponse
 from services.api import alertmanager, ingest
 from services.api.deps import Ingest, SettingsDep
 from services.api.schemas import ErrorBody, IngestResult
-from shared.errors import PayloadTooLarge
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
@@ -40,11 +39,7 @@ async def post_alertmanager(request: Request, settings: SettingsDep) -> JSONResp
     `itsm.monitor.alert.firing|resolved` event, produced to the monitoring topic keyed by its
     alert id before the answer; rejections are indexed by position in `alerts`.
     202 all accepted, 207 some, 422 none."""
-    body = await request.body()
-    if len(body) > ingest.MAX_BODY:
-        raise PayloadTooLarge(
-            f"request body is {len(body)} bytes, over the {ingest.MAX_BODY} limit"
-        )
+    body = await ingest.read_body(request)
     events = alertmanager.to_events(alertmanager.decode(body))
     result = await run_in_threadpool(
         ingest.ingest,

@@ -42,9 +42,8 @@ _EXAMPLES = {etype: {"summary": etype, "value": ev} for etype, ev in example_eve
 async def post_events(request: Request, settings: SettingsDep) -> JSONResponse:
     """One CloudEvent or a batch (up to 10,000): valid events are produced to Kafka (acks=all)
     before the answer; 202 all accepted, 207 some, 422 none."""
-    body = await request.body()
-    content_type = request.headers.get("content-type", "")
-    items, is_batch = ingest.decode_body(body, content_type, ingest.MAX_BODY)
+    body = await ingest.read_body(request)
+    items, is_batch = ingest.decode_body(body, request.headers.get("content-type", ""))
     result = await run_in_threadpool(
         ingest.ingest,
         request.app.state.publisher,

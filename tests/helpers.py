@@ -39,15 +39,35 @@ def ticket_event(
         "closed": "itsm.ticket.closed",
         "cancelled": "itsm.ticket.cancelled",
     }.get(state, "itsm.ticket.updated")
+    body = cloud_event(
+        etype,
+        when,
+        event_id or f"evt-{next(_ids)}",
+        source=source,
+        ticket_id=ticket_id,
+        state=state,
+        **data,
+    )
+    return {**body, "subject": ticket_id}
+
+
+def cloud_event(
+    event_type: str, at: datetime | str, event_id: str, *, source: str = "test://itsm", **data: Any
+) -> dict[str, Any]:
+    """A CloudEvent of any type, `data` as given."""
     return {
         "specversion": "1.0",
-        "id": event_id or f"evt-{next(_ids)}",
+        "id": event_id,
         "source": source,
-        "type": etype,
-        "time": when,
-        "subject": ticket_id,
-        "data": {"ticket_id": ticket_id, "state": state, **data},
+        "type": event_type,
+        "time": at if isinstance(at, str) else at.isoformat(),
+        "data": data,
     }
+
+
+def october(h: int, m: int = 0, day: int = 5) -> datetime:
+    """An instant of October 2026 (UTC): the month most hand-made fixtures live in."""
+    return utc(2026, 10, day, h, m)
 
 
 def utc(*args: int) -> datetime:

@@ -4,31 +4,20 @@ Every expectation is computed by hand in the comment beside it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 
 from shared.db import make_engine
 from tests.conftest import Postgres
-from tests.helpers import aggregate, points, store, ticket_event, utc
+from tests.helpers import aggregate, cloud_event, october, points, store, ticket_event, utc
 
 DAY = utc(2026, 10, 5)
 
-
-def ev(etype: str, at: Any, event_id: str, **data: Any) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": "test://day",
-        "type": etype,
-        "time": at.isoformat(),
-        "data": data,
-    }
+t = october
 
 
-def t(h: int, m: int = 0, day: int = 5) -> Any:
-    return utc(2026, 10, day, h, m)
+ev = cloud_event
 
 
 @pytest.fixture(scope="module")

@@ -13,27 +13,17 @@ from sqlalchemy.engine import Engine
 
 from shared.db import make_engine
 from tests.conftest import Postgres
-from tests.helpers import aggregate, points, store, ticket_event, utc
+from tests.helpers import aggregate, cloud_event, october, points, store, ticket_event, utc
 
 DAY = utc(2026, 10, 5)
 CREATED = utc(2026, 10, 1)
 GONE = utc(2026, 10, 8)  # every CI is deleted then, so no open interval marks windows up to now
 INDICATOR = "service_availability_ratio"
 
-
-def t(h: int, m: int = 0, day: int = 5) -> datetime:
-    return utc(2026, 10, day, h, m)
+t = october
 
 
-def ev(etype: str, at: datetime, event_id: str, **data: Any) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": "test://service",
-        "type": etype,
-        "time": at.isoformat(),
-        "data": data,
-    }
+ev = cloud_event
 
 
 def ci(

@@ -16,7 +16,7 @@ from services.aggregator.indicators import get
 from services.aggregator.windows import window_start
 from shared.db import make_engine
 from tests.conftest import Postgres
-from tests.helpers import UTC_TZ, aggregate, points, store, utc
+from tests.helpers import UTC_TZ, aggregate, cloud_event, october, points, store, utc
 
 DAY = utc(2026, 10, 5)
 NEXT_DAY = utc(2026, 10, 6)
@@ -24,22 +24,11 @@ MONTH = utc(2026, 10, 1)
 CREATED = utc(2026, 10, 1)
 # Everything is deleted or removed by then, so no open interval marks the windows up to now.
 GONE = utc(2026, 10, 8)
-SOURCE = "test://technical"
+
+t = october
 
 
-def t(h: int, m: int = 0, day: int = 5) -> datetime:
-    return utc(2026, 10, day, h, m)
-
-
-def ev(etype: str, at: datetime, event_id: str, **data: Any) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": SOURCE,
-        "type": etype,
-        "time": at.isoformat(),
-        "data": data,
-    }
+ev = cloud_event
 
 
 def ci(

@@ -73,7 +73,12 @@ def cmd_collector(settings: Settings, _args: argparse.Namespace) -> None:
     _metrics_port(settings.collector_metrics_port, "collector", "ITSM_COLLECTOR_METRICS_PORT")
     collector = Collector(settings, engine)
     stop = _stop_on_signals()
-    threading.Thread(target=lambda: (stop.wait(), collector.stop_event.set()), daemon=True).start()
+
+    def relay() -> None:
+        stop.wait()
+        collector.stop_event.set()
+
+    threading.Thread(target=relay, daemon=True).start()
     collector.run()
 
 

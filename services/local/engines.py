@@ -16,6 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shared.errors import ConfigError, PortInUse
 
@@ -92,7 +93,7 @@ class EmbeddedPostgres:
 
     def _run(self, exe: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         cmd = [str(_pg_bin() / exe), *args]
-        kwargs: dict[str, object] = {}
+        kwargs: dict[str, Any] = {}
         if self._user:
             # Drop root's groups too: a root-group directory with no group bits would deny us.
             entry = pwd.getpwnam(self._user)
@@ -106,7 +107,7 @@ class EmbeddedPostgres:
                 timeout=timeout,
                 cwd="/",
                 start_new_session=True,  # a Ctrl-C in the terminal must not reach the server
-                **kwargs,  # type: ignore[arg-type]
+                **kwargs,
             )
         except subprocess.CalledProcessError as err:
             err.add_note(f"{exe} said: {(err.stderr or err.stdout or '').strip()[-800:]}")

@@ -81,17 +81,22 @@ def store(engine: Engine, events: list[dict[str, Any]], tz: ZoneInfo = UTC_TZ) -
         store_batch(conn, items, [], tz)
 
 
-def aggregate(engine: Engine, settings: Settings | None = None) -> int:
-    """Recompute every dirty window; returns how many were recomputed."""
+def aggregator(engine: Engine, settings: Settings | None = None) -> Aggregator:
+    """An aggregator with its own metrics registry (several may exist in one test process)."""
     from prometheus_client import CollectorRegistry
 
     from services.aggregator.metrics import AggregatorMetrics
 
-    agg = Aggregator(
-        settings or Settings(_env_file=None),
-        engine,  # type: ignore[call-arg]
+    return Aggregator(
+        settings or Settings(_env_file=None),  # type: ignore[call-arg]
+        engine,
         AggregatorMetrics(CollectorRegistry()),
     )
+
+
+def aggregate(engine: Engine, settings: Settings | None = None) -> int:
+    """Recompute every dirty window; returns how many were recomputed."""
+    agg = aggregator(engine, settings)
     agg.evaluate_sla()  # as the scheduled job does before recomputing
     total = 0
     while (n := agg.recompute_dirty()) > 0:

@@ -183,9 +183,19 @@ def _project(conn: Connection, items: list[Incoming], tz: ZoneInfo, received: da
             old = old_rows[kind].get(row[proj.key])
             for col in proj.stamps:
                 stamps.update(v for v in (row[col], old[col] if old else None) if v is not None)
+            moved = old is not None and any(old[d] != row[d] for d in proj.dims)
             for start, end in proj.spans:
                 before = (old[start], old[end]) if old else None
-                spans.extend(changed_spans(before, (row[start], row[end]), received))
+                after = (row[start], row[end])
+                if moved:  # counted under other dimensions: wherever it was and is
+                    spans.extend(changed_spans(None, before, received))
+                    spans.extend(changed_spans(None, after, received))
+                else:
+                    spans.extend(changed_spans(before, after, received))
+            if proj.periods is not None:
+                spans.extend(
+                    moved_periods(proj.periods(old) if old else [], proj.periods(row), received)
+                )
     return mark_dirty(conn, marks, tz, received)
 
 
@@ -211,7 +221,13 @@ def _histories(
 
 
 def _old_rows(conn: Connection, proj: Projection, ids: list[str]) -> dict[str, Any]:
-    cols = {proj.key, *proj.stamps, *(c for span in proj.spans for c in span)}
+    cols = {
+        proj.key,
+        *proj.stamps,
+        *(c for span in proj.spans for c in span),
+        *proj.dims,
+        *proj.period_columns,
+    }
     table = proj.table
     query = select(*(table.c[c] for c in sorted(cols))).where(table.c[proj.key].in_(ids))
     return {r._mapping[proj.key]: r._mapping for r in conn.execute(query)}
@@ -270,7 +286,7 @@ def _store_measurements(conn: Connection, facts: list[Event], received: datetime
 
 def changed_spans(
     old: tuple[datetime | None, datetime | None] | None,
-    new: tuple[datetime | None, datetime | None],
+    new: tuple[datetime | None, datetime | None] | None,
     now: datetime,
 ) -> list[Span]:
     """Where an interval changed: the ranges between its old and new bounds. Pure.
@@ -290,6 +306,21 @@ def changed_spans(
     if a is None or b is None:
         return [s for s in (a, b) if s is not None]
     return [(min(a[0], b[0]), max(a[0], b[0])), (min(a[1], b[1]), max(a[1], b[1]))]
+
+
+def moved_periods(
+    old: list[tuple[datetime, datetime | None]],
+    new: list[tuple[datetime, datetime | None]],
+    now: datetime,
+) -> list[Span]:
+    """Where a set of intervals changed (an open end is `now`): from the earliest to the
+    latest bound that is in one set and not the other. Pure."""
+
+    def bounds(periods: list[tuple[datetime, datetime | None]]) -> set[datetime]:
+        return {b for s, e in periods for b in (s, e if e is not None else max(now, s))}
+
+    moved = bounds(old) ^ bounds(new)
+    return [(min(moved), max(moved))] if moved else []
 
 
 _INSERT_MARKS = text(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table
 
-from services.collector.projections import Record
+from services.collector.projections import Record, parse_ts
 from services.collector.projections.changes import project_change
 from services.collector.projections.config import project_audit, project_ci
 from services.collector.projections.monitoring import project_alert, project_check
@@ -17,7 +18,7 @@ from services.collector.projections.servicedesk import (
     project_call,
     project_survey,
 )
-from services.collector.projections.tickets import project_ticket
+from services.collector.projections.tickets import open_periods, project_ticket
 from shared import db
 
 
@@ -33,6 +34,18 @@ class Projection:
     # open tickets or outages; an empty end means "still open". Where an interval changes,
     # the windows between its old and new bounds are marked.
     spans: tuple[tuple[str, str], ...] = ()
+    # Columns that are dimensions of indicators counted over the spans (a ticket's priority in
+    # the backlog of every hour it was open): when one changes, the whole spans are marked.
+    dims: tuple[str, ...] = ()
+    # Finer intervals inside the spans (a ticket's open periods), from a row: where they moved,
+    # the windows between old and new bounds are marked; `period_columns` are what they read.
+    periods: Callable[[Mapping[str, Any]], list[tuple[datetime, datetime | None]]] | None = None
+    period_columns: tuple[str, ...] = ()
+
+
+def ticket_open_periods(row: Mapping[str, Any]) -> list[tuple[datetime, datetime | None]]:
+    steps = [(parse_ts(t), state) for t, state in row["transitions"] or []]
+    return open_periods([(t, state) for t, state in steps if t is not None])
 
 
 PROJECTIONS: dict[str, Projection] = {
@@ -45,6 +58,9 @@ PROJECTIONS: dict[str, Projection] = {
             project_ticket,
             stamps=("opened_at", "responded_at", "resolved_at", "closed_at"),
             spans=(("opened_at", "resolved_at"),),
+            dims=("kind", "service", "priority", "assignment_group", "major"),
+            periods=ticket_open_periods,
+            period_columns=("transitions",),
         ),
         Projection(
             "change",
@@ -53,6 +69,7 @@ PROJECTIONS: dict[str, Projection] = {
             project_change,
             stamps=("requested_at", "approved_at", "implemented_at"),
             spans=(("planned_start", "planned_end"),),
+            dims=("approved", "ci_ids", "service"),
         ),
         Projection(
             "ci", db.config_items, "ci_id", project_ci, spans=(("created_at", "deleted_at"),)
@@ -65,6 +82,7 @@ PROJECTIONS: dict[str, Projection] = {
             project_alert,
             stamps=("started_at", "ended_at"),
             spans=(("started_at", "ended_at"),),
+            dims=("ci_id", "service", "outage", "severity"),
         ),
         Projection(
             "check",
@@ -72,6 +90,7 @@ PROJECTIONS: dict[str, Projection] = {
             "check_id",
             project_check,
             spans=(("registered_at", "removed_at"),),
+            dims=("ci_id",),
         ),
         Projection("call", db.calls, "call_id", project_call, stamps=("completed_at",)),
         Projection("survey", db.surveys, "survey_id", project_survey, stamps=("completed_at",)),
@@ -82,6 +101,7 @@ PROJECTIONS: dict[str, Projection] = {
             project_article,
             stamps=("published_at", "last_updated_at", "retired_at"),
             spans=(("published_at", "retired_at"),),
+            dims=("service",),
         ),
     )
 }

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.dialects.postgresql import insert
 
 from services.aggregator.sla_clock import BusinessCalendar, Pause, deadline, met, pause_intervals
-from services.catalog import Catalog, policy_for
+from services.catalog import Catalog, SlaPolicy, policy_for
 from services.collector.projections import parse_ts
 from services.collector.store import mark_dirty
 from shared.db import ticket_sla
@@ -57,18 +57,37 @@ def target(
     return Target(seconds, due)
 
 
-def evaluate(ticket: Mapping[str, Any], catalog: Catalog, now: datetime) -> Evaluation:
-    """An incident's SLA under `catalog` as of `now`. Pure."""
+@dataclass(frozen=True)
+class TicketClock:
+    """A ticket's SLA clock (SPEC §6.2): its policy, the policy's calendar, and the pauses
+    (time in the policy's pause states; the last open-ended while the ticket is paused)."""
+
+    policy: SlaPolicy
+    calendar: BusinessCalendar
+    pauses: list[Pause]
+
+
+def ticket_clock(ticket: Mapping[str, Any], catalog: Catalog) -> TicketClock | None:
+    """The clock of a ticket row (`service`, `priority`, `transitions`) under `catalog`; None
+    when no policy applies. Pure."""
     policy = policy_for(catalog, ticket["service"], ticket["priority"])
     if policy is None:
-        return Evaluation(None, Target(), Target())
+        return None
     calendar = catalog.calendar(policy.calendar)
     assert calendar is not None  # the catalog's references were checked when it was loaded
-    cal = calendar.business_calendar()
     transitions = [(parse_ts(t), s) for t, s in ticket["transitions"]]
     pauses = pause_intervals(
         [(t, s) for t, s in transitions if t is not None], frozenset(policy.pause_states)
     )
+    return TicketClock(policy, calendar.business_calendar(), pauses)
+
+
+def evaluate(ticket: Mapping[str, Any], catalog: Catalog, now: datetime) -> Evaluation:
+    """An incident's SLA under `catalog` as of `now`. Pure."""
+    clock = ticket_clock(ticket, catalog)
+    if clock is None:
+        return Evaluation(None, Target(), Target())
+    policy, cal, pauses = clock.policy, clock.calendar, clock.pauses
     opened = ticket["opened_at"]
     return Evaluation(
         policy.id,
@@ -117,7 +136,7 @@ def evaluate_pending(
     stamps: set[datetime] = set()
     values = []
     for r in rows:
-        ev = evaluate(r._mapping, catalog, now)
+        ev = evaluate(dict(r._mapping), catalog, now)
         values.append(_row(r.ticket_id, ev, r.updated_at, catalog_sha, now))
         stamps.update(
             ts

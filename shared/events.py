@@ -21,7 +21,10 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    model_validator,
 )
+
+from shared.indicator_ids import custom_id_problem
 
 
 def _timestamp_text(value: Any) -> Any:
@@ -255,6 +258,15 @@ class MeasurementData(_Data):
     service: Text | None = None
     period_start: Timestamp
     period_end: Timestamp
+
+    @model_validator(mode="after")
+    def _custom_indicator(self) -> MeasurementData:
+        problem = custom_id_problem(self.indicator)
+        if problem is not None:
+            raise ValueError(problem)
+        if self.period_end <= self.period_start:
+            raise ValueError("period_end must be after period_start")
+        return self
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,9 @@ from services.catalog import (
     parse_duration,
     policy_for,
 )
-from services.catalog.model import SPEC_INDICATOR_IDS, parse_day_hours, parse_days
+from services.catalog.model import parse_day_hours, parse_days
 from shared.db import catalog_versions
+from shared.indicator_ids import SPEC_INDICATOR_IDS
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "deploy" / "catalog.example.yaml"
 
@@ -82,7 +83,10 @@ def test_the_example_describes_the_simulated_company() -> None:
         "call_answer_ratio",
         "training_hours",
     } <= indicators
-    assert [(m.id, m.aggregation) for m in catalog.measurements] == [("training_hours", "sum")]
+    assert [(m.id, m.aggregation) for m in catalog.measurements] == [
+        ("training_hours", "sum"),
+        ("staffing_level", "mean"),
+    ]
 
 
 def test_the_default_is_utc_and_24x7_with_nothing_else() -> None:

@@ -12,35 +12,54 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, delete, text
 from sqlalchemy.dialects.postgresql import insert
 
-from services.aggregator.indicators import Indicator, all_indicators
+from services.aggregator.indicators import CUSTOMER, Indicator, all_indicators
 from services.aggregator.windows import window_end
 from shared.db import indicator_values
 
-UNKNOWN = "unknown"
-# Catalog settings the indicators' SQL reads, with their defaults (SPEC §5.2, §6.1).
-DEFAULT_PARAMS: dict[str, Any] = {
-    "fcr_seconds": 30 * 60
-}  # dimension value of a sample that has none (kept apart from "all")
+UNKNOWN = "unknown"  # dimension value of a sample that has none (kept apart from "all")
+# Catalog settings the indicators' SQL reads, with their defaults (SPEC §5.2, §6.1): the
+# first-contact window and the service → customer map behind the `customer` dimension.
+DEFAULT_PARAMS: dict[str, Any] = {"fcr_seconds": 30 * 60, "svc_ids": [], "svc_customers": []}
+
+
+def grouping_sets(dims: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Every combination of the declared dimensions (a CUBE) and, for each one holding
+    `service`, the same with `customer` in its place: a customer is a function of the service,
+    so grouping by both would only repeat the per-service points."""
+    sets = [tuple(d for i, d in enumerate(dims) if mask >> i & 1) for mask in range(2 ** len(dims))]
+    by_customer = [
+        tuple(CUSTOMER if d == "service" else d for d in s) for s in sets if "service" in s
+    ]
+    return sets + by_customer
 
 
 @cache
 def _statement(ind: Indicator) -> Any:
     """Samples of every window in `w` (LEFT JOIN LATERAL keeps empty windows), aggregated over
-    every dimension grouping (CUBE)."""
-    dims = ind.dimensions
-    inner = "".join(f"coalesce(s.{d}::text, '{UNKNOWN}') AS {d}, " for d in dims)
+    every dimension grouping (GROUPING SETS)."""
+    dims = ind.all_dimensions
+    sampled = ind.dimensions
+    inner = "".join(f"coalesce(s.{d}::text, '{UNKNOWN}') AS {d}, " for d in sampled)
+    customer_join = ""
+    if CUSTOMER in dims:
+        inner += f"coalesce(cm.customer, '{UNKNOWN}') AS {CUSTOMER}, "
+        customer_join = (
+            "LEFT JOIN unnest(CAST(:svc_ids AS text[]), CAST(:svc_customers AS text[])) "
+            "AS cm(service, customer) ON cm.service = s.service::text"
+        )
     dim_list = "".join(f"{d}, " for d in dims)
     grouping = f"GROUPING({', '.join(dims)})" if dims else "0"
-    group_by = f"window_start, CUBE ({', '.join(dims)})" if dims else "window_start"
+    sets = ", ".join(f"({', '.join(('window_start', *gs))})" for gs in grouping_sets(sampled))
     percentiles = (
         "percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS p50, "
         "percentile_cont(0.9) WITHIN GROUP (ORDER BY v) AS p90"
         if ind.is_duration
         else "NULL::float8 AS p50, NULL::float8 AS p90"
     )
-    # A weighted indicator is a ratio of sums (Σv / Σw); the others average their samples.
+    # A weighted indicator is a ratio of sums (Σv / Σw); a sum adds its samples; the others
+    # average them.
     weighted = ind.aggregate == "weighted"
-    value = "sum(v) / nullif(sum(w), 0)" if weighted else "avg(v)"
+    value = {"weighted": "sum(v) / nullif(sum(w), 0)", "sum": "sum(v)"}.get(ind.aggregate, "avg(v)")
     return text(
         f"""
         WITH w AS (
@@ -52,8 +71,9 @@ def _statement(ind: Indicator) -> Any:
         FROM (
             SELECT w.window_start, {inner}s.v{", s.w" if weighted else ""}
             FROM w LEFT JOIN LATERAL ({ind.samples_sql}) AS s ON true
+            {customer_join}
         ) AS samples
-        GROUP BY {group_by}
+        GROUP BY GROUPING SETS ({sets})
         """
     )
 
@@ -62,7 +82,7 @@ def points(ind: Indicator, rows: Sequence[Any]) -> list[dict[str, Any]]:
     """Result rows → indicator points. A window without samples stores no point at all (so what
     is stored never depends on which windows happened to be recomputed); readers present a
     missing count as 0."""
-    dims = ind.dimensions
+    dims = ind.all_dimensions
     out = []
     for r in rows:
         mask = r.grouping_mask
@@ -98,20 +118,24 @@ def recompute_windows(
     params: Mapping[str, Any] | None = None,
 ) -> int:
     """Replace every point of `indicators` for these windows of one kind; returns points.
-    `params` are the catalog's settings the indicators' SQL may use (e.g. `:fcr_seconds`)."""
+    `params` are the catalog's settings the indicators' SQL may use (e.g. `:fcr_seconds`).
+
+    A window that has not started has no points (nothing has happened in it; an open ticket is
+    not yet in tomorrow's backlog): it is computed once the clock refresh marks it current."""
     if not starts:
         return 0
     ends = {s: window_end(kind, s, tz) for s in starts}
+    begun = [s for s in starts if s < now]
     written = 0
     for ind in indicators if indicators is not None else all_indicators():
         bind = {
             **DEFAULT_PARAMS,
             **(params or {}),
-            "starts": starts,
-            "ends": [ends[s] for s in starts],
+            **dict(ind.params),
+            "starts": begun,
+            "ends": [ends[s] for s in begun],
         }
-        rows = conn.execute(_statement(ind), bind)
-        new_points = points(ind, rows.all())
+        new_points = points(ind, conn.execute(_statement(ind), bind).all()) if begun else []
         conn.execute(
             delete(indicator_values).where(
                 indicator_values.c.indicator == ind.id,

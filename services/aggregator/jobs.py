@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,19 +18,19 @@ from sqlalchemy.exc import DBAPIError
 
 from services.aggregator.compute import recompute_windows
 from services.aggregator.drift import update_drift
-from services.aggregator.indicators import all_indicators
+from services.aggregator.indicators import Indicator
+from services.aggregator.indicators.custom import indicators_for
 from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.objectives import evaluate_windows
 from services.aggregator.sla import evaluate_pending
 from services.aggregator.windows import merge_spans, windows_overlapping
-from services.catalog import Catalog, active_catalog, active_version
+from services.catalog import Catalog, CatalogCache
 from services.catalog.model import OBJECTIVE_DERIVED_IDS
+from services.catalog.store import DEFAULT_SHA
 from services.collector.store import mark_dirty
 from shared.settings import Settings
 
 log = logging.getLogger("itsm.aggregator")
-
-DEFAULT_CATALOG_SHA = "built-in default"
 
 _CLAIM = text(
     """
@@ -57,6 +58,15 @@ _DONE = text("DELETE FROM dirty_windows WHERE id = ANY(:ids)")
 _REMAINING = text("SELECT count(*) FROM dirty_windows")
 
 
+def catalog_params(catalog: Catalog) -> dict[str, Any]:
+    """The catalog's settings the indicators' SQL reads (see compute.DEFAULT_PARAMS)."""
+    return {
+        "fcr_seconds": catalog.settings.first_contact_resolution_minutes * 60,
+        "svc_ids": [s.id for s in catalog.services],
+        "svc_customers": [s.customer for s in catalog.services],
+    }
+
+
 class Aggregator:
     def __init__(
         self, settings: Settings, engine: Engine, metrics: AggregatorMetrics | None = None
@@ -66,17 +76,16 @@ class Aggregator:
         self.metrics = metrics or AggregatorMetrics()
         self.tz = ZoneInfo(settings.reporting_timezone)
         self._last_refresh: datetime | None = None
-        self._catalog: Catalog = Catalog.default()
-        self._catalog_sha = DEFAULT_CATALOG_SHA
+        self._catalogs = CatalogCache()
+        self._catalog_sha = DEFAULT_SHA
 
     def catalog(self, conn: Connection) -> tuple[Catalog, str]:
         """The active catalog, parsed again only when another version became active."""
-        version = active_version(conn)
-        sha = version.sha256 if version is not None else DEFAULT_CATALOG_SHA
+        catalog, sha = self._catalogs.get(conn)
         if sha != self._catalog_sha:
-            self._catalog, self._catalog_sha = active_catalog(conn), sha
-            log.info("catalog loaded", extra={"sha": sha[:12], "summary": self._catalog.summary()})
-        return self._catalog, sha
+            self._catalog_sha = sha
+            log.info("catalog loaded", extra={"sha": sha[:12], "summary": catalog.summary()})
+        return catalog, sha
 
     def evaluate_sla(self) -> int:
         """Bring `ticket_sla` up to date (changed incidents, passed deadlines)."""
@@ -106,9 +115,10 @@ class Aggregator:
             for kind, start in sorted(locked):
                 by_kind.setdefault(kind, []).append(start)
             catalog, _ = self.catalog(conn)
-            params = {"fcr_seconds": catalog.settings.first_contact_resolution_minutes * 60}
+            params = catalog_params(catalog)
+            indicators = indicators_for(conn, catalog) if by_kind else []
             for kind, starts in by_kind.items():
-                self._recompute(conn, catalog, kind, starts, now, params)
+                self._recompute(conn, catalog, indicators, kind, starts, now, params)
             if claimed:
                 conn.execute(_DONE, {"ids": [r.id for r in claimed]})
                 busy = [s for k, s in windows if (k, s) not in locked]
@@ -123,6 +133,7 @@ class Aggregator:
         self,
         conn: Connection,
         catalog: Catalog,
+        indicators: list[Indicator],
         kind: str,
         starts: list[datetime],
         now: datetime,
@@ -131,13 +142,15 @@ class Aggregator:
         """Indicators, then objective status from them, then the service indicators built on
         objective status (SPEC §5.3, §6.3): all in the same transaction, so each reads the
         values of this pass."""
-        first = [i for i in all_indicators() if i.id not in OBJECTIVE_DERIVED_IDS]
-        derived = [i for i in all_indicators() if i.id in OBJECTIVE_DERIVED_IDS]
+        first = [i for i in indicators if i.id not in OBJECTIVE_DERIVED_IDS]
+        derived = [i for i in indicators if i.id in OBJECTIVE_DERIVED_IDS]
         recompute_windows(conn, kind, starts, self.tz, first, now=now, params=params)
         evaluate_windows(conn, catalog, kind, starts, self.tz, now=now)
         recompute_windows(conn, kind, starts, self.tz, derived, now=now, params=params)
 
-    def _observe(self, claimed: list[Any], windows: int, remaining: int, elapsed: float) -> None:
+    def _observe(
+        self, claimed: Sequence[Any], windows: int, remaining: int, elapsed: float
+    ) -> None:
         finished = datetime.now(UTC)
         for r in claimed:  # one mark per stored batch: its freshness
             self.metrics.freshness.observe(

@@ -14,7 +14,16 @@ from sqlalchemy.engine import Engine
 from services.api import errors
 from services.api.exposition import IndicatorCollector, ObjectiveCollector
 from services.api.ingest import Publisher
-from services.api.routes import alertmanager, dead_letters, indicators, ingest, objectives, ops
+from services.api.routes import (
+    alertmanager,
+    dead_letters,
+    entities,
+    indicators,
+    ingest,
+    objectives,
+    ops,
+)
+from services.catalog import CatalogCache
 from shared.settings import Settings
 
 
@@ -32,7 +41,8 @@ def create_app(settings: Settings, engine: Engine, publisher: Publisher | None =
     )
     registry = CollectorRegistry()
     tz = ZoneInfo(settings.reporting_timezone)
-    registry.register(IndicatorCollector(engine, tz))
+    app.state.catalogs = CatalogCache()
+    registry.register(IndicatorCollector(engine, tz, app.state.catalogs))
     registry.register(ObjectiveCollector(engine, tz))
     app.state.settings = settings
     app.state.engine = engine
@@ -46,6 +56,7 @@ def create_app(settings: Settings, engine: Engine, publisher: Publisher | None =
     app.include_router(dead_letters.router)
     app.include_router(indicators.router)
     app.include_router(objectives.router)
+    app.include_router(entities.router)
     return app
 
 

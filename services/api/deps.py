@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy import Connection
 
+from services.catalog import CatalogCache
 from shared.errors import Forbidden, Unauthorized
 from shared.settings import Settings
 
@@ -23,8 +24,14 @@ def _db(request: Request) -> Iterator[Connection]:
         yield conn
 
 
+def _catalogs(request: Request) -> CatalogCache:
+    cache: CatalogCache = request.app.state.catalogs
+    return cache
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 Db = Annotated[Connection, Depends(_db)]
+Catalogs = Annotated[CatalogCache, Depends(_catalogs)]
 
 
 def _bearer(request: Request) -> str | None:

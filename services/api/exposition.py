@@ -15,7 +15,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from services.aggregator.indicators import Indicator, all_indicators
+from services.aggregator.indicators.custom import indicators_for
 from services.aggregator.windows import WINDOW_KINDS, previous_start, window_start
+from services.catalog import CatalogCache
 from shared.db import indicator_drift, indicator_values, objective_status
 
 log = logging.getLogger("itsm.api.exposition")
@@ -25,7 +27,7 @@ QUANTILES = (("0.5", "p50"), ("0.9", "p90"))
 
 def current_windows(now: datetime, tz: ZoneInfo) -> dict[tuple[str, datetime], str]:
     """(kind, start) → period label, for the current and previous window of every kind."""
-    out = {}
+    out: dict[tuple[str, datetime], str] = {}
     for kind in WINDOW_KINDS:
         cur = window_start(kind, now, tz)
         out[(kind, cur)] = "current"
@@ -45,25 +47,26 @@ class IndicatorCollector(Collector):
         self,
         engine: Engine,
         tz: ZoneInfo,
+        catalogs: CatalogCache | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.engine = engine
         self.tz = tz
+        self.catalogs = catalogs or CatalogCache()
         self.clock = clock
 
     def describe(self) -> Iterator[Metric]:
+        # The built-in families; custom measurement ones depend on the data (see collect).
         for ind in all_indicators():
             yield self._family(ind)
 
     def _family(self, ind: Indicator) -> GaugeMetricFamily:
-        labels = ["window", "period", *ind.dimensions]
+        labels = ["window", "period", *ind.all_dimensions]
         if ind.is_duration:
             labels.append("quantile")
         return GaugeMetricFamily(ind.metric_name, ind.definition, labels=labels)
 
     def collect(self) -> Iterator[Metric]:
-        indicators = {ind.id: ind for ind in all_indicators()}
-        families = {i: self._family(ind) for i, ind in indicators.items()}
         windows = current_windows(self.clock(), self.tz)
         iv = indicator_values.c
         query = select(
@@ -71,13 +74,16 @@ class IndicatorCollector(Collector):
         ).where(or_(*(and_(iv.window_kind == k, iv.window_start == s) for k, s in windows)))
         try:
             with self.engine.connect() as conn:
+                known = indicators_for(conn, self.catalogs.get(conn)[0])
                 rows = conn.execute(query).all()
         except DBAPIError as err:
             log.warning(
                 "metrics scrape could not read indicator values",
                 extra={"error": str(err).splitlines()[0][:200]},
             )
-            rows = []
+            known, rows = all_indicators(), []
+        indicators = {ind.id: ind for ind in known}
+        families = {i: self._family(ind) for i, ind in indicators.items()}
         totals: set[tuple[str, str, str]] = set()
         for r in rows:
             ind = indicators.get(r.indicator)
@@ -86,7 +92,11 @@ class IndicatorCollector(Collector):
             period = windows[(r.window_kind, r.window_start)]
             if not r.dimensions:
                 totals.add((r.indicator, r.window_kind, period))
-            base = [r.window_kind, period, *(str(r.dimensions.get(d, "")) for d in ind.dimensions)]
+            base = [
+                r.window_kind,
+                period,
+                *(str(r.dimensions.get(d, "")) for d in ind.all_dimensions),
+            ]
             fam = families[r.indicator]
             if ind.is_duration:
                 fam.add_metric([*base, ""], r.value)
@@ -102,7 +112,9 @@ class IndicatorCollector(Collector):
                 continue
             for kind, period in sorted({(k, p) for (k, _), p in windows.items()}):
                 if (ind.id, kind, period) not in totals:
-                    families[ind.id].add_metric([kind, period, *("" for _ in ind.dimensions)], 0.0)
+                    families[ind.id].add_metric(
+                        [kind, period, *("" for _ in ind.all_dimensions)], 0.0
+                    )
         yield from families.values()
 
 

@@ -8,9 +8,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, cast, select
 from sqlalchemy.dialects.postgresql import JSONB
 
-from services.aggregator.indicators import Indicator, all_indicators, get
+from services.aggregator.indicators import CUSTOMER, Indicator
+from services.aggregator.indicators.custom import find, indicators_for
 from services.aggregator.windows import WINDOW_KINDS, window_end, window_start
 from services.api.schemas import IndicatorInfo, IndicatorSeries, Point
+from services.catalog import Catalog
 from shared.db import indicator_values
 from shared.errors import InvalidRequest, NotFound
 
@@ -23,8 +25,8 @@ DEFAULT_SPAN = {
 }
 
 
-def catalog() -> list[IndicatorInfo]:
-    return [info(ind) for ind in all_indicators()]
+def catalog(conn: Connection, active: Catalog) -> list[IndicatorInfo]:
+    return [info(ind) for ind in indicators_for(conn, active)]
 
 
 def info(ind: Indicator) -> IndicatorInfo:
@@ -34,13 +36,14 @@ def info(ind: Indicator) -> IndicatorInfo:
         unit=ind.unit,
         direction=ind.direction,
         definition=ind.definition,
-        dimensions=list(ind.dimensions),
+        dimensions=list(ind.all_dimensions),
         metric=ind.metric_name,
     )
 
 
 def series(
     conn: Connection,
+    active: Catalog,
     indicator_id: str,
     *,
     window: str,
@@ -51,16 +54,21 @@ def series(
     tz: ZoneInfo,
     now: datetime | None = None,
 ) -> IndicatorSeries:
-    ind = get(indicator_id)
+    ind = find(conn, active, indicator_id)
     if ind is None:
         raise NotFound(f"unknown indicator {indicator_id!r}: see GET /v1/indicators")
     if window not in WINDOW_KINDS:
         raise InvalidRequest(f"window must be one of {', '.join(WINDOW_KINDS)}")
-    unknown = sorted((set(filters) | set(group_by)) - set(ind.dimensions))
+    unknown = sorted((set(filters) | set(group_by)) - set(ind.all_dimensions))
     if unknown:
         raise InvalidRequest(
             f"{indicator_id} has no dimension {', '.join(unknown)}; "
-            f"its dimensions are {', '.join(ind.dimensions)}"
+            f"its dimensions are {', '.join(ind.all_dimensions) or 'none'}"
+        )
+    if "service" in keys_of(filters, group_by) and CUSTOMER in keys_of(filters, group_by):
+        raise InvalidRequest(
+            "filter or group by service or customer, not both: a service belongs to one "
+            "customer, so its points are the per-service ones"
         )
     now = now or datetime.now(UTC)
     end = end or now
@@ -89,7 +97,7 @@ def series(
             window_end=r.window_end,
             dimensions=r.dimensions,
             value=r.value,
-            count=r.count,
+            count=r._mapping["count"],
             p50=r.p50,
             p90=r.p90,
         )
@@ -99,6 +107,10 @@ def series(
         first = window_start(window, start, tz)
         points = _zero_filled(points, window, first, end, now, filters, tz)
     return IndicatorSeries(indicator=indicator_id, unit=ind.unit, window=window, points=points)
+
+
+def keys_of(filters: dict[str, str], group_by: list[str]) -> set[str]:
+    return set(filters) | set(group_by)
 
 
 def _zero_filled(

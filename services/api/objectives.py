@@ -11,13 +11,14 @@ from sqlalchemy import Connection, and_, or_, select
 from services.aggregator.objectives import catalog_objectives
 from services.aggregator.windows import WINDOW_KINDS, previous_start, window_start
 from services.api.schemas import ObjectiveItem, ObjectiveList, ObjectiveWindow
-from services.catalog import active_catalog
+from services.catalog import Catalog
 from shared.db import indicator_drift, objective_status
 from shared.errors import InvalidRequest
 
 
 def objectives(
     conn: Connection,
+    catalog: Catalog,
     *,
     service: str | None,
     window: str | None,
@@ -30,7 +31,7 @@ def objectives(
         raise InvalidRequest(f"window must be one of {', '.join(WINDOW_KINDS)}")
     wanted = [
         o
-        for o in catalog_objectives(active_catalog(conn))
+        for o in catalog_objectives(catalog)
         if (service is None or o.service == service) and (window is None or o.window == window)
     ]
     if not wanted:

@@ -114,3 +114,138 @@ class ObjectiveItem(BaseModel):
 
 class ObjectiveList(BaseModel):
     objectives: list[ObjectiveItem]
+
+
+class SlaTarget(BaseModel):
+    target_seconds: float = Field(description="the policy's target, in SLA-clock seconds")
+    due: datetime | None = Field(
+        description="when the target passes; null while an open-ended pause stops the clock"
+    )
+    met: bool | None = Field(description="null while the target can still be met")
+    decided_at: datetime | None = Field(
+        description="when it was met (the response or resolution) or breached (its due instant)"
+    )
+    seconds_left: float | None = Field(
+        description="SLA-clock seconds left at the time of the request (calendar hours outside "
+        "pauses), ≤ 0 once breached; null when the work is done or the ticket is not open"
+    )
+
+
+class TicketSla(BaseModel):
+    policy_id: str | None = Field(description="null: no policy applies to the ticket")
+    calendar: str | None
+    paused: bool | None = Field(
+        description="the ticket is open in one of the policy's pause states"
+    )
+    clock_running: bool | None = Field(
+        description="the clock counts right now: the ticket is open, not paused, and inside the "
+        "calendar's hours"
+    )
+    response: SlaTarget | None
+    resolution: SlaTarget | None
+
+
+class TicketInfo(BaseModel):
+    ticket_id: str
+    kind: str
+    state: str
+    priority: int | None
+    impact: int | None
+    urgency: int | None
+    service: str | None
+    channel: str | None
+    assignment_group: str | None
+    assignee: str | None
+    ci_ids: list[str]
+    major: bool
+    problem_id: str | None
+    caused_by_change_id: str | None
+    knowledge_article_ids: list[str]
+    opened_at: datetime
+    responded_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    reassignments: int
+    reopens: int
+    paused_seconds: float = Field(description="wall-clock seconds spent in `pending`")
+    first_contact_resolution: bool | None
+    last_event_time: datetime
+    sla: TicketSla | None = Field(
+        description="SLA of an incident (SPEC §6.2), evaluated when the request is made; null "
+        "for other kinds, which no SLA is evaluated for"
+    )
+
+
+class TicketList(BaseModel):
+    tickets: list[TicketInfo] = Field(description="newest opened first (then ticket id)")
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class ServicePolicy(BaseModel):
+    id: str
+    priorities: list[int] = Field(description="the priorities it governs for this service")
+    response_target_seconds: float
+    resolution_target_seconds: float
+    calendar: str
+    pause_states: list[str]
+
+
+class ServiceHealth(BaseModel):
+    window: str
+    window_start: datetime
+    window_end: datetime
+    service_health_score: float | None = Field(description="0–100; null: not computed yet")
+    service_objectives_met_ratio: float | None
+
+
+class ServiceInfo(BaseModel):
+    id: str
+    name: str | None
+    customer: str
+    customer_name: str | None
+    sla_policies: list[ServicePolicy]
+    health: list[ServiceHealth] = Field(
+        description="the current window of each window kind its objectives use"
+    )
+    objectives: list[ObjectiveItem]
+
+
+class ServiceList(BaseModel):
+    services: list[ServiceInfo]
+
+
+class ChangeInfo(BaseModel):
+    change_id: str
+    change_type: str | None
+    service: str | None
+    ci_ids: list[str]
+    risk: str | None
+    state: str
+    approved: bool
+    requested_at: datetime | None
+    approved_at: datetime | None
+    rejected_at: datetime | None
+    planned_start: datetime | None
+    planned_end: datetime | None
+    actual_start: datetime | None
+    actual_end: datetime | None
+    implemented_at: datetime | None
+    outcome: str | None
+    release_id: str | None
+    last_event_time: datetime
+
+
+class ConfigItemInfo(BaseModel):
+    ci_id: str
+    ci_type: str | None
+    name: str | None
+    services: list[str]
+    owner: str | None
+    depends_on: list[str]
+    critical: bool = Field(description="its outage takes its services down")
+    attributes: dict[str, Any]
+    created_at: datetime
+    deleted_at: datetime | None = Field(description="set once the CI was deleted")
+    last_event_time: datetime

@@ -12,6 +12,7 @@ from services.catalog.model import (
     policy_for,
 )
 from services.catalog.store import (
+    CatalogCache,
     CatalogVersion,
     active_catalog,
     active_version,
@@ -23,6 +24,7 @@ __all__ = [
     "ANY_SERVICE",
     "BUILTIN_CALENDAR",
     "Catalog",
+    "CatalogCache",
     "CatalogError",
     "CatalogVersion",
     "SlaPolicy",

@@ -21,56 +21,8 @@ from services.aggregator.indicators import Direction, all_indicators
 from services.aggregator.sla_clock import BusinessCalendar, DayHours
 from shared.errors import ItsmError
 from shared.events import TicketState
+from shared.indicator_ids import SPEC_INDICATOR_IDS, custom_id_problem
 
-# Every indicator id of SPEC §5.1 (technical), 5.2 (process) and 5.3 (service). The aggregator's
-# registry says how each is computed; this list lets a catalog name those not implemented yet.
-
-SPEC_INDICATOR_IDS: frozenset[str] = frozenset(
-    {
-        # 5.1 technical
-        "ci_availability_ratio",
-        "ci_outage_count",
-        "ci_mtbf_seconds",
-        "ci_mttr_seconds",
-        "monitor_alerts_count",
-        "monitoring_coverage_ratio",
-        "monitoring_checks_count",
-        # 5.2 process
-        "ticket_opened_count",
-        "ticket_resolved_count",
-        "incident_backlog_count",
-        "incident_response_time_seconds",
-        "incident_resolution_time_seconds",
-        "incident_sla_response_met_ratio",
-        "incident_sla_resolution_met_ratio",
-        "incident_reassignment_ratio",
-        "incident_dispatch_accuracy_ratio",
-        "incident_reopen_ratio",
-        "incident_first_contact_resolution_ratio",
-        "incident_knowledge_usage_ratio",
-        "major_incident_count",
-        "problem_resolution_time_seconds",
-        "incident_problem_linked_ratio",
-        "change_count",
-        "change_success_ratio",
-        "change_failure_ratio",
-        "change_emergency_ratio",
-        "change_lead_time_seconds",
-        "change_unauthorized_count",
-        "cmdb_accuracy_ratio",
-        "call_answer_ratio",
-        "call_abandon_ratio",
-        "call_handle_time_seconds",
-        "call_logging_ratio",
-        "knowledge_articles_count",
-        "knowledge_update_ratio",
-        "csat_score",
-        # 5.3 service
-        "service_availability_ratio",
-        "service_objectives_met_ratio",
-        "service_health_score",
-    }
-)
 # Computed from the objectives themselves: an objective on them would be circular.
 OBJECTIVE_DERIVED_IDS = frozenset({"service_objectives_met_ratio", "service_health_score"})
 
@@ -209,10 +161,9 @@ def _none_as_empty(value: object) -> object:
 
 
 def _check_metric_id(value: str) -> str:
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", value):
-        raise ValueError(
-            f"bad indicator id {value!r}: use lower_snake_case (it becomes the metric itsm_<id>)"
-        )
+    problem = custom_id_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 

@@ -9,16 +9,8 @@ from datetime import datetime
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Connection
 
-from services.catalog.load import (
-    parse_catalog,
-)
-
-# Every indicator id of SPEC §5.1 (technical), 5.2 (process) and 5.3 (service). The aggregator's
-# registry says how each is computed; this list lets a catalog name those not implemented yet.
-from services.catalog.model import (
-    Catalog,
-    CatalogError,
-)
+from services.catalog.load import parse_catalog
+from services.catalog.model import Catalog, CatalogError
 from shared.db import catalog_versions
 
 
@@ -79,6 +71,25 @@ def active_catalog(conn: Connection) -> Catalog:
             "fix it and run `itsm-metrics catalog apply`",
             details=err.details,
         ) from None
+
+
+DEFAULT_SHA = "built-in default"
+
+
+class CatalogCache:
+    """The active catalog for a long-lived process: parsed again only when another version
+    became active (one indexed lookup per call otherwise)."""
+
+    def __init__(self) -> None:
+        self._catalog = Catalog.default()
+        self._sha = DEFAULT_SHA
+
+    def get(self, conn: Connection) -> tuple[Catalog, str]:
+        version = active_version(conn)
+        sha = version.sha256 if version is not None else DEFAULT_SHA
+        if sha != self._sha:
+            self._catalog, self._sha = active_catalog(conn), sha
+        return self._catalog, sha
 
 
 def catalog_history(conn: Connection, limit: int = 20) -> list[CatalogVersion]:

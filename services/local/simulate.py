@@ -92,6 +92,39 @@ def cloudevent(event_type: str, data: dict[str, Any], when: datetime, seq: int) 
     }
 
 
+MEASURE_EVERY_S = 60.0
+
+
+def measurements(rng: random.Random, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Custom measurements of [start, end) per service (SPEC §3.5): training hours delivered
+    (a `sum` in the example catalog) and the staffing level (a `mean`)."""
+    out = []
+    for service in SERVICES:
+        for indicator, unit, value in (
+            ("training_hours", "hours", round(rng.uniform(0, 2), 2)),
+            ("staffing_level", "people", rng.randint(3, 8)),
+        ):
+            out.append(
+                {
+                    "specversion": "1.0",
+                    "id": str(uuid.uuid4()),
+                    "source": SOURCE,
+                    "type": "itsm.measurement.recorded",
+                    "time": end.isoformat(),
+                    "datacontenttype": "application/json",
+                    "data": {
+                        "indicator": indicator,
+                        "value": value,
+                        "unit": unit,
+                        "service": service,
+                        "period_start": start.isoformat(),
+                        "period_end": end.isoformat(),
+                    },
+                }
+            )
+    return out
+
+
 def run_simulation(
     settings: Settings,
     *,
@@ -116,6 +149,7 @@ def run_simulation(
     opened = produced = 0
     next_open = started
     next_report = started + 30
+    next_measure, measured_since = started + MEASURE_EVERY_S, datetime.now(UTC)
     try:
         while not stop.is_set():
             now = time.monotonic()
@@ -136,6 +170,12 @@ def run_simulation(
                     topic, key=data["ticket_id"].encode(), value=json.dumps(event).encode()
                 )
                 produced += 1
+            if now >= next_measure:
+                until = datetime.now(UTC)
+                for event in measurements(rng, measured_since, until):
+                    producer.send(settings.topic("feedback"), value=json.dumps(event).encode())
+                    produced += 1
+                next_measure, measured_since = now + MEASURE_EVERY_S, until
             if now >= next_report:
                 log.info("simulating", extra={"tickets_opened": opened, "events": produced})
                 next_report = now + 30

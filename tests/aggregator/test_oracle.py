@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from services.catalog import apply_catalog
 from shared.db import make_engine
 from tests.conftest import Postgres
 from tests.helpers import aggregate, store, ticket_event
@@ -27,6 +28,9 @@ OPEN = {"new", "assigned", "in_progress", "pending"}
 DONE = {"resolved", "closed"}
 FCR_SECONDS = 30 * 60
 UNKNOWN = "unknown"
+# The catalog maps services to customers (the `customer` dimension); erp is not in it.
+CUSTOMERS = {"email": "acme"}
+CATALOG = "customers: [{id: acme}]\nservices: [{id: email, customer: acme}]\n"
 INCIDENT_DIMS = ("service", "priority", "assignment_group")
 TICKET_DIMS = (*INCIDENT_DIMS, "kind")
 FACTS = ("opened_at", "responded_at", "resolved_at", "reassignments", "reopens", "paused_seconds")
@@ -243,11 +247,16 @@ def reference(tickets: list[Ticket], last_day: date) -> dict[Key, Point]:
     ) -> None:
         if at is None:
             return
-        values = {**t.dims, "kind": t.kind}
+        values = {**t.dims, "kind": t.kind, "customer": CUSTOMERS.get(t.dims["service"], UNKNOWN)}
         for r in range(len(dims) + 1):
             for subset in itertools.combinations(dims, r):
-                key = tuple((d, values[d]) for d in sorted(subset))
-                samples[(indicator, at.date(), key)].append(v)
+                # every grouping, and each one with the service's customer in its place
+                groupings = [subset]
+                if "service" in subset:
+                    groupings.append(tuple("customer" if d == "service" else d for d in subset))
+                for grouping in groupings:
+                    key = tuple((d, values[d]) for d in sorted(grouping))
+                    samples[(indicator, at.date(), key)].append(v)
 
     for t in tickets:
         add("ticket_opened_count", t.opened_at, t, 1.0, TICKET_DIMS)
@@ -298,6 +307,8 @@ def reference(tickets: list[Ticket], last_day: date) -> dict[Key, Point]:
 @pytest.fixture(scope="module")
 def oracle_db(postgres: Postgres) -> Iterator[Engine]:
     eng = make_engine(postgres.fresh())
+    with eng.begin() as conn:
+        apply_catalog(conn, CATALOG, "oracle.yaml")
     yield eng
     eng.dispose()
 

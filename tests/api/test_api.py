@@ -335,16 +335,16 @@ def test_metrics_expose_current_and_previous_windows(client: TestClient, engine:
     client.get("/healthz")
     text = client.get("/metrics").text
     assert (
-        'itsm_ticket_opened_count{assignment_group="",kind="",'
+        'itsm_ticket_opened_count{assignment_group="",customer="",kind="",'
         'period="current",priority="",service="",window="day"} 2.0' in text
     )
     assert (
-        'itsm_ticket_opened_count{assignment_group="",kind="",'
+        'itsm_ticket_opened_count{assignment_group="",customer="",kind="",'
         'period="previous",priority="",service="",'
         'window="day"} 1.0' in text
     )
     assert (
-        'itsm_incident_resolution_time_seconds{assignment_group="",'
+        'itsm_incident_resolution_time_seconds{assignment_group="",customer="",'
         'period="current",priority="",quantile="0.9",'
         'service="email",window="day"} 600.0' in text
     )
@@ -387,7 +387,7 @@ def test_a_count_with_nothing_to_count_reads_as_zero(client: TestClient, with_da
 def test_metrics_show_zero_for_an_empty_count_window(client: TestClient) -> None:
     text = client.get("/metrics").text
     assert (
-        'itsm_ticket_resolved_count{assignment_group="",kind="",'
+        'itsm_ticket_resolved_count{assignment_group="",customer="",kind="",'
         'period="current",priority="",service="",'
         'window="hour"} 0.0' in text
     )

@@ -148,16 +148,16 @@ def test_events_over_http_and_kafka_become_indicator_values(stack: Stack) -> Non
 
     metrics = stack.get("/metrics").text
     assert (
-        'itsm_ticket_opened_count{assignment_group="",kind="",'
+        'itsm_ticket_opened_count{assignment_group="",customer="",kind="",'
         'period="current",priority="",service="",window="day"} 4.0' in metrics
     )
     assert (
-        'itsm_incident_resolution_time_seconds{assignment_group="",'
+        'itsm_incident_resolution_time_seconds{assignment_group="",customer="",'
         'period="current",priority="",quantile="0.5",'
         'service="",window="day"} 1200.0' in metrics
     )
     assert (
-        'itsm_ticket_resolved_count{assignment_group="",kind="",'
+        'itsm_ticket_resolved_count{assignment_group="",customer="",kind="",'
         'period="current",priority="2",service="erp",'
         'window="month"} 1.0' in metrics
     )

@@ -92,14 +92,15 @@ def test_prometheus_scrapes_indicator_gauges(
         series = wait_until(
             lambda: query(
                 'itsm_ticket_opened_count{window="day",period="current",assignment_group="",'
-                'service="email",priority="",kind=""}'
+                'service="email",customer="",priority="",kind=""}'
             ),
             timeout=60,
             what="Prometheus to scrape the api",
         )
         assert float(series[0]["value"][1]) == 2  # type: ignore[index]
         [total] = query(
-            'itsm_ticket_opened_count{window="day",period="current",assignment_group="",service="",priority="",kind=""}'
+            'itsm_ticket_opened_count{window="day",period="current",assignment_group="",'
+            'customer="",service="",priority="",kind=""}'
         )
         assert float(total["value"][1]) == 3  # type: ignore[index]
         [up] = query('up{job="itsm-api"}')

@@ -9,19 +9,21 @@ into one set-based statement over all dirty windows of a kind and every dimensio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-Family = Literal["technical", "process", "service"]
-Unit = Literal["count", "seconds", "ratio", "score"]
+Family = Literal["technical", "process", "service", "custom"]
+Unit = Literal["count", "seconds", "ratio", "score"]  # custom measurements bring their own
 Direction = Literal["higher_is_better", "lower_is_better", "neutral"]
-Aggregate = Literal["count", "mean", "ratio", "weighted"]
+Aggregate = Literal["count", "mean", "ratio", "weighted", "sum"]
+# Derived from `service` through the catalog's service → customer map, never from samples.
+CUSTOMER = "customer"
 
 
 @dataclass(frozen=True)
 class Indicator:
     id: str
     family: Family
-    unit: Unit
+    unit: str
     direction: Direction
     definition: str
     scope: str  # the projection whose changes dirty its windows
@@ -29,6 +31,13 @@ class Indicator:
     dimensions: tuple[str, ...]
     aggregate: Aggregate
     samples_sql: str
+    # Bind parameters of this indicator's SQL alone (a custom indicator's id).
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def all_dimensions(self) -> tuple[str, ...]:
+        """The declared dimensions, plus `customer` wherever there is a `service`."""
+        return (*self.dimensions, CUSTOMER) if "service" in self.dimensions else self.dimensions
 
     @property
     def metric_name(self) -> str:
@@ -36,7 +45,8 @@ class Indicator:
 
     @property
     def is_duration(self) -> bool:
-        return self.unit == "seconds"
+        """Durations carry p50/p90 (SPEC §5); a custom measurement is an amount or a level."""
+        return self.unit == "seconds" and self.family != "custom"
 
 
 REGISTRY: dict[str, Indicator] = {}

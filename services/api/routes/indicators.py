@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query
 
 from services.api import indicators
-from services.api.deps import Db, Read, SettingsDep
+from services.api.deps import Catalogs, Db, Read, SettingsDep
 from services.api.schemas import ErrorBody, IndicatorList, IndicatorSeries
 
 router = APIRouter(prefix="/v1", tags=["indicators"], dependencies=[Read])
@@ -16,9 +16,10 @@ DIMENSIONS = ("service", "customer", "priority", "assignment_group", "change_typ
 
 
 @router.get("/indicators", response_model=IndicatorList)
-def list_indicators() -> IndicatorList:
-    """The indicator catalog: id, family, unit, direction, definition, dimensions."""
-    return IndicatorList(indicators=indicators.catalog())
+def list_indicators(db: Db, catalogs: Catalogs) -> IndicatorList:
+    """The indicator catalog: id, family, unit, direction, definition, dimensions; custom
+    measurement indicators (family `custom`) included."""
+    return IndicatorList(indicators=indicators.catalog(db, catalogs.get(db)[0]))
 
 
 @router.get(
@@ -30,6 +31,7 @@ def get_indicator(
     indicator_id: str,
     db: Db,
     settings: SettingsDep,
+    catalogs: Catalogs,
     window: str = "day",
     start: datetime | None = None,
     end: datetime | None = None,
@@ -55,6 +57,7 @@ def get_indicator(
     groups = [g.strip() for item in group_by or [] for g in item.split(",") if g.strip()]
     return indicators.series(
         db,
+        catalogs.get(db)[0],
         indicator_id,
         window=window,
         start=start,

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter
 
 from services.api import objectives
-from services.api.deps import Db, Read, SettingsDep
+from services.api.deps import Catalogs, Db, Read, SettingsDep
 from services.api.schemas import ErrorBody, ObjectiveList
 
 router = APIRouter(prefix="/v1", tags=["objectives"], dependencies=[Read])
@@ -16,6 +16,7 @@ router = APIRouter(prefix="/v1", tags=["objectives"], dependencies=[Read])
 def list_objectives(
     db: Db,
     settings: SettingsDep,
+    catalogs: Catalogs,
     service: str | None = None,
     window: str | None = None,
 ) -> ObjectiveList:
@@ -23,6 +24,7 @@ def list_objectives(
     and status, and the drift score of its series (SPEC §6.3, §6.4, §7.2)."""
     return objectives.objectives(
         db,
+        catalogs.get(db)[0],
         service=service,
         window=window,
         tz=ZoneInfo(settings.reporting_timezone),

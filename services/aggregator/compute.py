@@ -57,9 +57,13 @@ def _statement(ind: Indicator) -> Any:
         else "NULL::float8 AS p50, NULL::float8 AS p90"
     )
     # A weighted indicator is a ratio of sums (Σv / Σw); a sum adds its samples; the others
-    # average them.
+    # average them. In numeric: float addition depends on the order rows arrive in, and a
+    # replay must give identical values (SPEC §4), not values a last bit apart.
     weighted = ind.aggregate == "weighted"
-    value = {"weighted": "sum(v) / nullif(sum(w), 0)", "sum": "sum(v)"}.get(ind.aggregate, "avg(v)")
+    value = {
+        "weighted": "(sum(v::numeric) / nullif(sum(w::numeric), 0))::float8",
+        "sum": "sum(v::numeric)::float8",
+    }.get(ind.aggregate, "avg(v::numeric)::float8")
     return text(
         f"""
         WITH w AS (

@@ -33,6 +33,11 @@ class Indicator:
     samples_sql: str
     # Bind parameters of this indicator's SQL alone (a custom indicator's id).
     params: tuple[tuple[str, Any], ...] = ()
+    # For one sample per row (`per_row`): the `FROM … WHERE …` the rows come from and the
+    # sample's expression. Indicators with the same rows and dimensions are computed by one
+    # statement (compute.plans); `samples_sql` is the same query for this indicator alone.
+    source: str = ""
+    v: str = ""
 
     @property
     def all_dimensions(self) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ def per_row(
 ) -> Indicator:
     """One sample `v` per row of `table` whose `assigned_by` timestamp lies in the window."""
     conditions = [f"{assigned_by} >= w.window_start", f"{assigned_by} < w.window_end", *where]
+    source = f"FROM {table} WHERE {' AND '.join(conditions)}"
     return Indicator(
         id=id,
         family="process",
@@ -36,8 +37,9 @@ def per_row(
         assigned_by=assigned_by,
         dimensions=dimensions,
         aggregate=aggregate,
-        samples_sql=f"SELECT {', '.join([*dimensions, f'{v} AS v'])} FROM {table} "
-        f"WHERE {' AND '.join(conditions)}",
+        samples_sql=f"SELECT {', '.join([*dimensions, f'{v} AS v'])} {source}",
+        source=source,
+        v=v,
     )
 
 

@@ -6,11 +6,11 @@ with a one-line reason; it is pure (no I/O, no settings)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
+import orjson
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -477,8 +477,10 @@ def decode_text(raw: bytes, *, max_bytes: int) -> str:
 def parse_text(text: str) -> Event:
     """JSON text → Event, or InvalidEvent with the reason (SPEC §3.6)."""
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as err:
+        # Strict RFC 8259: NaN, Infinity and lone surrogates are refused here, as PostgreSQL
+        # would refuse them when storing the event.
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as err:
         raise InvalidEvent(f"not JSON: {err}") from None
     # A NUL can only arrive escaped; look for it properly only when the text could hold one.
     event = validate_event(obj, check_nul=False)

@@ -4,7 +4,6 @@ are dirty; one statement writes all the points."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
@@ -15,6 +14,7 @@ from sqlalchemy import Connection, text
 
 from services.aggregator.indicators import CUSTOMER, Indicator, all_indicators
 from services.aggregator.windows import window_end
+from shared.db import rows_json
 
 UNKNOWN = "unknown"  # dimension value of a sample that has none (kept apart from "all")
 # Catalog settings the indicators' SQL reads, with their defaults (SPEC §5.2, §6.1): the
@@ -147,12 +147,6 @@ def points(plan: Plan, rows: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def _json_default(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
 _DELETE = text(
     """
     DELETE FROM indicator_values
@@ -210,6 +204,6 @@ def recompute_windows(
     if new_points:
         conn.execute(
             _INSERT,
-            {"kind": kind, "now": now, "points": json.dumps(new_points, default=_json_default)},
+            {"kind": kind, "now": now, "points": rows_json(new_points)},
         )
     return len(new_points)

@@ -4,9 +4,9 @@ validates and produces them like any other event."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from services.api.ingest import parse_json
 from shared.errors import InvalidRequest
 
 # Alertmanager has no fixed severity vocabulary; these are the common spellings. Any other value,
@@ -27,10 +27,7 @@ SEVERITY = {
 
 def decode(body: bytes) -> dict[str, Any]:
     """Body bytes → the webhook payload, or InvalidRequest when it is not one."""
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InvalidRequest(f"body is not JSON: {err}") from None
+    doc = parse_json(body)
     if (
         not isinstance(doc, dict)
         or not isinstance(doc.get("receiver"), str)

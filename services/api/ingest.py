@@ -3,11 +3,11 @@ their topic with acks=all, and report accepted and rejected events."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from typing import Any
 
+import orjson
 from fastapi import Request
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -75,12 +75,18 @@ async def read_body(request: Request, max_body: int = MAX_BODY) -> bytes:
     raise PayloadTooLarge(f"request body is {size} bytes, over the {max_body}-byte limit")
 
 
+def parse_json(body: bytes) -> Any:
+    """Body bytes → a JSON value (strict RFC 8259 in UTF-8, as the collector reads events:
+    NaN, Infinity and lone surrogates are refused), or InvalidRequest saying why not."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as err:
+        raise InvalidRequest(f"body is not JSON: {err}") from None
+
+
 def decode_body(body: bytes, content_type: str) -> tuple[list[Any], bool]:
     """Body bytes → (list of JSON values, whether it was a batch)."""
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InvalidRequest(f"body is not JSON: {err}") from None
+    doc = parse_json(body)
     is_batch = content_type.split(";")[0].strip().lower() in BATCH_TYPES or isinstance(doc, list)
     if is_batch:
         if not isinstance(doc, list):
@@ -98,7 +104,7 @@ def ingest(
     rejected: list[Rejected] = []
     messages: list[tuple[str, str, bytes]] = []
     for index, obj in enumerate(items):
-        raw = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        raw = orjson.dumps(obj)
         event_id = (
             obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else None
         )

@@ -402,6 +402,26 @@ def test_event_with_a_nul_character_is_refused(client: TestClient) -> None:
     assert "NUL character" in resp.json()["rejected"][0]["reason"]
 
 
+@pytest.mark.parametrize(
+    ("fragment", "what"),
+    [
+        (b"NaN", "NaN"),
+        (b"Infinity", "Infinity"),
+        (b"1e400", "a number beyond a double"),
+        (b'"\\ud800"', "a lone surrogate"),
+    ],
+)
+def test_json_that_postgresql_cannot_store_is_refused(
+    client: TestClient, fragment: bytes, what: str
+) -> None:
+    # Python's json module reads these; PostgreSQL's json does not: the event would have
+    # failed its whole batch in the collector, again and again (a poison batch).
+    body = json.dumps(ticket_event("J1", utc(2026, 10, 5), "new", notes="X")).encode()
+    resp = client.post("/v1/events", content=body.replace(b'"X"', fragment), headers=INGEST)
+    assert resp.status_code == 422, what
+    assert "body is not JSON" in resp.json()["error"]["message"]
+
+
 def test_read_body_refuses_oversized_bodies_declared_or_not() -> None:
     import asyncio
 

@@ -107,6 +107,19 @@ POISON = [
         "NUL character",
     ),
     ("Ünïcode but not UTF-8".encode("latin-1"), "not UTF-8 text"),
+    # JSON that Python's json module reads and PostgreSQL refuses (once a poison batch)
+    (
+        json.dumps(ticket_event("P6", utc(2026, 10, 5), "new", notes="X"))
+        .replace('"X"', "NaN")
+        .encode(),
+        "not JSON",
+    ),
+    (
+        json.dumps(ticket_event("P7", utc(2026, 10, 5), "new", notes="X"))
+        .replace('"X"', '"\\ud800"')
+        .encode(),
+        "not JSON",
+    ),
     (
         json.dumps(ticket_event("P4", utc(2026, 10, 5), "new", notes="x" * 300_000)).encode(),
         "over the 262144-byte limit",

@@ -243,7 +243,8 @@ def test_cli_replay_prints_what_it_replayed_and_what_is_still_invalid(
     assert dry.stdout.splitlines() == [
         "would replay 1, still invalid 1",
         f"  would replay #{good} to {tickets}: itsm.ticket.created c-good",
-        f"  still invalid #{bad}: not JSON: Expecting value: line 1 column 1 (char 0)",
+        f"  still invalid #{bad}: not JSON: unexpected character, expected a JSON value: "
+        "line 1 column 1 (char 0)",
         "dry run: nothing produced or marked",
     ]
     assert topic_size(settings, "tickets") == 0

@@ -74,11 +74,11 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
-def store(engine: Engine, events: list[dict[str, Any]], tz: ZoneInfo = UTC_TZ) -> None:
+def store(engine: Engine, events: list[dict[str, Any]]) -> None:
     """Validate and store events as the collector does (one transaction)."""
     items = [Incoming(validate_event(e), "test.tickets", 0, i) for i, e in enumerate(events)]
     with engine.begin() as conn:
-        store_batch(conn, items, [], tz)
+        store_batch(conn, items, [])
 
 
 def aggregator(engine: Engine, settings: Settings | None = None) -> Aggregator:

@@ -93,7 +93,7 @@ class Aggregator:
         while True:
             with self.engine.begin() as conn:
                 catalog, sha = self.catalog(conn)
-                n = evaluate_pending(conn, catalog, sha, self.tz, datetime.now(UTC))
+                n = evaluate_pending(conn, catalog, sha, datetime.now(UTC))
             total += n
             if n < 5000:
                 return total
@@ -173,14 +173,14 @@ class Aggregator:
         """Mark every window from `since` to now dirty (`itsm-metrics recompute --since`)."""
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            return mark_dirty(conn, {"recompute": (set(), [(since, until or now)])}, self.tz, now)
+            return mark_dirty(conn, {"recompute": (set(), [(since, until or now)])}, now)
 
     def refresh_current(self, since: datetime, now: datetime) -> int:
         """Mark [since, now] dirty: what depends on the clock (open outages, the backlog, SLA
         targets passing) changes without events. Covering since the last run gives a window
         that just closed its final recompute."""
         with self.engine.begin() as conn:
-            return mark_dirty(conn, {"clock": (set(), [(since, now)])}, self.tz, now)
+            return mark_dirty(conn, {"clock": (set(), [(since, now)])}, now)
 
     def _safe_refresh(self) -> None:
         now = datetime.now(UTC)

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 from sqlalchemy.dialects.postgresql import insert
@@ -124,7 +123,6 @@ def evaluate_pending(
     conn: Connection,
     catalog: Catalog,
     catalog_sha: str,
-    tz: ZoneInfo,
     now: datetime,
     limit: int = 5000,
 ) -> int:
@@ -158,7 +156,7 @@ def evaluate_pending(
         ),
         values,
     )
-    mark_dirty(conn, {"sla": (stamps, [])}, tz, now)
+    mark_dirty(conn, {"sla": (stamps, [])}, now)
     return len(rows)
 
 

@@ -83,14 +83,14 @@ def merge_spans(
     return merged
 
 
-def dirty_ranges(
-    stamps: set[datetime], spans: list[tuple[datetime, datetime]], tz: ZoneInfo
-) -> list[tuple[datetime, datetime]]:
-    """The few ranges whose windows a set of timestamps and intervals touch.
+HOUR = timedelta(hours=1)
 
-    A timestamp stands for its hour window's start: an hour window, aligned in the reporting time
-    zone, lies inside exactly one day, week and month, so its start touches the same windows.
-    Ranges at most an hour apart merge: no window (an hour or longer) fits in the gap, so the
-    merged range touches exactly the windows its parts did."""
-    hours = {window_start("hour", ts, tz) for ts in stamps}
-    return merge_spans([(h, h) for h in hours] + spans, gap=timedelta(hours=1))
+
+def dirty_ranges(
+    stamps: set[datetime], spans: list[tuple[datetime, datetime]]
+) -> list[tuple[datetime, datetime]]:
+    """The few ranges whose windows a set of timestamps and intervals touch: the timestamps
+    (as instants) and intervals, merged where at most an hour apart. No window (an hour or
+    longer) fits inside such a gap, so a window overlapping a merged range overlaps one of its
+    parts: the ranges touch exactly the windows their parts did, whatever the time zone."""
+    return merge_spans([(ts, ts) for ts in stamps] + spans, gap=HOUR)

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
@@ -91,7 +90,6 @@ class Collector:
         self.settings = settings
         self.engine = engine
         self.metrics = metrics or CollectorMetrics()
-        self.tz = ZoneInfo(settings.reporting_timezone)
         self.stop_event = threading.Event()
         self.on_batch = on_batch
         self.consumer: KafkaConsumer | None = None
@@ -178,7 +176,7 @@ class Collector:
 
     def _write(self, good: list[Incoming], dead: list[DeadLetter]) -> BatchResult:
         with self.engine.begin() as conn:
-            result = store_batch(conn, good, dead, self.tz)
+            result = store_batch(conn, good, dead)
         if dead:
             self._publish_dead_letters(dead)
         return result

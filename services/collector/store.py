@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, select, text
+from sqlalchemy import ARRAY, Connection, Table, Text, any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from services.aggregator.windows import dirty_ranges
@@ -130,7 +129,6 @@ def store_batch(
     conn: Connection,
     items: list[Incoming],
     dead: list[DeadLetter],
-    tz: ZoneInfo,
     *,
     topic_label: str = "http",
 ) -> BatchResult:
@@ -150,7 +148,7 @@ def store_batch(
                 result.duplicate[label] += 1
         if new_items:
             result.oldest_received = received
-            result.dirty_marks = _project(conn, new_items, tz, received)
+            result.dirty_marks = _project(conn, new_items, received)
     if dead:
         _store_dead_letters(conn, dead)
         for d in dead:
@@ -177,7 +175,7 @@ def _store_dead_letters(conn: Connection, dead: list[DeadLetter]) -> None:
     )
 
 
-def _project(conn: Connection, items: list[Incoming], tz: ZoneInfo, received: datetime) -> int:
+def _project(conn: Connection, items: list[Incoming], received: datetime) -> int:
     """Re-fold every touched entity from its whole history, upsert, and mark windows dirty."""
     marks: dict[str, tuple[set[datetime], list[Span]]] = defaultdict(lambda: (set(), []))
     touched: dict[str, set[str]] = defaultdict(set)
@@ -218,7 +216,7 @@ def _project(conn: Connection, items: list[Incoming], tz: ZoneInfo, received: da
                 spans.extend(
                     moved_periods(proj.periods(old) if old else [], proj.periods(row), received)
                 )
-    return mark_dirty(conn, marks, tz, received)
+    return mark_dirty(conn, marks, received)
 
 
 def _histories(
@@ -243,6 +241,15 @@ def _histories(
 
 
 def _old_rows(conn: Connection, proj: Projection, ids: list[str]) -> dict[str, Any]:
+    return {
+        r._mapping[proj.key]: r._mapping for r in conn.execute(_old_rows_query(proj), {"ids": ids})
+    }
+
+
+@cache
+def _old_rows_query(proj: Projection) -> Any:
+    """What marking dirty windows compares, of the rows with these keys (one array parameter,
+    whatever the batch's size)."""
     cols = {
         proj.key,
         *proj.stamps,
@@ -251,8 +258,9 @@ def _old_rows(conn: Connection, proj: Projection, ids: list[str]) -> dict[str, A
         *proj.period_columns,
     }
     table = proj.table
-    query = select(*(table.c[c] for c in sorted(cols))).where(table.c[proj.key].in_(ids))
-    return {r._mapping[proj.key]: r._mapping for r in conn.execute(query)}
+    return select(*(table.c[c] for c in sorted(cols))).where(
+        table.c[proj.key] == any_(bindparam("ids", type_=ARRAY(Text)))
+    )
 
 
 @cache
@@ -347,14 +355,13 @@ _INSERT_MARKS = text(
 def mark_dirty(
     conn: Connection,
     marks: dict[str, tuple[set[datetime], list[Span]]],
-    tz: ZoneInfo,
     received: datetime,
 ) -> int:
     """Mark the windows the batch's timestamps and intervals touch, as a few merged ranges (the
     aggregator expands them into windows); the scope names the entity kinds behind them."""
     stamps = {ts for st, _ in marks.values() for ts in st}
     spans = [span for _, sp in marks.values() for span in sp]
-    ranges = dirty_ranges(stamps, spans, tz)
+    ranges = dirty_ranges(stamps, spans)
     if ranges:
         conn.execute(
             _INSERT_MARKS,

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from services.aggregator.sla import Target, evaluate, evaluate_pending
 from services.catalog import apply_catalog, parse_catalog
 from shared.db import ticket_sla
-from tests.helpers import UTC_TZ, aggregate, points, store, ticket_event, utc
+from tests.helpers import aggregate, points, store, ticket_event, utc
 
 CATALOG = """
 customers: [{id: acme, name: Acme}]
@@ -195,7 +195,7 @@ def test_scheduled_job_detects_a_breach_without_an_event(engine: Engine) -> None
 
     def run(now: datetime) -> Any:
         with engine.begin() as conn:
-            evaluate_pending(conn, catalog, "sha", UTC_TZ, now)
+            evaluate_pending(conn, catalog, "sha", now)
             return conn.execute(select(ticket_sla).where(ticket_sla.c.ticket_id == "F")).one()
 
     before = run(t(8, 12))

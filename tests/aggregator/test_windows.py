@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.aggregator.windows import (
     dirty_ranges,
@@ -88,12 +90,37 @@ def test_dirty_ranges_touch_exactly_the_windows_of_their_parts() -> None:
         datetime(2026, 10, 5, 10, 5, tzinfo=UTC),
         datetime(2026, 10, 7, 23, 59, tzinfo=UTC),
     }
-    ranges = dirty_ranges(stamps, [], utc_tz)
-    # 09:10 and 09:50 → hour 09; 10:05 → hour 10, an hour later: merged; 10-07 23:00 apart
+    ranges = dirty_ranges(stamps, [])
+    # 09:10, 09:50 and 10:05 are less than an hour apart: one range; 10-07 23:59 far apart
     assert ranges == [
-        (datetime(2026, 10, 5, 9, tzinfo=UTC), datetime(2026, 10, 5, 10, tzinfo=UTC)),
-        (datetime(2026, 10, 7, 23, tzinfo=UTC), datetime(2026, 10, 7, 23, tzinfo=UTC)),
+        (datetime(2026, 10, 5, 9, 10, tzinfo=UTC), datetime(2026, 10, 5, 10, 5, tzinfo=UTC)),
+        (datetime(2026, 10, 7, 23, 59, tzinfo=UTC), datetime(2026, 10, 7, 23, 59, tzinfo=UTC)),
     ]
     touched = {w for a, b in ranges for w in windows_overlapping(a, b, utc_tz)}
     expected = {w for ts in stamps for w in windows_of(ts, utc_tz)}
+    assert touched == expected
+
+
+INSTANTS = st.datetimes(
+    min_value=datetime(2026, 3, 20), max_value=datetime(2026, 11, 10), timezones=st.just(UTC)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sets(INSTANTS, max_size=40),
+    st.lists(st.tuples(INSTANTS, st.integers(0, 3 * 86400)), max_size=6),
+    st.sampled_from(["UTC", "Europe/Berlin", "Asia/Kolkata", "America/St_Johns"]),
+)
+def test_dirty_ranges_touch_the_windows_of_their_parts_in_any_time_zone(
+    stamps: set[datetime], intervals: list[tuple[datetime, int]], zone: str
+) -> None:
+    # DST changes (Berlin, St John's at −3:30/−2:30) and half-hour offsets (Kolkata) included
+    tz = ZoneInfo(zone)
+    spans = [(a, a + timedelta(seconds=s)) for a, s in intervals]
+    ranges = dirty_ranges(stamps, spans)
+    touched = {w for a, b in ranges for w in windows_overlapping(a, b, tz)}
+    expected = {w for ts in stamps for w in windows_of(ts, tz)} | {
+        w for a, b in spans for w in windows_overlapping(a, b, tz)
+    }
     assert touched == expected

@@ -6,7 +6,6 @@ import base64
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -90,7 +89,6 @@ def test_a_dead_letter_comes_back_with_its_reason_origin_and_raw_bytes(
                     "itsm.ticket.bogus",
                 )
             ],
-            ZoneInfo("UTC"),
         )
     resp = client.get(URL, headers=ADMIN)
     assert resp.status_code == 200

@@ -204,7 +204,7 @@ def test_sla_agrees_with_what_the_aggregator_stores(
         for tk in tickets_client.get("/v1/tickets", params={"kind": "incident"}).json()["tickets"]
     }
     with engine.begin() as conn:
-        evaluate_pending(conn, parse_catalog(CATALOG), "sha", UTC_TZ, NOW)
+        evaluate_pending(conn, parse_catalog(CATALOG), "sha", NOW)
         stored = {r.ticket_id: r for r in conn.execute(select(ticket_sla))}
     assert set(stored) == set(shown)
     for ticket_id, row in stored.items():

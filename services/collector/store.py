@@ -60,7 +60,7 @@ class BatchResult:
 _INCOMING = """
     CREATE TEMP TABLE IF NOT EXISTS incoming_events (
         ord int, source text, id text, type text, time timestamptz, subject text,
-        entity_kind text, entity_id text, sequence bigint, body json, topic text,
+        entity_kind text, entity_id text, sequence bigint, body jsonb, topic text,
         partition int, "offset" bigint
     ) ON COMMIT DELETE ROWS
 """
@@ -75,7 +75,7 @@ _INSERT_EVENTS = """
         INSERT INTO events (source, id, type, time, subject, entity_kind, entity_id, sequence,
                             data, topic, partition, "offset")
         SELECT source, id, type, time, subject, entity_kind, entity_id, sequence,
-               (body->'data')::jsonb, topic, partition, "offset"
+               body->'data', topic, partition, "offset"
         FROM incoming_events ORDER BY ord
         ON CONFLICT (source, id) DO NOTHING
         RETURNING source, id

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 import orjson
 from pydantic import (
@@ -20,11 +20,13 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
+    TypeAdapter,
     ValidationError,
     model_validator,
 )
 
 from shared.indicator_ids import custom_id_problem
+from shared.typed_validators import fields_validator, has_model_validators, typed_dict
 
 
 def _timestamp_text(value: Any) -> Any:
@@ -353,9 +355,29 @@ class Envelope(BaseModel):
     data: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Event:
-    """A validated event. `data` holds the fields the source sent (absent ≠ null), JSON-ready."""
+def _fast_validators() -> dict[str, TypeAdapter[Any] | None]:
+    """Per type, one validator of the whole event that checks what Envelope and the type's data
+    model check without building either (shared.typed_validators); None where the data model
+    has model validators: those events take the models' way."""
+    by_model: dict[type[_Data], TypeAdapter[Any] | None] = {}
+    for etype in EVENT_TYPES.values():
+        model = etype.model
+        if model not in by_model:
+            by_model[model] = (
+                None
+                if has_model_validators(model)
+                else fields_validator(Envelope, data=typed_dict(model))
+            )
+    return {name: by_model[etype.model] for name, etype in EVENT_TYPES.items()}
+
+
+FAST_VALIDATORS = _fast_validators()
+
+
+class Event(NamedTuple):
+    """A validated event. `data` holds the fields the source sent (absent ≠ null), JSON-ready.
+    (A NamedTuple: immutable, and built in a third of a frozen dataclass's time, once per
+    event on the collector's hot path.)"""
 
     source: str
     id: str
@@ -417,11 +439,19 @@ def validate_event(obj: Any, *, check_nul: bool = True) -> Event:
     """Validate one decoded CloudEvent (a JSON object) against the contract."""
     if not isinstance(obj, dict):
         raise InvalidEvent(f"event must be a JSON object, got {type(obj).__name__}")
-    ids = {
-        "source": _str_or_none(obj.get("source")),
-        "event_id": _str_or_none(obj.get("id")),
-        "event_type": _str_or_none(obj.get("type")),
-    }
+    etype = EVENT_TYPES.get(obj["type"]) if isinstance(obj.get("type"), str) else None
+    fast = FAST_VALIDATORS.get(etype.name) if etype is not None else None
+    if fast is not None and etype is not None:
+        try:
+            valid = fast.validate_python(obj)
+        except ValidationError:
+            pass  # the models' way, below, says why in their words
+        else:
+            data = valid["data"]
+            return _event(
+                obj, etype, valid["time"], data[etype.id_field], data.get("sequence"), check_nul
+            )
+    ids = _ids(obj)
     try:
         env = Envelope.model_validate(obj)
     except ValidationError as err:
@@ -430,23 +460,43 @@ def validate_event(obj: Any, *, check_nul: bool = True) -> Event:
     if etype is None:
         raise InvalidEvent(f"type: unknown event type {env.type!r}", **ids)
     try:
-        data = etype.model.model_validate(env.data)
+        model = etype.model.model_validate(env.data)
     except ValidationError as err:
         raise InvalidEvent(_explain(err, "data."), **ids) from None
+    return _event(obj, etype, env.time, getattr(model, etype.id_field), model.sequence, check_nul)
+
+
+def _ids(obj: dict[str, Any]) -> dict[str, str | None]:
+    """What a refusal names of the event, where it could be read."""
+    return {
+        "source": _str_or_none(obj.get("source")),
+        "event_id": _str_or_none(obj.get("id")),
+        "event_type": _str_or_none(obj.get("type")),
+    }
+
+
+def _event(
+    obj: dict[str, Any],
+    etype: EventType,
+    time: datetime,
+    entity_id: str,
+    sequence: int | None,
+    check_nul: bool,
+) -> Event:
+    """A valid event: `obj` (its attributes and data checked) and what validation parsed."""
     if check_nul and _has_nul(obj):
-        raise InvalidEvent(NUL_REASON, **ids)
-    entity_id = getattr(data, etype.id_field)
+        raise InvalidEvent(NUL_REASON, **_ids(obj))
     return Event(
-        source=env.source,
-        id=env.id,
-        type=env.type,
-        time=env.time,
-        subject=env.subject,
+        source=obj["source"],
+        id=obj["id"],
+        type=etype.name,
+        time=time,
+        subject=obj.get("subject"),
         entity_kind=etype.entity_kind,
         entity_id=entity_id,
-        sequence=data.sequence,
+        sequence=sequence,
         # What the source sent, as sent (absent ≠ null, unknown fields kept): it is valid now.
-        data=env.data,
+        data=obj["data"],
         topic_suffix=etype.topic,
     )
 

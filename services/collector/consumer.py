@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
@@ -26,8 +27,7 @@ from shared.settings import Settings
 log = logging.getLogger("itsm.collector")
 
 
-@dataclass
-class Message:
+class Message(NamedTuple):
     """The part of a Kafka record the collector uses."""
 
     topic: str

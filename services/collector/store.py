@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ARRAY, Connection, Table, Text, any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -22,8 +22,7 @@ from shared.events import Event
 Span = tuple[datetime, datetime]
 
 
-@dataclass(frozen=True)
-class Incoming:
+class Incoming(NamedTuple):
     """A valid event and where it came from (topic/partition/offset are None for HTTP)."""
 
     event: Event

@@ -5,8 +5,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from shared.events import EVENT_TYPES, InvalidEvent, parse_event, validate_event
+from shared.events import (
+    EVENT_TYPES,
+    FAST_VALIDATORS,
+    Envelope,
+    InvalidEvent,
+    example_events,
+    parse_event,
+    validate_event,
+)
 
 
 def ticket(**data: Any) -> dict[str, Any]:
@@ -136,3 +147,80 @@ def test_every_data_model_has_a_valid_example() -> None:
         ev = validate_event(body)  # the docs' examples pass the validation they document
         assert ev.type == etype
         assert ev.data == body["data"]
+
+
+# --- the hot path's validators check what the models check -----------------------------------
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(
+        ["", "x", "new", "incident", "critical", "2026-10-05T09:12:00Z", "2026-10-05T09:12:00"]
+    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=5,
+)
+
+
+def _field_names(etype: str) -> list[str]:
+    return sorted(EVENT_TYPES[etype].model.model_fields)
+
+
+@st.composite
+def mutated_events(draw: st.DrawFn) -> dict[str, Any]:
+    """An example event of some type with a few attributes or data fields replaced, removed or
+    added: values of every JSON kind, right and wrong."""
+    etype = draw(st.sampled_from(sorted(EVENT_TYPES)))
+    model = EVENT_TYPES[etype].model
+    event = {**example_events()[model.example_type], "type": etype}
+    data = dict(event["data"])
+    for _ in range(draw(st.integers(0, 3))):
+        where = draw(st.sampled_from(["data", "envelope"]))
+        if where == "data":
+            name = draw(st.sampled_from([*_field_names(etype), "extra_field"]))
+            target = data
+        else:
+            name = draw(st.sampled_from(["specversion", "id", "source", "time", "subject", "x"]))
+            target = event
+        if draw(st.booleans()):
+            target[name] = draw(JSON_VALUES)
+        else:
+            target.pop(name, None)
+    event["data"] = data
+    return event
+
+
+def _models_accept(event: dict[str, Any]) -> bool:
+    try:
+        env = Envelope.model_validate(event)
+        EVENT_TYPES[env.type].model.model_validate(env.data)
+    except ValidationError:
+        return False
+    return True
+
+
+@settings(max_examples=1500, deadline=None)
+@given(mutated_events())
+def test_the_fast_validators_accept_exactly_what_the_models_accept(event: dict[str, Any]) -> None:
+    fast = FAST_VALIDATORS[event["type"]]
+    if fast is None:  # a model with model validators: validated by the model itself
+        return
+    try:
+        fast.validate_python(event)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert accepted == _models_accept(event)
+
+
+def test_only_models_with_model_validators_go_without_a_fast_validator() -> None:
+    slow = {EVENT_TYPES[t].model.__name__ for t, v in FAST_VALIDATORS.items() if v is None}
+    assert slow == {"MeasurementData"}  # its indicator id and period are checked together
+
+
+def test_a_refusal_reads_the_same_whichever_validator_ran_first() -> None:
+    with pytest.raises(InvalidEvent) as err:
+        validate_event(ticket(priority="urgent", state="bogus"))
+    assert err.value.reason.startswith("data.state: Input should be 'new', ")
+    assert "data.priority: Input should be a valid integer" in err.value.reason

@@ -7,7 +7,7 @@ with a one-line reason; it is pure (no I/O, no settings)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 import orjson
@@ -490,7 +490,7 @@ def _event(
         source=obj["source"],
         id=obj["id"],
         type=etype.name,
-        time=time,
+        time=_standard_offset(time, obj["time"]),
         subject=obj.get("subject"),
         entity_kind=etype.entity_kind,
         entity_id=entity_id,
@@ -499,6 +499,20 @@ def _event(
         data=obj["data"],
         topic_suffix=etype.topic,
     )
+
+
+def _standard_offset(parsed: datetime, text: str) -> datetime:
+    """The instant with the standard library's fixed-offset tzinfo rather than pydantic's: it
+    compares, hashes and formats several times faster, and the collector sorts and formats
+    every event's time a few times over. Read as the projections read timestamps in `data`
+    (`parse_ts`): `fromisoformat`, else pydantic's reading."""
+    try:
+        plain = datetime.fromisoformat(text)
+    except ValueError:  # a spelling pydantic accepts and the standard library does not
+        plain = None
+    if plain is not None and plain.tzinfo is not None:
+        return plain
+    return parsed.replace(tzinfo=timezone(parsed.utcoffset() or timedelta(0)))
 
 
 NUL_REASON = "contains the NUL character (\\u0000), which PostgreSQL cannot store"

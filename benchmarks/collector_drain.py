@@ -4,6 +4,7 @@ kafka-python consumer (+ json.loads) reading the same topics in the same run (is
 from __future__ import annotations
 
 import json
+import multiprocessing
 import random
 import statistics
 import threading
@@ -14,16 +15,27 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client import CollectorRegistry
+from sqlalchemy import text
 
 from benchmarks.engines import engines
 from services.collector.consumer import Collector
 from services.collector.metrics import CollectorMetrics
+from services.collector.projections.registry import PROJECTIONS
 from services.collector.store import BatchResult
+from shared import logging as itsm_logging
 from shared.db import make_engine
 from shared.kafka import CONSUMER_TIMINGS, ensure_topics
 from shared.settings import Settings
 
 SERVICES = ["email", "erp", "crm", "network", "vpn", "hr-portal"]
+# What a drain writes, emptied before the scale-out run drains the backlog again.
+DRAINED_TABLES = (
+    "events",
+    "dead_letters",
+    "dirty_windows",
+    "measurements",
+    *(p.table.name for p in PROJECTIONS.values()),
+)
 
 
 def mixed_events(n: int, seed: int = 1) -> list[tuple[str, str, dict[str, Any]]]:
@@ -216,6 +228,23 @@ def bare_consumer(settings: Settings, expected: int) -> float:
     return rate
 
 
+def postgres_cpu_seconds() -> float | None:
+    """CPU seconds used so far by the PostgreSQL processes on this machine (the embedded
+    server's), or None when there are none to see (an external database)."""
+    import psutil
+
+    total, seen = 0.0, False
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] == "postgres":
+            try:
+                cpu = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += cpu.user + cpu.system
+            seen = True
+    return total if seen else None
+
+
 def collector(settings: Settings, expected: int) -> dict[str, float]:
     engine = make_engine(settings.require_database_url())
     seen = 0
@@ -242,9 +271,11 @@ def collector(settings: Settings, expected: int) -> dict[str, float]:
 
     c = Collector(settings, engine, CollectorMetrics(CollectorRegistry()), on_batch=on_batch)
     thread = threading.Thread(target=c.run, daemon=True)
+    cpu0, pg0 = time.process_time(), postgres_cpu_seconds()
     thread.start()
     done.wait(600)
     finished = time.perf_counter()
+    cpu, pg1 = time.process_time() - cpu0, postgres_cpu_seconds()
     c.stop_event.set()
     thread.join(30)
     engine.dispose()
@@ -257,7 +288,54 @@ def collector(settings: Settings, expected: int) -> dict[str, float]:
         "batch_p50_ms": 1000 * statistics.median(latencies) if latencies else 0.0,
         "batch_p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))] if latencies else 0.0,
         "batches": len(latencies) + 1,
+        # Where the time goes (the group join included): this process and PostgreSQL.
+        "python_cpu_us_per_event": 1e6 * cpu / seen,
+        "postgres_cpu_us_per_event": (
+            1e6 * (pg1 - pg0) / seen if pg0 is not None and pg1 is not None else float("nan")
+        ),
     }
+
+
+def _collector_process(settings: Settings, counts: Any) -> None:
+    """One collector of a scale-out run: reports each batch's event count on `counts`."""
+    itsm_logging.configure("ERROR")
+    engine = make_engine(settings.require_database_url())
+
+    def on_batch(result: BatchResult) -> None:
+        n = sum(result.stored.values()) + sum(result.duplicate.values())
+        counts.put((time.perf_counter(), n + sum(result.dead_letter.values())))
+
+    Collector(settings, engine, CollectorMetrics(CollectorRegistry()), on_batch=on_batch).run()
+
+
+def scaled_out(settings: Settings, expected: int, processes: int) -> float:
+    """Events/s of `processes` collectors in one consumer group draining the same backlog
+    into the emptied database (SPEC §2 scale-out)."""
+    with make_engine(settings.require_database_url()).begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(DRAINED_TABLES)}"))
+    ctx = multiprocessing.get_context("spawn")
+    counts = ctx.Queue()
+    group = settings.model_copy(update={"consumer_group": f"bench-scale-{uuid.uuid4().hex[:6]}"})
+    workers = [
+        ctx.Process(target=_collector_process, args=(group, counts), daemon=True)
+        for _ in range(processes)
+    ]
+    for w in workers:
+        w.start()
+    seen = 0
+    first: tuple[float, int] | None = None
+    last = 0.0
+    try:
+        while seen < expected:
+            at, n = counts.get(timeout=300)
+            first = first or (at, n)
+            seen, last = seen + n, at
+    finally:
+        for w in workers:
+            w.terminate()
+            w.join(10)
+    assert first is not None
+    return (seen - first[1]) / (last - first[0])
 
 
 def run(n: int = 100_000) -> dict[str, Any]:
@@ -278,6 +356,8 @@ def run(n: int = 100_000) -> dict[str, Any]:
         bare = bare_consumer(settings, len(events))
         print("collector ...", flush=True)
         coll = collector(settings, len(events))
+        print("two collectors in one group ...", flush=True)
+        two = scaled_out(settings, len(events), 2)
     return {
         "events": len(events),
         "producer_events_per_s": round(produce_rate),
@@ -287,4 +367,8 @@ def run(n: int = 100_000) -> dict[str, Any]:
         "collector_batch_p50_ms": round(coll["batch_p50_ms"], 1),
         "collector_batch_p99_ms": round(coll["batch_p99_ms"], 1),
         "collector_batches": coll["batches"],
+        "collector_python_cpu_us_per_event": round(coll["python_cpu_us_per_event"], 1),
+        "postgres_cpu_us_per_event": round(coll["postgres_cpu_us_per_event"], 1),
+        "two_collectors_events_per_s": round(two),
+        "two_collectors_vs_bare": round(two / bare, 3),
     }

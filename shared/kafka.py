@@ -7,6 +7,8 @@ import logging
 import socket
 from typing import Any
 
+from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+
 from shared.errors import BrokerUnavailable
 from shared.settings import Settings
 
@@ -44,6 +46,9 @@ def consumer_config(settings: Settings, *, group_id: str | None = None) -> dict[
         "fetch_max_bytes": 16 * 1024 * 1024,
         "max_partition_fetch_bytes": 4 * 1024 * 1024,
         "client_id": "itsm-collector",
+        # Round robin over all subscribed partitions: the default (range, per topic) gives the
+        # first of two collectors two of each topic's three partitions, the second one.
+        "partition_assignment_strategy": (RoundRobinPartitionAssignor,),
         **CONSUMER_TIMINGS,
     }
 

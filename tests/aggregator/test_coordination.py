@@ -1,0 +1,123 @@
+"""Several aggregators share the work through PostgreSQL (SPEC §2): dirty marks are claimed with
+SKIP LOCKED and each window is computed under an advisory lock, so a window another aggregator
+is computing is left for later, never computed twice at once nor lost."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from tests.helpers import aggregate, aggregator, store, ticket_event, utc
+
+DAY = utc(2026, 10, 5)
+# What the window lock of (day, 2026-10-05) is taken with (services.aggregator.jobs._LOCK).
+LOCK_DAY = """
+    SELECT pg_advisory_xact_lock(
+        hashtext('itsm-window'),
+        hashtext('day:' || extract(epoch FROM CAST(:s AS timestamptz))::text)
+    )
+"""
+
+
+def stored(engine: Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "SELECT indicator, window_kind, window_start, dimensions::text, value, count "
+                    "FROM indicator_values ORDER BY 1, 2, 3, 4"
+                )
+            )
+        ]
+
+
+def day_count(engine: Engine) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT count FROM indicator_values WHERE indicator = 'ticket_opened_count' "
+                "AND window_kind = 'day' AND window_start = :s AND dimensions = '{}'"
+            ),
+            {"s": DAY},
+        ).scalar()
+
+
+def test_a_window_another_aggregator_computes_is_left_dirty_and_computed_next_pass(
+    engine: Engine,
+) -> None:
+    # resolved ten minutes later: an hour, a day, a week and a month to compute
+    store(
+        engine,
+        [
+            ticket_event("CO1", utc(2026, 10, 5, 9), "new"),
+            ticket_event("CO1", utc(2026, 10, 5, 9, 10), "resolved"),
+        ],
+    )
+    holder = engine.connect()
+    holder.begin()
+    holder.execute(text(LOCK_DAY), {"s": DAY})  # another aggregator is computing that day
+    try:
+        agg = aggregator(engine)
+        computed = agg.recompute_dirty()
+        # hour, week and month were computed; the day was not, and stays marked
+        assert computed == 3
+        assert day_count(engine) is None
+        with engine.connect() as conn:
+            busy = conn.execute(
+                text("SELECT range_start FROM dirty_windows WHERE scope = 'busy'")
+            ).scalars()
+            assert list(busy) == [DAY]
+    finally:
+        holder.rollback()
+        holder.close()
+    assert agg.recompute_dirty() >= 1  # the lock is gone: the day is computed now
+    assert day_count(engine) == 1
+
+
+def test_aggregators_draining_at_once_store_what_one_would(engine: Engine) -> None:
+    # tickets resolved within minutes, at scattered hours: many separate marks
+    events = [
+        ticket_event(f"CC{n}", utc(2026, 10, 1 + n % 28, n % 24, m), state, priority=1 + n % 4)
+        for n in range(48)
+        for m, state in ((0, "new"), (20, "resolved"))
+    ]
+    store(engine, events)
+    with engine.connect() as conn:  # the marks the events left: one range per cluster
+        marks = conn.execute(text("SELECT scope, range_start, range_end FROM dirty_windows")).all()
+    assert len(marks) > 20
+    aggregate(engine)
+    alone = stored(engine)
+    with engine.begin() as conn:  # the same marks again, for several aggregators this time
+        conn.execute(text("TRUNCATE indicator_values"))
+        conn.execute(
+            text(
+                "INSERT INTO dirty_windows (scope, range_start, range_end, first_received_at) "
+                "VALUES (:scope, :range_start, :range_end, now())"
+            ),
+            [dict(m._mapping) for m in marks],
+        )
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def drain() -> None:
+        agg = aggregator(engine)
+        start.wait()
+        try:
+            while agg.recompute_dirty(limit=3) > 0:
+                pass
+        except BaseException as err:
+            errors.append(err)
+
+    workers = [threading.Thread(target=drain) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert errors == []
+    aggregate(engine)  # what one left busy for later, if any
+    assert stored(engine) == alone

@@ -52,6 +52,8 @@ def plans(indicators: Sequence[Indicator]) -> list[Plan]:
 
 def _aggregates(ind: Indicator, j: int) -> str:
     """The aggregate columns of the plan's j-th indicator over its samples `v{j}` (`w{j}`)."""
+    if ind.repeated_per_service:
+        return _once_per_entity(ind)
     v, w = f"v{j}", f"w{j}"
     # A weighted indicator is a ratio of sums (Σv / Σw); a sum adds its samples; a mean or a
     # ratio averages them; a count needs only count(). Sums of fractions in numeric: float
@@ -73,6 +75,29 @@ def _aggregates(ind: Indicator, j: int) -> str:
     return f"count({v}), {value}, {percentiles}"
 
 
+def _once_per_entity(ind: Indicator) -> str:
+    """count and Σv/Σw (w = 1 for a ratio) of an indicator whose samples repeat an entity once
+    per service (`repeated_per_service`): per service as they are; per customer each sample
+    weighs 1/k (k: the entity's samples in that customer's services), overall 1/k of all its
+    samples."""
+    if ind.aggregate not in ("weighted", "ratio") or ind.is_duration:
+        raise ValueError(f"{ind.id}: repeated_per_service is for ratios")
+    by_service = "GROUPING(service) = 0"
+    by_customer = f"GROUPING({CUSTOMER}) = 0"
+
+    def weighed(expr: str) -> str:
+        return (
+            f"CASE WHEN {by_service} THEN sum({expr}::numeric) "
+            f"WHEN {by_customer} THEN sum({expr}::numeric / k_customer) "
+            f"ELSE sum({expr}::numeric / k_all) END"
+        )
+
+    count = f"round({weighed('(v0 IS NOT NULL)::int')})::bigint"
+    w = "w0" if ind.aggregate == "weighted" else "(v0 IS NOT NULL)::int"
+    value = f"({weighed('v0')} / nullif({weighed(w)}, 0))::float8"
+    return f"{count}, {value}, NULL::float8, NULL::float8"
+
+
 @cache
 def _statement(plan: Plan) -> Any:
     """Samples of every window in `w` (LEFT JOIN LATERAL keeps empty windows), aggregated over
@@ -92,6 +117,12 @@ def _statement(plan: Plan) -> Any:
     if len(plan) == 1:  # the indicator's own query, with columns v (and w)
         samples_sql = first.samples_sql
         columns = ["s.v AS v0", *(["s.w AS w0"] if first.aggregate == "weighted" else [])]
+        if first.repeated_per_service:  # how many samples each entity has, overall and per
+            entity = f"w.window_start, s.{first.repeated_per_service}"  # customer
+            columns += [
+                f"count(*) OVER (PARTITION BY {entity}) AS k_all",
+                f"count(*) OVER (PARTITION BY {entity}, cm.customer) AS k_customer",
+            ]
     else:
         exprs = [f"{ind.v} AS v{j}" for j, ind in enumerate(plan)]
         samples_sql = f"SELECT {', '.join([*sampled, *exprs])} {first.source}"

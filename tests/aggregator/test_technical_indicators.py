@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from services.aggregator.compute import recompute_windows
 from services.aggregator.indicators import get
 from services.aggregator.windows import window_start
+from services.catalog import apply_catalog
 from shared.db import make_engine
 from tests.conftest import Postgres
 from tests.helpers import UTC_TZ, aggregate, cloud_event, october, points, store, utc
@@ -166,8 +167,8 @@ def value(
         ("ci_availability_ratio", {"ci": "b1"}, (round(1 - 7200 / 86400, 6), 1)),
         # change window 02:00–04:00 out of both sides: counted 86400 − 7200 = 79200; outage in it
         # 04:00–06:00 = 7200; available 79200 − 7200 = 72000 → 72000 / 79200. c1 has two samples
-        # (erp, email), each 72000 / 79200
-        ("ci_availability_ratio", {"ci": "c1"}, (round(72000 / 79200, 6), 2)),
+        # (erp, email), each 72000 / 79200; without the service it is one CI: count 1
+        ("ci_availability_ratio", {"ci": "c1"}, (round(72000 / 79200, 6), 1)),
         ("ci_availability_ratio", {"ci": "c1", "service": "email"}, (round(72000 / 79200, 6), 1)),
         # an unapproved change excludes nothing: 1 − 10800 / 86400
         ("ci_availability_ratio", {"ci": "d1"}, (0.875, 1)),
@@ -184,9 +185,10 @@ def value(
         # erp: a1 82800, b1 79200, c1 72000, g1 86400 over 86400 × 3 + 79200
         # → 320400 / 338400
         ("ci_availability_ratio", {"service": "erp"}, (round(320400 / 338400, 6), 4)),
-        # all 8 (CI, service) samples, c1 twice: Σ available 82800 + 79200 + 2 × 72000 + 75600
-        # + 79200 + 75600 + 86400 = 622800; Σ counted 6 × 86400 + 2 × 79200 = 676800
-        ("ci_availability_ratio", {}, (round(622800 / 676800, 6), 8)),
+        # all 7 CIs, c1 once although it has two (CI, service) samples: Σ available 82800
+        # + 79200 + 72000 + 75600 + 79200 + 75600 + 86400 = 550800; Σ counted 6 × 86400 + 79200
+        # = 597600 (counting c1 twice would give 622800 / 676800)
+        ("ci_availability_ratio", {}, (round(550800 / 597600, 6), 7)),
         # outages starting on 10-05: a1, b1 (once), c1, d1, e1, f1 twice → 7
         ("ci_outage_count", {}, (7.0, 7)),
         ("ci_outage_count", {"ci": "b1"}, (1.0, 1)),
@@ -210,8 +212,8 @@ def value(
         ("monitor_alerts_count", {"service": "unknown"}, (1.0, 1)),
         ("monitor_alerts_count", {"ci": "b1"}, (4.0, 4)),
         # CIs at 10-06 00:00 (g1 deleted): a1 (K1), c1 (K3, K4) covered; b1 (K2 removed), d1 (K6
-        # not yet), e1, f1 not. Samples per (CI, service), c1 twice: 3 covered of 7
-        ("monitoring_coverage_ratio", {}, (round(3 / 7, 6), 7)),
+        # not yet), e1, f1 not: 2 of 6 CIs (c1 once, though in erp and email)
+        ("monitoring_coverage_ratio", {}, (round(2 / 6, 6), 6)),
         ("monitoring_coverage_ratio", {"service": "erp"}, (round(2 / 3, 6), 3)),
         ("monitoring_coverage_ratio", {"service": "email"}, (round(1 / 3, 6), 3)),
         ("monitoring_coverage_ratio", {"service": "unknown"}, (0.0, 1)),
@@ -255,15 +257,15 @@ def test_no_mtbf_point_without_an_outage_starting(day: Engine) -> None:
 
 def test_coverage_and_checks_the_day_before(day: Engine) -> None:
     # at 10-05 00:00: g1 still a CI (K5), K2 still covers b1; d1, e1, f1 uncovered:
-    # a1, b1, c1 (erp), c1 (email), g1 of 8 samples
-    assert value(day, "monitoring_coverage_ratio", utc(2026, 10, 4)) == (0.625, 8)
+    # a1, b1, c1, g1 covered of 7 CIs (c1 once, though it has a sample per service)
+    assert value(day, "monitoring_coverage_ratio", utc(2026, 10, 4)) == (round(4 / 7, 6), 7)
     assert value(day, "monitoring_coverage_ratio", utc(2026, 10, 4), service="erp") == (1.0, 4)
     assert value(day, "monitoring_checks_count", utc(2026, 10, 4)) == (5.0, 5)
 
 
 def test_coverage_counts_a_check_registered_during_the_next_day(day: Engine) -> None:
-    # at 10-07 00:00: K6 now covers d1 → a1, c1 (twice), d1 of 7
-    assert value(day, "monitoring_coverage_ratio", NEXT_DAY) == (round(4 / 7, 6), 7)
+    # at 10-07 00:00: K6 now covers d1 → a1, c1, d1 of the 6 CIs
+    assert value(day, "monitoring_coverage_ratio", NEXT_DAY) == (0.5, 6)
 
 
 @pytest.mark.parametrize(
@@ -273,8 +275,8 @@ def test_coverage_counts_a_check_registered_during_the_next_day(day: Engine) -> 
         ("ci_availability_ratio", {"ci": "a1"}, (round(1 - 3600 / 2678400, 6), 1)),
         # e1's whole outage is in October: 1 − 14400 / 2678400
         ("ci_availability_ratio", {"ci": "e1"}, (round(1 - 14400 / 2678400, 6), 1)),
-        # c1: (2678400 − 7200 − 7200) / (2678400 − 7200), per service sample
-        ("ci_availability_ratio", {"ci": "c1"}, (round(2664000 / 2671200, 6), 2)),
+        # c1: (2678400 − 7200 − 7200) / (2678400 − 7200): one CI, though a sample per service
+        ("ci_availability_ratio", {"ci": "c1"}, (round(2664000 / 2671200, 6), 1)),
         # the 7 outages starting on 10-05 are all that start in October
         ("ci_outage_count", {}, (7.0, 7)),
         # ending in October: the 6 of 10-05 (43200) and e1 (14400) → 57600 / 7
@@ -326,3 +328,60 @@ def test_ongoing_outage_counts_up_to_now(engine: Engine) -> None:
             now=after,
         )
     assert written == 0
+
+
+CUSTOMERS = """
+customers: [{id: acme}, {id: globex}]
+services:
+  - {id: email, customer: acme}
+  - {id: erp, customer: acme}
+  - {id: web, customer: globex}
+"""
+
+
+@pytest.fixture(scope="module")
+def shared_cis(postgres: Postgres) -> Iterator[Engine]:
+    engine = make_engine(postgres.fresh())
+    with engine.begin() as conn:
+        apply_catalog(conn, CUSTOMERS, "customers.yaml")
+    store(
+        engine,
+        [
+            # p serves two services of acme; q one of acme and one of globex; r one of globex
+            *ci("p", ["email", "erp"]),
+            *ci("q", ["erp", "web"]),
+            *ci("r", ["web"]),
+            *alert("P1", "p", t(6), t(12)),  # p down 6 h: 64800 of 86400 available
+            *alert("R1", "r", t(0), t(12)),  # r down 12 h: 43200 of 86400
+            *check("KP", "p", CREATED, GONE),
+        ],
+    )
+    aggregate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("indicator", "dims", "expected"),
+    [
+        # each CI once overall: (64800 + 86400 + 43200) / (3 × 86400); counting each of its
+        # (CI, service) samples would give (2 × 64800 + 2 × 86400 + 43200) / (5 × 86400) = 0.8
+        ("ci_availability_ratio", {}, (0.75, 3)),
+        # per service as sampled: erp has p and q → (64800 + 86400) / (2 × 86400)
+        ("ci_availability_ratio", {"service": "erp"}, (0.875, 2)),
+        # acme: p once (in email and erp) and q → 151200 / 172800
+        ("ci_availability_ratio", {"customer": "acme"}, (0.875, 2)),
+        # globex: q (also acme's, counted fully for each customer) and r → 129600 / 172800
+        ("ci_availability_ratio", {"customer": "globex"}, (0.75, 2)),
+        ("ci_availability_ratio", {"ci": "p"}, (0.75, 1)),
+        # coverage at the day's end: only p has a check → 1 of 3 CIs; acme 1 of 2; globex 0
+        ("monitoring_coverage_ratio", {}, (round(1 / 3, 6), 3)),
+        ("monitoring_coverage_ratio", {"customer": "acme"}, (0.5, 2)),
+        ("monitoring_coverage_ratio", {"customer": "globex"}, (0.0, 2)),
+        ("monitoring_coverage_ratio", {"service": "email"}, (1.0, 1)),
+    ],
+)
+def test_a_ci_in_several_services_counts_once_in_totals_over_them(
+    shared_cis: Engine, indicator: str, dims: dict[str, str], expected: tuple[float, int]
+) -> None:
+    assert value(shared_cis, indicator, **dims) == expected

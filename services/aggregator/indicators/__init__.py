@@ -38,6 +38,10 @@ class Indicator:
     # statement (compute.plans); `samples_sql` is the same query for this indicator alone.
     source: str = ""
     v: str = ""
+    # The dimension naming the entity behind a sample, when the samples repeat an entity once
+    # per service it belongs to (a CI in two services): a grouping without `service` then
+    # counts the entity once (weights 1/k over its k samples), not k times.
+    repeated_per_service: str = ""
 
     @property
     def all_dimensions(self) -> tuple[str, ...]:

@@ -86,7 +86,7 @@ register(
         "(the current window is measured over its elapsed part, a future one has no point), "
         "minus the planned windows of approved changes listing the CI, which are excluded "
         "from both sides. One sample per service the CI names (or unknown); rolled up as "
-        "Σ available seconds / Σ counted seconds.",
+        "Σ available seconds / Σ counted seconds, each CI once in totals over services.",
         scope="alert,change,ci",
         assigned_by="overlap with the window, up to now",
         dimensions=("ci", "service"),
@@ -98,6 +98,7 @@ register(
                    {seconds_of("t.counted")} AS w
             FROM ci_time t LEFT JOIN LATERAL unnest(t.services) AS s(service) ON true
         """,
+        repeated_per_service="ci",
     ),
     Indicator(
         id="ci_outage_count",
@@ -178,13 +179,14 @@ register(
         unit="ratio",
         direction="higher_is_better",
         definition="CIs in the CMDB at the window's end with at least one check registered "
-        "then / CIs in the CMDB then. One sample per service the CI names (or unknown).",
+        "then / CIs in the CMDB then. One sample per service the CI names (or unknown), each "
+        "CI once in totals over services.",
         scope="check,ci",
         assigned_by="state at window end",
         dimensions=("service",),
         aggregate="ratio",
         samples_sql="""
-            SELECT s.service, EXISTS (
+            SELECT s.service, ci.ci_id AS ci, EXISTS (
                 SELECT 1 FROM monitor_checks mc
                 WHERE mc.ci_id = ci.ci_id AND mc.registered_at < w.window_end
                   AND (mc.removed_at IS NULL OR mc.removed_at >= w.window_end)
@@ -193,6 +195,7 @@ register(
             WHERE ci.created_at < w.window_end
               AND (ci.deleted_at IS NULL OR ci.deleted_at >= w.window_end)
         """,
+        repeated_per_service="ci",
     ),
     Indicator(
         id="monitoring_checks_count",

@@ -13,7 +13,7 @@ import binascii
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
@@ -42,6 +42,8 @@ from services.collector.projections.tickets import OPEN_STATES
 from shared.db import changes, config_items, indicator_values, tickets
 from shared.errors import InvalidRequest, NotFound
 from shared.events import TicketKind, TicketState
+
+Shown = TypeVar("Shown", bound=BaseModel)
 
 # `open` (SPEC §3.1: not resolved, closed or cancelled) or one ticket state.
 StateFilter = Literal["open"] | TicketState
@@ -303,19 +305,18 @@ def _health(
 
 
 def get_change(conn: Connection, change_id: str) -> ChangeInfo:
-    row = conn.execute(
-        select(*_columns(changes, ChangeInfo)).where(changes.c.change_id == change_id)
-    ).one_or_none()
-    if row is None:
-        raise NotFound(f"unknown change {change_id!r}")
-    return ChangeInfo.model_validate(row._mapping)
+    return _one(conn, changes, ChangeInfo, change_id, "change")
 
 
 def get_ci(conn: Connection, ci_id: str) -> ConfigItemInfo:
     """A configuration item, deleted ones included (with `deleted_at`)."""
-    row = conn.execute(
-        select(*_columns(config_items, ConfigItemInfo)).where(config_items.c.ci_id == ci_id)
-    ).one_or_none()
+    return _one(conn, config_items, ConfigItemInfo, ci_id, "configuration item")
+
+
+def _one(conn: Connection, table: Table, model: type[Shown], key: str, what: str) -> Shown:
+    """The row of `table` with this primary key, as `model`; NotFound naming `what`."""
+    [pk] = table.primary_key.columns
+    row = conn.execute(select(*_columns(table, model)).where(pk == key)).one_or_none()
     if row is None:
-        raise NotFound(f"unknown configuration item {ci_id!r}")
-    return ConfigItemInfo.model_validate(row._mapping)
+        raise NotFound(f"unknown {what} {key!r}")
+    return model.model_validate(row._mapping)

@@ -40,12 +40,16 @@ Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_text)]
 Id = Annotated[StrictStr, Field(min_length=1, max_length=512)]
 Text = Annotated[StrictStr, Field(max_length=4096)]
 Number = StrictInt | float
+# Integers as wide as the columns that store them: a wider one would fail its whole batch in
+# PostgreSQL ("out of range"), again and again, instead of being refused here.
+Count = Annotated[StrictInt, Field(ge=0, le=2**31 - 1)]
+Sequence = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
 
 
 class _Data(BaseModel):
     # Sources send fields we do not model; they are kept in the snapshot, not rejected.
     model_config = ConfigDict(extra="allow", strict=False)
-    sequence: StrictInt | None = None
+    sequence: Sequence | None = None
     # Every concrete model documents itself with one valid example of one of its types.
     example: ClassVar[dict[str, Any]]
     example_type: ClassVar[str]
@@ -89,8 +93,8 @@ class TicketData(_Data):
     problem_id: Text | None = None
     caused_by_change_id: Text | None = None
     knowledge_article_ids: list[Id] | None = None
-    reassignment_count: Annotated[StrictInt, Field(ge=0)] | None = None
-    reopen_count: Annotated[StrictInt, Field(ge=0)] | None = None
+    reassignment_count: Count | None = None
+    reopen_count: Count | None = None
     first_contact_resolution: StrictBool | None = None
 
 
@@ -157,8 +161,8 @@ class AuditData(_Data):
     example_type: ClassVar[str] = "itsm.config.audit.completed"
     audit_id: Id
     scope: Text | None = None
-    cis_checked: Annotated[StrictInt, Field(ge=0)]
-    discrepancies: Annotated[StrictInt, Field(ge=0)]
+    cis_checked: Count
+    discrepancies: Count
     ci_ids_with_discrepancy: list[Id] | None = None
 
 

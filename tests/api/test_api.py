@@ -17,7 +17,7 @@ from shared.db import make_engine
 from shared.kafka import CONSUMER_TIMINGS
 from shared.settings import Settings
 from tests.conftest import Postgres, make_settings, wait_until
-from tests.helpers import aggregate, store, ticket_event, utc
+from tests.helpers import aggregate, cloud_event, store, ticket_event, utc
 
 INGEST = {"Authorization": "Bearer ingest-secret"}
 
@@ -420,6 +420,38 @@ def test_json_that_postgresql_cannot_store_is_refused(
     resp = client.post("/v1/events", content=body.replace(b'"X"', fragment), headers=INGEST)
     assert resp.status_code == 422, what
     assert "body is not JSON" in resp.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (
+            ticket_event("W1", utc(2026, 10, 5), "new", reassignment_count=2**31),
+            "data.reassignment_count: Input should be less than or equal to 2147483647",
+        ),
+        (
+            ticket_event("W2", utc(2026, 10, 5), "new", sequence=2**63),
+            "data.sequence: Input should be less than or equal to 9223372036854775807",
+        ),
+        (
+            cloud_event(
+                "itsm.config.audit.completed",
+                utc(2026, 10, 5),
+                "W3",
+                audit_id="A1",
+                cis_checked=2**40,
+                discrepancies=0,
+            ),
+            "data.cis_checked: Input should be less than or equal to 2147483647",
+        ),
+    ],
+)
+def test_integers_wider_than_their_column_are_refused(
+    client: TestClient, event: dict[str, Any], reason: str
+) -> None:
+    resp = client.post("/v1/events", json=event, headers=INGEST)
+    assert resp.status_code == 422
+    assert reason in resp.json()["rejected"][0]["reason"]
 
 
 def test_read_body_refuses_oversized_bodies_declared_or_not() -> None:

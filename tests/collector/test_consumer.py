@@ -107,6 +107,11 @@ POISON = [
         "NUL character",
     ),
     ("Ünïcode but not UTF-8".encode("latin-1"), "not UTF-8 text"),
+    # an integer wider than its column (once a poison batch: "out of range for type integer")
+    (
+        json.dumps(ticket_event("P8", utc(2026, 10, 5), "new", reassignment_count=2**40)).encode(),
+        "data.reassignment_count: Input should be less than or equal to 2147483647",
+    ),
     # JSON that Python's json module reads and PostgreSQL refuses (once a poison batch)
     (
         json.dumps(ticket_event("P6", utc(2026, 10, 5), "new", notes="X"))

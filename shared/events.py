@@ -439,8 +439,10 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def validate_event(obj: Any, *, check_nul: bool = True) -> Event:
-    """Validate one decoded CloudEvent (a JSON object) against the contract."""
+def validate_event(obj: Any, *, check_values: bool = True) -> Event:
+    """Validate one decoded CloudEvent (a JSON object) against the contract; `check_values`:
+    also that PostgreSQL can store its values (`unstorable`), which `parse_text` checks from the
+    text more cheaply."""
     if not isinstance(obj, dict):
         raise InvalidEvent(f"event must be a JSON object, got {type(obj).__name__}")
     etype = EVENT_TYPES.get(obj["type"]) if isinstance(obj.get("type"), str) else None
@@ -453,7 +455,7 @@ def validate_event(obj: Any, *, check_nul: bool = True) -> Event:
         else:
             data = valid["data"]
             return _event(
-                obj, etype, valid["time"], data[etype.id_field], data.get("sequence"), check_nul
+                obj, etype, valid["time"], data[etype.id_field], data.get("sequence"), check_values
             )
     ids = _ids(obj)
     try:
@@ -467,7 +469,9 @@ def validate_event(obj: Any, *, check_nul: bool = True) -> Event:
         model = etype.model.model_validate(env.data)
     except ValidationError as err:
         raise InvalidEvent(_explain(err, "data."), **ids) from None
-    return _event(obj, etype, env.time, getattr(model, etype.id_field), model.sequence, check_nul)
+    return _event(
+        obj, etype, env.time, getattr(model, etype.id_field), model.sequence, check_values
+    )
 
 
 def _ids(obj: dict[str, Any]) -> dict[str, str | None]:
@@ -485,11 +489,11 @@ def _event(
     time: datetime,
     entity_id: str,
     sequence: int | None,
-    check_nul: bool,
+    check_values: bool,
 ) -> Event:
     """A valid event: `obj` (its attributes and data checked) and what validation parsed."""
-    if check_nul and _has_nul(obj):
-        raise InvalidEvent(NUL_REASON, **_ids(obj))
+    if check_values and (reason := unstorable(obj)) is not None:
+        raise InvalidEvent(reason, **_ids(obj))
     return Event(
         source=obj["source"],
         id=obj["id"],
@@ -520,16 +524,24 @@ def _standard_offset(parsed: datetime, text: str) -> datetime:
 
 
 NUL_REASON = "contains the NUL character (\\u0000), which PostgreSQL cannot store"
+# Deeper nesting is no ITSM data, and the projections could not write it back as JSON.
+MAX_DEPTH = 32
+DEPTH_REASON = f"nested deeper than {MAX_DEPTH} levels of objects and arrays"
 
 
-def _has_nul(value: Any) -> bool:
+def unstorable(value: Any, depth: int = 1) -> str | None:
+    """Why a decoded JSON value cannot be stored (a NUL character, nesting deeper than
+    MAX_DEPTH), or None."""
     if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+        return NUL_REASON if "\x00" in value else None
+    if isinstance(value, dict | list):
+        if depth > MAX_DEPTH:
+            return DEPTH_REASON
+        items = [*value, *value.values()] if isinstance(value, dict) else value
+        for item in items:
+            if (reason := unstorable(item, depth + 1)) is not None:
+                return reason
+    return None
 
 
 def decode_text(raw: bytes, *, max_bytes: int) -> str:
@@ -550,12 +562,13 @@ def parse_text(text: str) -> Event:
         obj = orjson.loads(text)
     except orjson.JSONDecodeError as err:
         raise InvalidEvent(f"not JSON: {err}") from None
-    # A NUL can only arrive escaped; look for it properly only when the text could hold one.
-    event = validate_event(obj, check_nul=False)
-    if "\\u0000" in text and _has_nul(obj):
-        raise InvalidEvent(
-            NUL_REASON, source=event.source, event_id=event.id, event_type=event.type
-        )
+    # A NUL can only arrive escaped, deep nesting only with many brackets: look properly only
+    # when the text could hold either.
+    event = validate_event(obj, check_values=False)
+    if ("\\u0000" in text or text.count("{") + text.count("[") > MAX_DEPTH) and (
+        reason := unstorable(obj)
+    ) is not None:
+        raise InvalidEvent(reason, source=event.source, event_id=event.id, event_type=event.type)
     return event
 
 

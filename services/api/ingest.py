@@ -14,7 +14,7 @@ from kafka.errors import KafkaError
 
 from services.api.schemas import IngestResult, Rejected
 from shared.errors import BrokerUnavailable, InvalidRequest, PayloadTooLarge
-from shared.events import InvalidEvent, validate_event
+from shared.events import DEPTH_REASON, InvalidEvent, validate_event
 from shared.kafka import producer_config
 from shared.settings import Settings
 
@@ -104,10 +104,12 @@ def ingest(
     rejected: list[Rejected] = []
     messages: list[tuple[str, str, bytes]] = []
     for index, obj in enumerate(items):
-        raw = orjson.dumps(obj)
-        event_id = (
-            obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else None
-        )
+        try:
+            raw = orjson.dumps(obj)
+        except orjson.JSONEncodeError:  # nested deeper than orjson writes (254 levels)
+            rejected.append(Rejected(index=index, id=_id_of(obj), reason=DEPTH_REASON))
+            continue
+        event_id = _id_of(obj)
         if len(raw) > max_event_bytes:
             reason = f"event is {len(raw)} bytes, over the {max_event_bytes}-byte limit"
             if single:
@@ -125,6 +127,10 @@ def ingest(
         publisher.publish(messages)
     log.info("ingested over http", extra={"accepted": len(accepted), "rejected": len(rejected)})
     return IngestResult(accepted=accepted, rejected=rejected)
+
+
+def _id_of(obj: Any) -> str | None:
+    return obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else None
 
 
 def status_code(result: IngestResult) -> int:

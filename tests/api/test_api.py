@@ -454,6 +454,15 @@ def test_integers_wider_than_their_column_are_refused(
     assert reason in resp.json()["rejected"][0]["reason"]
 
 
+@pytest.mark.parametrize("depth", [40, 300])  # 300: deeper than orjson writes
+def test_deeply_nested_events_are_refused(client: TestClient, depth: int) -> None:
+    body = json.dumps(ticket_event("N1", utc(2026, 10, 5), "new", notes="X")).encode()
+    nested = body.replace(b'"X"', b"[" * depth + b"]" * depth)
+    resp = client.post("/v1/events", content=nested, headers=INGEST)
+    assert resp.status_code == 422
+    assert "nested deeper than 32 levels" in resp.json()["rejected"][0]["reason"]
+
+
 def test_read_body_refuses_oversized_bodies_declared_or_not() -> None:
     import asyncio
 

@@ -112,6 +112,13 @@ POISON = [
         json.dumps(ticket_event("P8", utc(2026, 10, 5), "new", reassignment_count=2**40)).encode(),
         "data.reassignment_count: Input should be less than or equal to 2147483647",
     ),
+    # nesting the projections could not write back as JSON (once a poison batch)
+    (
+        json.dumps(ticket_event("P9", utc(2026, 10, 5), "new", notes="X"))
+        .replace('"X"', "[" * 300 + "]" * 300)
+        .encode(),
+        "nested deeper than 32 levels",
+    ),
     # JSON that Python's json module reads and PostgreSQL refuses (once a poison batch)
     (
         json.dumps(ticket_event("P6", utc(2026, 10, 5), "new", notes="X"))

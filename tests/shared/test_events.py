@@ -224,3 +224,20 @@ def test_a_refusal_reads_the_same_whichever_validator_ran_first() -> None:
         validate_event(ticket(priority="urgent", state="bogus"))
     assert err.value.reason.startswith("data.state: Input should be 'new', ")
     assert "data.priority: Input should be a valid integer" in err.value.reason
+
+
+def test_nesting_is_refused_past_32_levels_only() -> None:
+    # the event is level 1, data 2, notes' outer array 3: 30 nested arrays reach level 32
+    assert validate_event(ticket(notes=nest(30))).data["notes"] == nest(30)
+    assert parse_event(json.dumps(ticket(notes=nest(30))).encode(), max_bytes=10_000)
+    with pytest.raises(InvalidEvent, match="nested deeper than 32 levels"):
+        validate_event(ticket(notes=nest(31)))
+    with pytest.raises(InvalidEvent, match="nested deeper than 32 levels"):
+        parse_event(json.dumps(ticket(notes=nest(31))).encode(), max_bytes=10_000)
+
+
+def nest(levels: int) -> Any:
+    value: Any = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value

@@ -7,11 +7,12 @@ with a one-line reason; it is pure (no I/O, no settings)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 import orjson
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -36,7 +37,19 @@ def _timestamp_text(value: Any) -> Any:
     return value
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_text)]
+# ITSM facts happen between these: a timestamp outside is a source's bug, and would have the
+# aggregator recompute (or count time over) every window from year 1 or up to year 9999.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _plausible(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("must be from 1970-01-01 up to 2100-01-01 (UTC)")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_plausible)]
 Id = Annotated[StrictStr, Field(min_length=1, max_length=512)]
 Text = Annotated[StrictStr, Field(max_length=4096)]
 Number = StrictInt | float

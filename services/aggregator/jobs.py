@@ -104,13 +104,17 @@ class Aggregator:
         started = time.perf_counter()
         with self.engine.begin() as conn:
             claimed = conn.execute(_CLAIM, {"limit": limit}).all()
-            spans = merge_spans([(r.range_start, r.range_end) for r in claimed])
+            now = datetime.now(UTC)
+            # Up to now: a window that has not begun has no points (compute.recompute_windows)
+            # and is computed once the clock refresh reaches it, however far ahead it was marked.
+            spans = merge_spans(
+                [(r.range_start, min(r.range_end, now)) for r in claimed if r.range_start <= now]
+            )
             windows = sorted({w for a, b in spans for w in windows_overlapping(a, b, self.tz)})
             locked: set[tuple[str, datetime]] = set()
             if windows:
                 params = {"kinds": [k for k, _ in windows], "starts": [s for _, s in windows]}
                 locked = {(r.window_kind, r.window_start) for r in conn.execute(_LOCK, params)}
-            now = datetime.now(UTC)
             by_kind: dict[str, list[datetime]] = {}
             for kind, start in sorted(locked):
                 by_kind.setdefault(kind, []).append(start)

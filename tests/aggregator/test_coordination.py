@@ -5,12 +5,13 @@ is computing is left for later, never computed twice at once nor lost."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from tests.helpers import aggregate, aggregator, store, ticket_event, utc
+from tests.helpers import aggregate, aggregator, cloud_event, store, ticket_event, utc
 
 DAY = utc(2026, 10, 5)
 # What the window lock of (day, 2026-10-05) is taken with (services.aggregator.jobs._LOCK).
@@ -121,3 +122,29 @@ def test_aggregators_draining_at_once_store_what_one_would(engine: Engine) -> No
     assert errors == []
     aggregate(engine)  # what one left busy for later, if any
     assert stored(engine) == alone
+
+
+def test_marks_reaching_far_ahead_are_computed_up_to_now_only(engine: Engine) -> None:
+    # an approved change planned from 10-05 until 2099: its window marks 73 years of windows
+    # dirty, of which only those begun so far have anything to compute
+    now = datetime.now(UTC)
+    store(
+        engine,
+        [
+            cloud_event(
+                "itsm.change.approved",
+                now - timedelta(hours=1),
+                "far-1",
+                change_id="FAR",
+                ci_ids=["x"],
+                planned_start=(now - timedelta(hours=1)).isoformat(),
+                planned_end="2099-06-01T00:00:00Z",
+            )
+        ],
+    )
+    computed = aggregator(engine).recompute_dirty()
+    # the hour before now and the current hour at most, their day(s), week(s) and month(s):
+    # not the ~640,000 windows up to 2099
+    assert 4 <= computed <= 8
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM dirty_windows")).scalar() == 0

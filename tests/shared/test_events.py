@@ -241,3 +241,28 @@ def nest(levels: int) -> Any:
     for _ in range(levels - 1):
         value = [value]
     return value
+
+
+@pytest.mark.parametrize(
+    ("where", "when"),
+    [
+        ("time", "1969-12-31T23:59:59Z"),
+        ("time", "2100-01-01T00:00:00Z"),
+        ("opened_at", "0001-01-01T00:00:00+14:00"),
+        ("resolved_at", "9999-12-31T23:59:59-14:00"),
+    ],
+)
+def test_timestamps_outside_1970_to_2100_are_refused(where: str, when: str) -> None:
+    # the aggregator would recompute every window from year 1, or enumerate them up to 9999
+    event = ticket() if where == "time" else ticket(**{where: when})
+    if where == "time":
+        event["time"] = when
+    with pytest.raises(InvalidEvent) as err:
+        validate_event(event)
+    prefix = "time" if where == "time" else f"data.{where}"
+    assert f"{prefix}: Value error, must be from 1970-01-01 up to 2100-01-01" in err.value.reason
+
+
+def test_timestamps_at_the_edges_of_the_range_are_kept() -> None:
+    assert validate_event(ticket(opened_at="1970-01-01T00:00:00Z")).data["opened_at"]
+    assert validate_event(ticket(resolved_at="2099-12-31T23:59:59.999999Z"))

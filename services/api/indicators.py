@@ -23,6 +23,15 @@ DEFAULT_SPAN = {
     "week": timedelta(weeks=12),
     "month": timedelta(days=366),
 }
+# At most this many windows per request (a count's empty windows are filled with 0, so the span
+# alone sets the answer's size): ~13 months of hours, 27 years of days.
+MAX_WINDOWS = 10_000
+_LENGTH = {
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+    "week": timedelta(weeks=1),
+    "month": timedelta(days=28),
+}
 
 
 def catalog(conn: Connection, active: Catalog) -> list[IndicatorInfo]:
@@ -77,6 +86,11 @@ def series(
         raise InvalidRequest("start and end need a UTC offset, e.g. 2026-10-01T00:00:00Z")
     if start >= end:
         raise InvalidRequest("start must be before end")
+    if (min(end, now) - start) / _LENGTH[window] > MAX_WINDOWS:
+        raise InvalidRequest(
+            f"start to end spans more than {MAX_WINDOWS} {window} windows: narrow it, or ask "
+            "for a longer window"
+        )
     keys = ",".join(sorted(set(filters) | set(group_by)))
     iv = indicator_values.c
     rows = conn.execute(

@@ -258,6 +258,13 @@ def test_month_window(client: TestClient, with_data: Engine) -> None:
         ("/v1/indicators/ticket_opened_count", {"group_by": "assignee"}, 422, "invalid_request"),
         ("/v1/indicators/ticket_opened_count", {"ci": "db1"}, 422, "invalid_request"),
         ("/v1/indicators/ticket_opened_count", {"start": "yesterday"}, 422, "validation_error"),
+        # 1970 to now in hours: ~500,000 windows to fill with zeros
+        (
+            "/v1/indicators/ticket_opened_count",
+            {"window": "hour", "start": "1970-01-01T00:00:00Z"},
+            422,
+            "invalid_request",
+        ),
         (
             "/v1/indicators/ticket_opened_count",
             {"start": "2026-10-01T00:00:00"},

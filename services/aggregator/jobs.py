@@ -23,7 +23,7 @@ from services.aggregator.indicators.custom import indicators_for
 from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.objectives import evaluate_windows
 from services.aggregator.sla import evaluate_pending
-from services.aggregator.windows import merge_spans, windows_overlapping
+from services.aggregator.windows import HOUR, merge_spans, windows_overlapping
 from services.catalog import Catalog, CatalogCache
 from services.catalog.model import OBJECTIVE_DERIVED_IDS
 from services.catalog.store import DEFAULT_SHA
@@ -47,13 +47,18 @@ _LOCK = text(
                                     hashtext(k || ':' || extract(epoch FROM s)::text))
     """
 )
-# Windows another aggregator held stay dirty, as the instant they start at.
+# Windows another aggregator held, or left for the next pass, stay dirty: as the instants they
+# start at, merged into ranges.
 _REMARK = text(
     """
     INSERT INTO dirty_windows (scope, range_start, range_end, first_received_at)
-    SELECT 'busy', s, s, :received FROM unnest(CAST(:starts AS timestamptz[])) AS s
+    SELECT 'busy', a, b, :received
+    FROM unnest(CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[])) AS r(a, b)
     """
 )
+# Windows one pass computes at the most, the newest first: a backfill of years goes in passes
+# of bounded length (each its own transaction), and current windows are never behind it.
+MAX_WINDOWS_PER_PASS = 2000
 _DONE = text("DELETE FROM dirty_windows WHERE id = ANY(:ids)")
 _REMAINING = text("SELECT count(*) FROM dirty_windows")
 
@@ -110,7 +115,12 @@ class Aggregator:
             spans = merge_spans(
                 [(r.range_start, min(r.range_end, now)) for r in claimed if r.range_start <= now]
             )
-            windows = sorted({w for a, b in spans for w in windows_overlapping(a, b, self.tz)})
+            touched = sorted(
+                {w for a, b in spans for w in windows_overlapping(a, b, self.tz)},
+                key=lambda w: w[1],
+                reverse=True,
+            )
+            windows, later = touched[:MAX_WINDOWS_PER_PASS], touched[MAX_WINDOWS_PER_PASS:]
             locked: set[tuple[str, datetime]] = set()
             if windows:
                 params = {"kinds": [k for k, _ in windows], "starts": [s for _, s in windows]}
@@ -125,10 +135,18 @@ class Aggregator:
                 self._recompute(conn, catalog, indicators, kind, starts, now, params)
             if claimed:
                 conn.execute(_DONE, {"ids": [r.id for r in claimed]})
-                busy = [s for k, s in windows if (k, s) not in locked]
-                if busy:
-                    oldest = min(r.first_received_at for r in claimed)
-                    conn.execute(_REMARK, {"starts": busy, "received": oldest})
+                # busy elsewhere, or beyond this pass: each window's start touches it again
+                left = [(s, s) for k, s in [*later, *windows] if (k, s) not in locked]
+                if left:
+                    ranges = merge_spans(left, gap=HOUR)
+                    conn.execute(
+                        _REMARK,
+                        {
+                            "starts": [a for a, _ in ranges],
+                            "ends": [b for _, b in ranges],
+                            "received": min(r.first_received_at for r in claimed),
+                        },
+                    )
             remaining = conn.execute(_REMAINING).scalar_one()
         self._observe(claimed, len(locked), remaining, time.perf_counter() - started)
         return len(locked)

@@ -8,9 +8,11 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from services.aggregator import jobs
 from tests.helpers import aggregate, aggregator, cloud_event, store, ticket_event, utc
 
 DAY = utc(2026, 10, 5)
@@ -148,3 +150,32 @@ def test_marks_reaching_far_ahead_are_computed_up_to_now_only(engine: Engine) ->
     assert 4 <= computed <= 8
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM dirty_windows")).scalar() == 0
+
+
+def test_a_long_backfill_goes_in_bounded_passes_newest_windows_first(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = [  # resolved within the hour: nothing stays open to mark the windows up to now
+        ticket_event(f"BF{n}", utc(2026, 10, 1 + n, 9, m), state, priority=1 + n % 4)
+        for n in range(6)
+        for m, state in ((0, "new"), (30, "resolved"))
+    ]
+    store(engine, events)
+    aggregate(engine)  # unbounded passes: what the bounded ones must come to
+    alone = stored(engine)
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE indicator_values"))
+    agg = aggregator(engine)
+    agg.mark_since(utc(2026, 10, 1), utc(2026, 10, 7))  # 145 hours, 7 days, 2 weeks, a month
+    monkeypatch.setattr(jobs, "MAX_WINDOWS_PER_PASS", 10)
+    assert agg.recompute_dirty() == 10
+    with engine.connect() as conn:
+        left = conn.execute(text("SELECT min(range_start), max(range_end) FROM dirty_windows"))
+        # the newest ten went first: 10-07's hour and day, 10-06's hours from 16:00; the rest
+        # (from 10-06 15:00 back, the weeks and the month) is marked for the next passes
+        assert tuple(left.one()) == (utc(2026, 9, 28), utc(2026, 10, 6, 15))
+    passes = 1
+    while agg.recompute_dirty() > 0:
+        passes += 1
+    assert passes >= 145 // 10
+    assert stored(engine) == alone

@@ -202,3 +202,33 @@ def test_month_of_the_chain(day: Engine) -> None:
 
 def test_the_next_day_is_fully_available(day: Engine) -> None:
     assert value(day, start=utc(2026, 10, 6), service="erp") == 1.0
+
+
+def test_a_ci_turned_critical_later_recomputes_its_past_outages(engine: Engine) -> None:
+    # k serves "late" from 10-01 to 10-08, down 06:00–12:00 on 10-05, not critical at first
+    store(engine, [*ci("k", ["late"]), *outage("K1", "k", t(6), t(12))])
+    aggregate(engine)
+    # no critical CI: nothing takes the service down
+    assert points(engine, INDICATOR, "day", DAY, service="late")["value"] == 1.0  # type: ignore[index]
+    # on 10-07 the CMDB marks it critical: the CMDB keeps no topology history, so its whole
+    # life counts with it, the 10-05 outage included: 1 − 21600 / 86400
+    store(
+        engine,
+        [
+            ev(
+                "itsm.config.ci.upserted",
+                t(9, day=7),
+                "k-critical",
+                ci_id="k",
+                services=["late"],
+                critical=True,
+            )
+        ],
+    )
+    aggregate(engine)
+    assert points(engine, INDICATOR, "day", DAY, service="late") == {
+        "value": 0.75,
+        "count": 1,
+        "p50": None,
+        "p90": None,
+    }

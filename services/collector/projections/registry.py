@@ -72,7 +72,14 @@ PROJECTIONS: dict[str, Projection] = {
             dims=("approved", "ci_ids", "service"),
         ),
         Projection(
-            "ci", db.config_items, "ci_id", project_ci, spans=(("created_at", "deleted_at"),)
+            "ci",
+            db.config_items,
+            "ci_id",
+            project_ci,
+            spans=(("created_at", "deleted_at"),),
+            # The CMDB keeps no topology history: a CI's services, criticality and
+            # dependencies as they are now count over its whole life (availability, coverage).
+            dims=("services", "critical", "depends_on"),
         ),
         Projection("audit", db.cmdb_audits, "audit_id", project_audit, stamps=("completed_at",)),
         Projection(

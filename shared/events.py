@@ -56,13 +56,13 @@ Number = StrictInt | float
 # Integers as wide as the columns that store them: a wider one would fail its whole batch in
 # PostgreSQL ("out of range"), again and again, instead of being refused here.
 Count = Annotated[StrictInt, Field(ge=0, le=2**31 - 1)]
-Sequence = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+SequenceNumber = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
 
 
 class _Data(BaseModel):
     # Sources send fields we do not model; they are kept in the snapshot, not rejected.
     model_config = ConfigDict(extra="allow", strict=False)
-    sequence: Sequence | None = None
+    sequence: SequenceNumber | None = None
     # Every concrete model documents itself with one valid example of one of its types.
     example: ClassVar[dict[str, Any]]
     example_type: ClassVar[str]

@@ -43,7 +43,12 @@ def plans(indicators: Sequence[Indicator]) -> list[Plan]:
     shared: dict[tuple[str, tuple[str, ...]], list[Indicator]] = {}
     alone: list[Plan] = []
     for ind in indicators:
-        if ind.source and ind.aggregate != "weighted" and not ind.params:
+        if (
+            ind.source
+            and ind.aggregate != "weighted"
+            and not ind.params
+            and not ind.repeated_per_service  # its sample counts come with its own query
+        ):
             shared.setdefault((ind.source, ind.dimensions), []).append(ind)
         else:
             alone.append((ind,))

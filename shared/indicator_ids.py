@@ -1,8 +1,12 @@
-"""Indicator ids shared by the event contract and the catalog (SPEC §3.5, §5)."""
+"""What the event contract, the catalog and the aggregator share about indicators (SPEC §3.5, §5):
+their ids and the direction that is better for each."""
 
 from __future__ import annotations
 
 import re
+from typing import Literal
+
+Direction = Literal["higher_is_better", "lower_is_better", "neutral"]
 
 # A custom indicator id becomes the Prometheus metric `itsm_<id>` (SPEC §8).
 METRIC_ID = re.compile(r"[a-z][a-z0-9_]{0,99}")

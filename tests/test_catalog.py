@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from services.aggregator.sla_clock import ALL_DAY, BusinessCalendar, deadline
+from services.aggregator.sla_clock import deadline
 from services.catalog import (
     Catalog,
     CatalogError,
@@ -26,6 +26,7 @@ from services.catalog import (
     policy_for,
 )
 from services.catalog.model import parse_day_hours, parse_days
+from shared.calendar import ALL_DAY, BusinessCalendar
 from shared.db import catalog_versions
 from shared.indicator_ids import SPEC_INDICATOR_IDS
 

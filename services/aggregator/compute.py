@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, text
 
 from services.aggregator.indicators import CUSTOMER, Indicator, all_indicators
-from services.aggregator.windows import window_end
 from shared.db import rows_json
+from shared.windows import window_end
 
 UNKNOWN = "unknown"  # dimension value of a sample that has none (kept apart from "all")
 # Catalog settings the indicators' SQL reads, with their defaults (SPEC §5.2, §6.1): the

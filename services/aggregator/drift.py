@@ -15,10 +15,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, text
 from sqlalchemy.dialects.postgresql import insert
 
-from services.aggregator.indicators import Direction, get
-from services.aggregator.windows import WINDOW_KINDS, previous_start, window_start
+from services.aggregator.indicators import get
 from services.catalog.model import Catalog
 from shared.db import indicator_drift
+from shared.indicator_ids import Direction
+from shared.windows import WINDOW_KINDS, previous_start, window_start
 
 MIN_WINDOWS = 4  # fewer previous windows give no baseline (score 0)
 

@@ -23,12 +23,12 @@ from services.aggregator.indicators.custom import indicators_for
 from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.objectives import evaluate_windows
 from services.aggregator.sla import evaluate_pending
-from services.aggregator.windows import HOUR, merge_spans, windows_overlapping
 from services.catalog import Catalog, CatalogCache
 from services.catalog.model import OBJECTIVE_DERIVED_IDS
 from services.catalog.store import DEFAULT_SHA
-from services.collector.store import mark_dirty
+from shared.dirty import HOUR, mark_dirty, merge_spans
 from shared.settings import Settings
+from shared.windows import windows_overlapping
 
 log = logging.getLogger("itsm.aggregator")
 

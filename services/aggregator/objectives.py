@@ -16,9 +16,9 @@ from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects.postgresql import insert
 
 from services.aggregator.indicators import get
-from services.aggregator.windows import window_end
 from services.catalog.model import ANY_SERVICE, Catalog, Objective
 from shared.db import indicator_values, objective_status
+from shared.windows import window_end
 
 Status = Literal["met", "warning", "breached", "no_data"]
 Comparator = Literal[">=", "<="]

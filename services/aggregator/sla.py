@@ -17,11 +17,12 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.dialects.postgresql import insert
 
-from services.aggregator.sla_clock import BusinessCalendar, Pause, deadline, met, pause_intervals
+from services.aggregator.sla_clock import Pause, deadline, met, pause_intervals
 from services.catalog import Catalog, SlaPolicy, policy_for
 from services.collector.projections import parse_ts
-from services.collector.store import mark_dirty
+from shared.calendar import BusinessCalendar
 from shared.db import ticket_sla
+from shared.dirty import mark_dirty
 
 
 @dataclass(frozen=True)

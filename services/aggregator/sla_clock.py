@@ -4,15 +4,11 @@ outside pause states. Pure: calendars, instants and intervals in, seconds and in
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-# Local wall-clock opening intervals of one weekday: [start, end); an end of None is midnight.
-DayHours = tuple[tuple[time, time | None], ...]
-
-ALL_DAY: DayHours = ((time(0, 0), None),)
+from shared.calendar import ALL_DAY, BusinessCalendar, DayHours
 
 Interval = tuple[datetime, datetime]
 # A pause as recorded on a ticket: (start, end), end None while the ticket is still paused.
@@ -28,26 +24,6 @@ _AFTER_LOCAL_MIDNIGHT = timedelta(hours=37)
 # single open second then mean the calendar is never open (one week may lose its only
 # interval to a DST gap).
 _QUIET_SPAN = timedelta(days=14)
-
-
-@dataclass(frozen=True)
-class BusinessCalendar:
-    """When the clock runs: weekly hours per weekday (0 = Monday) in `tz`, minus holidays.
-
-    A weekday missing from `weekly` is closed all day; a holiday is closed all day."""
-
-    tz: ZoneInfo
-    weekly: Mapping[int, DayHours]
-    holidays: frozenset[date] = field(default_factory=frozenset)
-
-    @classmethod
-    def always(cls, tz: ZoneInfo | None = None) -> BusinessCalendar:
-        """24×7 with no holidays: business time is wall-clock time."""
-        return cls(tz or ZoneInfo("UTC"), {d: ALL_DAY for d in range(7)})
-
-    @property
-    def is_always(self) -> bool:
-        return not self.holidays and all(self.weekly.get(d) == ALL_DAY for d in range(7))
 
 
 # --- public API --------------------------------------------------------------------------

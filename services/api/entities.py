@@ -21,7 +21,6 @@ from sqlalchemy import Column, ColumnElement, Connection, Table, and_, or_, sele
 
 from services.aggregator.sla import Target, evaluate, ticket_clock
 from services.aggregator.sla_clock import open_intervals, time_left
-from services.aggregator.windows import window_end
 from services.api.objectives import objectives
 from services.api.schemas import (
     ChangeInfo,
@@ -42,6 +41,7 @@ from services.collector.projections.tickets import OPEN_STATES
 from shared.db import changes, config_items, indicator_values, tickets
 from shared.errors import InvalidRequest, NotFound
 from shared.events import TicketKind, TicketState
+from shared.windows import window_end
 
 Shown = TypeVar("Shown", bound=BaseModel)
 

@@ -16,9 +16,9 @@ from sqlalchemy.exc import DBAPIError
 
 from services.aggregator.indicators import Indicator, all_indicators
 from services.aggregator.indicators.custom import indicators_for
-from services.aggregator.windows import WINDOW_KINDS, previous_start, window_start
 from services.catalog import CatalogCache
 from shared.db import indicator_drift, indicator_values, objective_status
+from shared.windows import WINDOW_KINDS, previous_start, window_start
 
 log = logging.getLogger("itsm.api.exposition")
 

@@ -10,11 +10,11 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from services.aggregator.indicators import CUSTOMER, Indicator
 from services.aggregator.indicators.custom import find, indicators_for
-from services.aggregator.windows import WINDOW_KINDS, window_end, window_start
 from services.api.schemas import IndicatorInfo, IndicatorSeries, Point
 from services.catalog import Catalog
 from shared.db import indicator_values
 from shared.errors import InvalidRequest, NotFound
+from shared.windows import WINDOW_KINDS, window_end, window_start
 
 # Default look-back when `start` is not given, per window kind.
 DEFAULT_SPAN = {

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, and_, or_, select
 
 from services.aggregator.objectives import catalog_objectives
-from services.aggregator.windows import WINDOW_KINDS, previous_start, window_start
 from services.api.schemas import ObjectiveItem, ObjectiveList, ObjectiveWindow
 from services.catalog import Catalog
 from shared.db import indicator_drift, objective_status
 from shared.errors import InvalidRequest
+from shared.windows import WINDOW_KINDS, previous_start, window_start
 
 
 def objectives(

@@ -17,11 +17,10 @@ from pydantic import (
     field_validator,
 )
 
-from services.aggregator.indicators import Direction, all_indicators
-from services.aggregator.sla_clock import BusinessCalendar, DayHours
+from shared.calendar import BusinessCalendar, DayHours
 from shared.errors import ItsmError
 from shared.events import TicketState
-from shared.indicator_ids import SPEC_INDICATOR_IDS, custom_id_problem
+from shared.indicator_ids import SPEC_INDICATOR_IDS, Direction, custom_id_problem
 
 # Computed from the objectives themselves: an objective on them would be circular.
 OBJECTIVE_DERIVED_IDS = frozenset({"service_objectives_met_ratio", "service_health_score"})
@@ -353,7 +352,7 @@ def _plural(n: int, word: str) -> str:
 
 
 def known_indicator_ids() -> set[str]:
-    return set(SPEC_INDICATOR_IDS) | {ind.id for ind in all_indicators()}
+    return set(SPEC_INDICATOR_IDS)
 
 
 def policy_for(catalog: Catalog, service: str | None, priority: int | None) -> SlaPolicy | None:

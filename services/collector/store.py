@@ -13,13 +13,11 @@ from typing import Any, NamedTuple
 from sqlalchemy import ARRAY, Connection, Table, Text, any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from services.aggregator.windows import dirty_ranges
 from services.collector.projections import Record
 from services.collector.projections.registry import PROJECTIONS, Projection
 from shared.db import dead_letters, measurements, rows_json
+from shared.dirty import Span, changed_spans, mark_dirty, moved_periods
 from shared.events import Event
-
-Span = tuple[datetime, datetime]
 
 
 class Incoming(NamedTuple):
@@ -301,73 +299,3 @@ def _store_measurements(conn: Connection, facts: list[Event], received: datetime
     ]
     conn.execute(insert(measurements).on_conflict_do_nothing(), rows)
     return [(r["period_start"], r["period_end"]) for r in rows]
-
-
-def changed_spans(
-    old: tuple[datetime | None, datetime | None] | None,
-    new: tuple[datetime | None, datetime | None] | None,
-    now: datetime,
-) -> list[Span]:
-    """Where an interval changed: the ranges between its old and new bounds. Pure.
-
-    An absent start means no interval; an absent end means open until `now`. A new interval
-    changes everything it covers.
-    """
-
-    def bounds(span: tuple[datetime | None, datetime | None] | None) -> Span | None:
-        if span is None or span[0] is None:
-            return None
-        return span[0], span[1] if span[1] is not None else max(now, span[0])
-
-    a, b = bounds(old), bounds(new)
-    if a == b:
-        return []
-    if a is None or b is None:
-        return [s for s in (a, b) if s is not None]
-    return [(min(a[0], b[0]), max(a[0], b[0])), (min(a[1], b[1]), max(a[1], b[1]))]
-
-
-def moved_periods(
-    old: list[tuple[datetime, datetime | None]],
-    new: list[tuple[datetime, datetime | None]],
-    now: datetime,
-) -> list[Span]:
-    """Where a set of intervals changed (an open end is `now`): from the earliest to the
-    latest bound that is in one set and not the other. Pure."""
-
-    def bounds(periods: list[tuple[datetime, datetime | None]]) -> set[datetime]:
-        return {b for s, e in periods for b in (s, e if e is not None else max(now, s))}
-
-    moved = bounds(old) ^ bounds(new)
-    return [(min(moved), max(moved))] if moved else []
-
-
-_INSERT_MARKS = text(
-    """
-    INSERT INTO dirty_windows (scope, range_start, range_end, first_received_at)
-    SELECT :scope, (m->>0)::timestamptz, (m->>1)::timestamptz, :received
-    FROM jsonb_array_elements(CAST(:ranges AS jsonb)) AS m
-    """
-)
-
-
-def mark_dirty(
-    conn: Connection,
-    marks: dict[str, tuple[set[datetime], list[Span]]],
-    received: datetime,
-) -> int:
-    """Mark the windows the batch's timestamps and intervals touch, as a few merged ranges (the
-    aggregator expands them into windows); the scope names the entity kinds behind them."""
-    stamps = {ts for st, _ in marks.values() for ts in st}
-    spans = [span for _, sp in marks.values() for span in sp]
-    ranges = dirty_ranges(stamps, spans)
-    if ranges:
-        conn.execute(
-            _INSERT_MARKS,
-            {
-                "scope": ",".join(sorted(k for k, (st, sp) in marks.items() if st or sp)),
-                "ranges": json.dumps([(a.isoformat(), b.isoformat()) for a, b in ranges]),
-                "received": received,
-            },
-        )
-    return len(ranges)

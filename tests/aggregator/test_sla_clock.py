@@ -9,9 +9,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.aggregator.sla_clock import (
-    ALL_DAY,
-    BusinessCalendar,
-    DayHours,
     Pause,
     business_seconds,
     deadline,
@@ -20,6 +17,7 @@ from services.aggregator.sla_clock import (
     pause_intervals,
     time_left,
 )
+from shared.calendar import ALL_DAY, BusinessCalendar, DayHours
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -13,9 +13,9 @@ from sqlalchemy.engine import Engine
 
 from services.aggregator.compute import recompute_windows
 from services.aggregator.indicators import get
-from services.aggregator.windows import window_start
 from services.catalog import apply_catalog
 from shared.db import make_engine
+from shared.windows import window_start
 from tests.conftest import Postgres
 from tests.helpers import UTC_TZ, aggregate, cloud_event, october, points, store, utc
 

@@ -16,12 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from services.aggregator.sla import evaluate_pending
-from services.aggregator.windows import window_start
 from services.api.app import create_app
 from services.api.routes.entities import request_time
 from services.catalog import apply_catalog, parse_catalog
 from shared.db import make_engine, ticket_sla
 from shared.settings import Settings
+from shared.windows import window_start
 from tests.conftest import Postgres, make_settings
 from tests.helpers import UTC_TZ, aggregate, cloud_event, store, ticket_event, utc
 

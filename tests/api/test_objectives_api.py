@@ -12,10 +12,10 @@ from sqlalchemy.engine import Engine
 
 from services.aggregator.jobs import Aggregator
 from services.aggregator.metrics import AggregatorMetrics
-from services.aggregator.windows import window_start
 from services.api.app import create_app
 from services.catalog import apply_catalog
 from shared.settings import Settings
+from shared.windows import window_start
 from tests.helpers import UTC_TZ, aggregate, store, ticket_event
 
 CATALOG = """

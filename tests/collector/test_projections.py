@@ -16,7 +16,7 @@ from services.collector.projections.servicedesk import (
     project_call,
     project_survey,
 )
-from services.collector.store import changed_spans
+from shared.dirty import changed_spans
 
 T0 = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
 

@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from services.aggregator.windows import merge_spans, windows_overlapping
 from services.collector.projections.registry import PROJECTIONS
 from shared.db import make_engine
+from shared.dirty import merge_spans
+from shared.windows import windows_overlapping
 from tests.conftest import Postgres
 from tests.helpers import aggregate, aggregator, store, ticket_event, utc
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from shared.indicator_ids import Direction
+
 Family = Literal["technical", "process", "service", "custom"]
 Unit = Literal["count", "seconds", "ratio", "score"]  # custom measurements bring their own
-Direction = Literal["higher_is_better", "lower_is_better", "neutral"]
 Aggregate = Literal["count", "mean", "ratio", "weighted", "sum"]
 # Derived from `service` through the catalog's service → customer map, never from samples.
 CUSTOMER = "customer"

@@ -3,7 +3,8 @@ incidents, placed in the window of the timestamp named by `assigned_by`."""
 
 from __future__ import annotations
 
-from services.aggregator.indicators import Aggregate, Direction, Indicator, Unit, register
+from services.aggregator.indicators import Aggregate, Indicator, Unit, register
+from shared.indicator_ids import Direction
 
 TICKET_DIMENSIONS = ("service", "priority", "assignment_group", "kind")
 INCIDENT_DIMENSIONS = ("service", "priority", "assignment_group")

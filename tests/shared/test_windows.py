@@ -7,9 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.aggregator.windows import (
-    dirty_ranges,
-    merge_spans,
+from shared.dirty import dirty_ranges, merge_spans
+from shared.windows import (
     previous_start,
     window_end,
     window_start,

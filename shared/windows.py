@@ -1,5 +1,6 @@
 """Window boundaries (SPEC §5): `hour`, `day`, `week` (ISO, Monday), `month`, aligned in the
-reporting time zone. The one module that knows where a window starts and ends. Pure."""
+reporting time zone. The one module that knows where a window starts and ends, below every
+service (collector marks, aggregator, api). Pure."""
 
 from __future__ import annotations
 
@@ -67,30 +68,3 @@ def windows_overlapping(
             out.append((kind, w))
             w = window_end(kind, w, tz)
     return out
-
-
-def merge_spans(
-    spans: list[tuple[datetime, datetime]], gap: timedelta = timedelta(0)
-) -> list[tuple[datetime, datetime]]:
-    """Union of [start, end] intervals; intervals at most `gap` apart merge too."""
-    merged: list[tuple[datetime, datetime]] = []
-    for start, end in sorted(spans):
-        if merged and start - merged[-1][1] <= gap:
-            if end > merged[-1][1]:
-                merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return merged
-
-
-HOUR = timedelta(hours=1)
-
-
-def dirty_ranges(
-    stamps: set[datetime], spans: list[tuple[datetime, datetime]]
-) -> list[tuple[datetime, datetime]]:
-    """The few ranges whose windows a set of timestamps and intervals touch: the timestamps
-    (as instants) and intervals, merged where at most an hour apart. No window (an hour or
-    longer) fits inside such a gap, so a window overlapping a merged range overlaps one of its
-    parts: the ranges touch exactly the windows their parts did, whatever the time zone."""
-    return merge_spans([(ts, ts) for ts in stamps] + spans, gap=HOUR)

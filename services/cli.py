@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared import logging as itsm_logging
-from shared.errors import BrokerUnavailable, ItsmError, NotFound, PortInUse
+from shared.errors import BrokerUnavailable, InvalidRequest, ItsmError, NotFound, PortInUse
 from shared.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -141,8 +141,63 @@ def cmd_recompute(settings: Settings, args: argparse.Namespace) -> None:
     since = datetime.fromisoformat(args.since)
     if since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    marked = Aggregator(settings, _engine(settings)).mark_since(since)
-    print(f"marked {marked} windows since {since.isoformat()} for recomputation")
+    Aggregator(settings, _engine(settings)).mark_since(since)
+    print(f"every window since {since.isoformat()} is marked for recomputation")
+
+
+def cmd_windows_status(settings: Settings, _args: argparse.Namespace) -> None:
+    from services.aggregator import queue
+
+    with _engine(settings).connect() as conn:
+        state = queue.state(conn, datetime.now(UTC))
+        sizes = conn.execute(queue.POINTS_PER_KIND).all()
+    oldest = state.oldest_due.astimezone(UTC).isoformat() if state.oldest_due else "-"
+    print(
+        f"waiting {state.waiting}  due now {state.due}  parked {state.parked}  oldest due {oldest}"
+    )
+    columns = ("window", "windows", "points", "points per window (mean)", "max")
+    rows = [
+        (r.window_kind, str(r.windows), str(r.points), f"{r.mean:.0f}", str(r.max)) for r in sizes
+    ]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    for row in (columns, *rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def cmd_windows_parked(settings: Settings, args: argparse.Namespace) -> None:
+    from services.aggregator import queue
+
+    with _engine(settings).connect() as conn:
+        parked = queue.parked(conn, args.limit)
+    if not parked:
+        print("no parked windows")
+        return
+    columns = ("window", "start", "lane", "attempts", "parked", "error")
+    rows = [
+        (
+            p.kind,
+            p.start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            p.lane,
+            str(p.attempts),
+            p.parked_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
+            _cell(p.error, 100),
+        )
+        for p in parked
+    ]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    for row in (columns, *rows):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print("after a fix: itsm-metrics windows retry --all")
+
+
+def cmd_windows_retry(settings: Settings, args: argparse.Namespace) -> None:
+    from services.aggregator import queue
+
+    if not args.all and args.kind is None:
+        raise InvalidRequest("name the windows to retry: --all, or --kind KIND [--start ISO]")
+    with _engine(settings).begin() as conn:
+        n = queue.retry(conn, datetime.now(UTC), args.kind, args.start)
+    print(f"{n} parked window{'s' if n != 1 else ''} queued again")
 
 
 def _timestamp(value: str) -> datetime:
@@ -358,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--since", required=True, help="ISO date or timestamp, e.g. 2026-01-01")
     rec.set_defaults(fn=cmd_recompute)
     _dead_letter_parsers(sub)
+    _window_parsers(sub)
     _catalog_parsers(sub)
     sim = sub.add_parser("simulate", help="produce a simulated ITSM event stream to Kafka")
     sim.add_argument("--rate", type=float, default=5.0, help="tickets opened per second")
@@ -395,6 +451,27 @@ def _catalog_parsers(sub: Any) -> None:
     history = csub.add_parser("history", help="applied catalog versions, newest first")
     history.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     history.set_defaults(fn=cmd_catalog_history)
+
+
+def _window_parsers(sub: Any) -> None:
+    win = sub.add_parser(
+        "windows", help="the aggregator's queue: status, parked windows, retry (issue 10)"
+    )
+    wsub = win.add_subparsers(dest="windows_command", required=True, metavar="ACTION")
+    wsub.add_parser(
+        "status", help="windows waiting, due and parked; points stored per window kind"
+    ).set_defaults(fn=cmd_windows_status)
+    pk = wsub.add_parser("parked", help="windows whose recomputation failed repeatedly")
+    pk.add_argument("--limit", type=int, default=100, help="how many (default 100)")
+    pk.set_defaults(fn=cmd_windows_parked)
+    rt = wsub.add_parser(
+        "retry",
+        help="queue parked windows again (after fixing what made them fail)",
+    )
+    rt.add_argument("--all", action="store_true", help="every parked window")
+    rt.add_argument("--kind", choices=("hour", "day", "week", "month"), default=None)
+    rt.add_argument("--start", type=_timestamp, default=None, help="the window's start (ISO)")
+    rt.set_defaults(fn=cmd_windows_retry)
 
 
 def _dead_letter_parsers(sub: Any) -> None:

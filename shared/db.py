@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     SmallInteger,
     Table,
     Text,
@@ -127,6 +128,7 @@ tickets = Table(
     Column("snapshot", JSONB, nullable=False),
     _ts("updated_at", nullable=False, server_default=func.now()),
     Index(None, "opened_at"),
+    Index(None, "responded_at"),
     Index(None, "resolved_at"),
     Index(None, "open_periods", postgresql_using="gist"),
 )
@@ -309,18 +311,66 @@ measurements = Table(
 )
 
 # Time ranges whose windows must be recomputed. Append-only marks: collectors never block on the
-# aggregator, which claims marks with SKIP LOCKED, expands them into the windows of every kind
-# that overlap [range_start, range_end], and deletes exactly the marks it read.
+# aggregator, which claims marks with SKIP LOCKED, expands them into `window_queue` and deletes
+# exactly the marks it read. The lane says what moved: `point` an instant (an event's time, a
+# ticket's resolution: every indicator of the scope), `span` an interval (an open ticket, an
+# outage, a CI's life: the indicators of a state or a time share).
 dirty_windows = Table(
     "dirty_windows",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("scope", Text, nullable=False),
+    Column("lane", Text, nullable=False, server_default="point"),
     _ts("range_start", nullable=False),
     _ts("range_end", nullable=False),
     _ts("marked_at", nullable=False, server_default=func.now()),
     # Earliest receipt time of an event behind this mark: event-to-indicator freshness.
     _ts("first_received_at", nullable=False),
+)
+
+# Windows waiting to be recomputed, one row per window and lane (`point`, `span`, and
+# `percentiles`: the exact p50/p90 of a merged window, on a slower cadence). `scopes` are the
+# entity kinds whose indicators to recompute ('*': all). A failing window is retried after
+# `due_at` with backoff and parked after a few attempts, with its error, until retried by hand.
+window_queue = Table(
+    "window_queue",
+    metadata,
+    Column("window_kind", Text, primary_key=True),
+    _ts("window_start", primary_key=True),
+    Column("lane", Text, primary_key=True),
+    _ts("window_end", nullable=False),
+    Column("scopes", ARRAY(Text), nullable=False),
+    _ts("first_received_at", nullable=False),
+    _ts("marked_at", nullable=False),
+    _ts("due_at", nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    _ts("parked_at"),
+    Index(None, "due_at", postgresql_where=text("parked_at IS NULL")),
+)
+
+# Hour partials of the recent days: each hour's additive points at the day's groupings, so a
+# new event costs the recompute of its hour, and its day, week and month change by the
+# difference (services/aggregator/merge.py). A day has all its hours here or none
+# (`partial_days`); days older than a few days have none.
+indicator_partials = Table(
+    "indicator_partials",
+    metadata,
+    Column("indicator", Text, primary_key=True),
+    _ts("window_start", primary_key=True),
+    Column("dimensions", JSONB, primary_key=True),
+    Column("dim_keys", Text, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("sum_v", Numeric),
+    Column("sum_w", Numeric),
+    Index(None, "window_start"),
+)
+
+partial_days = Table(
+    "partial_days",
+    metadata,
+    _ts("day_start", primary_key=True),
+    _ts("created_at", nullable=False, server_default=func.now()),
 )
 
 # Computed indicator points — SPEC §5. `dimensions` holds only the grouped dimensions; the
@@ -336,10 +386,15 @@ indicator_values = Table(
     Column("dim_keys", Text, nullable=False),
     Column("value", Float),
     Column("count", BigInteger, nullable=False),
+    # Σ of the samples (and of their weights) in exact numeric: what a week or a month adds up
+    # from its days for the indicators placed by an instant (counts, sums, means, ratios).
+    Column("sum_v", Numeric),
+    Column("sum_w", Numeric),
     Column("p50", Float),
     Column("p90", Float),
     _ts("computed_at", nullable=False, server_default=func.now()),
     Index(None, "indicator", "window_kind", "dim_keys", "window_start"),
+    Index(None, "window_kind", "window_start"),
 )
 
 

@@ -79,9 +79,9 @@ def moved_periods(
 
 _INSERT_MARKS = text(
     """
-    INSERT INTO dirty_windows (scope, range_start, range_end, first_received_at)
-    SELECT :scope, (m->>0)::timestamptz, (m->>1)::timestamptz, :received
-    FROM jsonb_array_elements(CAST(:ranges AS jsonb)) AS m
+    INSERT INTO dirty_windows (scope, lane, range_start, range_end, first_received_at)
+    SELECT m->>0, m->>1, (m->>2)::timestamptz, (m->>3)::timestamptz, :received
+    FROM jsonb_array_elements(CAST(:marks AS jsonb)) AS m
     """
 )
 
@@ -91,18 +91,18 @@ def mark_dirty(
     marks: dict[str, tuple[set[datetime], list[Span]]],
     received: datetime,
 ) -> int:
-    """Mark the windows the batch's timestamps and intervals touch, as a few merged ranges (the
-    aggregator expands them into windows); the scope names the entity kinds behind them."""
-    stamps = {ts for st, _ in marks.values() for ts in st}
-    spans = [span for _, sp in marks.values() for span in sp]
-    ranges = dirty_ranges(stamps, spans)
-    if ranges:
-        conn.execute(
-            _INSERT_MARKS,
-            {
-                "scope": ",".join(sorted(k for k, (st, sp) in marks.items() if st or sp)),
-                "ranges": json.dumps([(a.isoformat(), b.isoformat()) for a, b in ranges]),
-                "received": received,
-            },
-        )
-    return len(ranges)
+    """Mark the windows the batch's timestamps and intervals touch, as a few merged ranges per
+    lane (the aggregator expands them into windows): instants in the `point` lane, intervals in
+    the `span` lane, each with the entity kinds (scope) behind it."""
+    rows = []
+    for lane, which in (("point", 0), ("span", 1)):
+        kinds = sorted(k for k, m in marks.items() if m[which])
+        stamps = {ts for k in kinds for ts in marks[k][0]} if which == 0 else set()
+        spans = [s for k in kinds for s in marks[k][1]] if which == 1 else []
+        scope = ",".join(kinds)
+        rows += [
+            (scope, lane, a.isoformat(), b.isoformat()) for a, b in dirty_ranges(stamps, spans)
+        ]
+    if rows:
+        conn.execute(_INSERT_MARKS, {"marks": json.dumps(rows), "received": received})
+    return len(rows)

@@ -59,6 +59,13 @@ class InvalidRequest(ItsmError):
     http_status = 422
 
 
+class QueryTooExpensive(ItsmError):
+    """A read that is computed at query time ran past its time limit."""
+
+    code = "query_timeout"
+    http_status = 503
+
+
 class Unauthorized(ItsmError):
     code = "unauthorized"
     http_status = 401

@@ -43,6 +43,17 @@ class Settings(BaseSettings):
     aggregator_refresh_seconds: float = Field(
         default=60.0, description="how often the current windows are recomputed as time passes"
     )
+    aggregator_slow_seconds: float = Field(
+        default=30.0,
+        description="how often the costly parts of current windows are recomputed: states at "
+        "the window's end (backlog), time shares (availability) and the exact percentiles of "
+        "days, weeks and months",
+    )
+    hour_retention_days: float = Field(
+        default=92.0,
+        ge=3.0,
+        description="hour windows older than this are not stored; queries compute them",
+    )
     reporting_timezone: str = "UTC"
 
     data_dir: Path = Path(".itsm")

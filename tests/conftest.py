@@ -120,6 +120,10 @@ def make_settings(db_url: str, kafka: str, **overrides: Any) -> Settings:
         "ingest_token": "ingest-secret",
         "admin_token": "admin-secret",
         "aggregator_interval_seconds": 0.2,
+        # No slower cadence, and every hour kept: tests read what they just aggregated, and
+        # their fixtures live in October 2026 whatever the date of the run.
+        "aggregator_slow_seconds": 0,
+        "hour_retention_days": 36500,
         "collector_batch_size": 500,
         "data_dir": Path("/nonexistent-test-data-dir"),
         **overrides,

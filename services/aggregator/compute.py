@@ -1,20 +1,29 @@
-"""Recompute indicator values for a set of windows, set-based in SQL (SPEC §5): one statement
-per plan (an indicator, or indicators over the same rows) and window kind, however many windows
-are dirty; one statement writes all the points."""
+"""The one statement behind every indicator point (SPEC §5): an indicator's samples in a set of
+windows, aggregated over a set of dimension groupings (GROUPING SETS), in SQL.
+
+Its rows carry, per indicator, window and grouping: `count` (samples), the exact sums
+`sum_v`/`sum_w` a longer window adds up from (merge.py), `value` (a mean, ratio, sum or count,
+from those sums alone, so a merged window and a computed one agree to the bit) and, for
+durations, `p50`/`p90` (percentile_cont). The same statement
+
+- writes stored points (`write_points`: INSERT … SELECT, so points never pass through Python),
+- stages points for merging (`stage_points`),
+- answers groupings that are not stored, at query time (`query_points`),
+- refreshes the percentiles of merged windows (`update_percentiles`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 
-from services.aggregator.indicators import CUSTOMER, Indicator, all_indicators
-from shared.db import rows_json
-from shared.windows import window_end
+from services.aggregator.indicators import CUSTOMER, Indicator
+from services.aggregator.policy import Grouping, dim_keys
+from services.catalog import Catalog
 
 UNKNOWN = "unknown"  # dimension value of a sample that has none (kept apart from "all")
 # Catalog settings the indicators' SQL reads, with their defaults (SPEC §5.2, §6.1): the
@@ -22,18 +31,17 @@ UNKNOWN = "unknown"  # dimension value of a sample that has none (kept apart fro
 DEFAULT_PARAMS: dict[str, Any] = {"fcr_seconds": 30 * 60, "svc_ids": [], "svc_customers": []}
 
 
-def grouping_sets(dims: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """Every combination of the declared dimensions (a CUBE) and, for each one holding
-    `service`, the same with `customer` in its place: a customer is a function of the service,
-    so grouping by both would only repeat the per-service points."""
-    sets = [tuple(d for i, d in enumerate(dims) if mask >> i & 1) for mask in range(2 ** len(dims))]
-    by_customer = [
-        tuple(CUSTOMER if d == "service" else d for d in s) for s in sets if "service" in s
-    ]
-    return sets + by_customer
+def catalog_params(catalog: Catalog) -> dict[str, Any]:
+    """The catalog's settings the indicators' SQL reads (see DEFAULT_PARAMS)."""
+    return {
+        "fcr_seconds": catalog.settings.first_contact_resolution_minutes * 60,
+        "svc_ids": [s.id for s in catalog.services],
+        "svc_customers": [s.customer for s in catalog.services],
+    }
 
 
 Plan = tuple[Indicator, ...]
+Window = tuple[datetime, datetime]  # [start, end)
 
 
 def plans(indicators: Sequence[Indicator]) -> list[Plan]:
@@ -55,40 +63,58 @@ def plans(indicators: Sequence[Indicator]) -> list[Plan]:
     return [tuple(group) for group in shared.values()] + alone
 
 
-def _aggregates(ind: Indicator, j: int) -> str:
-    """The aggregate columns of the plan's j-th indicator over its samples `v{j}` (`w{j}`)."""
+# --- the statement --------------------------------------------------------------------------
+
+
+def value_sql(ind: Indicator, n: str, sv: str, sw: str) -> str:
+    """An indicator's value from its count and exact sums (SPEC §5): a count counts; a sum adds;
+    a mean or ratio is Σv / n; a weighted indicator is Σv / Σw."""
+    if ind.aggregate == "count":
+        return f"{n}::float8"
+    if ind.aggregate == "sum":
+        return f"{sv}::float8"
+    if ind.aggregate == "weighted" or ind.repeated_per_service:
+        return f"({sv} / nullif({sw}, 0))::float8"
+    return f"({sv} / nullif({n}, 0))::float8"
+
+
+# The value of a merged point from its stored sums alone, for the indicators merge.py adds up
+# (count, mean, ratio, weighted: `sum` is only ever a measurement's, which is not merged).
+MERGED_VALUE = (
+    "CASE WHEN {sw} IS NOT NULL THEN ({sv} / nullif({sw}, 0))::float8 "
+    "WHEN {sv} IS NOT NULL THEN ({sv} / nullif({n}, 0))::float8 ELSE {n}::float8 END"
+)
+
+
+def _aggregates(ind: Indicator, j: int, grouped: set[str]) -> list[str]:
+    """n, Σv, Σw, p50, p90 of the plan's j-th indicator over its samples `v{j}` (`w{j}`)."""
     if ind.repeated_per_service:
-        return _once_per_entity(ind)
-    v, w = f"v{j}", f"w{j}"
-    # A weighted indicator is a ratio of sums (Σv / Σw); a sum adds its samples; a mean or a
-    # ratio averages them; a count needs only count(). Sums of fractions in numeric: float
-    # addition depends on the order rows arrive in, and a replay must give identical values
-    # (SPEC §4), not values a last bit apart. A ratio's samples are 0 or 1, whose float sums
-    # are exact, so it keeps the float average (numeric costs about three times as much).
-    value = {
-        "weighted": f"(sum({v}::numeric) / nullif(sum({w}::numeric), 0))::float8",
-        "sum": f"sum({v}::numeric)::float8",
-        "mean": f"avg({v}::numeric)::float8",
-        "count": "NULL::float8",
-    }.get(ind.aggregate, f"avg({v})")
-    percentiles = (
-        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {v}), "
-        f"percentile_cont(0.9) WITHIN GROUP (ORDER BY {v})"
-        if ind.is_duration
-        else "NULL::float8, NULL::float8"
+        return _once_per_entity(ind, grouped)
+    v = f"v{j}"
+    # Sums in numeric: float addition depends on the order rows arrive in, and a replay must
+    # give identical values (SPEC §4). A ratio's or a count's samples are 0 or 1, whose float
+    # sums are exact, so they are summed as floats (numeric costs about three times as much).
+    sv = {"count": "NULL::numeric", "ratio": f"sum({v})::numeric"}.get(
+        ind.aggregate, f"sum({v}::numeric)"
     )
-    return f"count({v}), {value}, {percentiles}"
+    sw = f"sum(w{j}::numeric)" if ind.aggregate == "weighted" else "NULL::numeric"
+    if ind.is_duration:
+        pct = [f"percentile_cont({q}) WITHIN GROUP (ORDER BY {v})" for q in ("0.5", "0.9")]
+    else:
+        pct = ["NULL::float8", "NULL::float8"]
+    return [f"count({v})", sv, sw, *pct]
 
 
-def _once_per_entity(ind: Indicator) -> str:
-    """count and Σv/Σw (w = 1 for a ratio) of an indicator whose samples repeat an entity once
-    per service (`repeated_per_service`): per service as they are; per customer each sample
-    weighs 1/k (k: the entity's samples in that customer's services), overall 1/k of all its
-    samples."""
+def _once_per_entity(ind: Indicator, grouped: set[str]) -> list[str]:
+    """n, Σv, Σw of an indicator whose samples repeat an entity once per service
+    (`repeated_per_service`): per service as they are; per customer each sample weighs 1/k (k:
+    the entity's samples in that customer's services), overall 1/k of all its samples."""
     if ind.aggregate not in ("weighted", "ratio") or ind.is_duration:
         raise ValueError(f"{ind.id}: repeated_per_service is for ratios")
-    by_service = "GROUPING(service) = 0"
-    by_customer = f"GROUPING({CUSTOMER}) = 0"
+
+    # a dimension in no grouping set cannot be named here: it is never grouped by
+    by_service = "service IS NOT NULL" if "service" in grouped else "false"
+    by_customer = f"{CUSTOMER} IS NOT NULL" if CUSTOMER in grouped else "false"
 
     def weighed(expr: str) -> str:
         return (
@@ -97,21 +123,32 @@ def _once_per_entity(ind: Indicator) -> str:
             f"ELSE sum({expr}::numeric / k_all) END"
         )
 
-    count = f"round({weighed('(v0 IS NOT NULL)::int')})::bigint"
     w = "w0" if ind.aggregate == "weighted" else "(v0 IS NOT NULL)::int"
-    value = f"({weighed('v0')} / nullif({weighed(w)}, 0))::float8"
-    return f"{count}, {value}, NULL::float8, NULL::float8"
+    return [
+        f"round({weighed('(v0 IS NOT NULL)::int')})::bigint",
+        weighed("v0"),
+        weighed(w),
+        "NULL::float8",
+        "NULL::float8",
+    ]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What one statement computes: which groupings, filtered on which dimensions."""
+
+    groupings: tuple[Grouping, ...]
+    filters: tuple[str, ...] = ()  # dimensions compared with bind parameters `f_<dimension>`
 
 
 @cache
-def _statement(plan: Plan) -> Any:
-    """Samples of every window in `w` (LEFT JOIN LATERAL keeps empty windows), aggregated over
-    every dimension grouping (GROUPING SETS); per indicator of the plan, four columns: count,
-    value, p50, p90."""
+def select_sql(plan: Plan, shape: Shape) -> str:
+    """Rows (window_start, window_end, indicator, dimensions, dim_keys, count, sum_v, sum_w,
+    value, p50, p90) of every window in `:starts`/`:ends` (LEFT JOIN LATERAL keeps empty ones),
+    each grouping of `shape`, each indicator of `plan`; only rows with samples."""
     first = plan[0]
     dims = first.all_dimensions
-    sampled = first.dimensions
-    inner = "".join(f"coalesce(s.{d}::text, '{UNKNOWN}') AS {d}, " for d in sampled)
+    inner = "".join(f"coalesce(s.{d}::text, '{UNKNOWN}') AS {d}, " for d in first.dimensions)
     customer_join = ""
     if CUSTOMER in dims:
         inner += f"coalesce(cm.customer, '{UNKNOWN}') AS {CUSTOMER}, "
@@ -130,116 +167,228 @@ def _statement(plan: Plan) -> Any:
             ]
     else:
         exprs = [f"{ind.v} AS v{j}" for j, ind in enumerate(plan)]
-        samples_sql = f"SELECT {', '.join([*sampled, *exprs])} {first.source}"
+        samples_sql = f"SELECT {', '.join([*first.dimensions, *exprs])} {first.source}"
         columns = [f"s.v{j}" for j in range(len(plan))]
-    dim_list = "".join(f"{d}, " for d in dims)
-    grouping = f"GROUPING({', '.join(dims)})" if dims else "0"
-    sets = ", ".join(f"({', '.join(('window_start', *gs))})" for gs in grouping_sets(sampled))
-    aggregates = ", ".join(_aggregates(ind, j) for j, ind in enumerate(plan))
-    return text(
-        f"""
+    where = " AND ".join(f"{d} = :f_{d}" for d in shape.filters)
+    grouped = {d for g in shape.groupings for d in g}  # a dimension in no set is never grouped
+    sets = ", ".join(f"({', '.join(('window_start', 'window_end', *g))})" for g in shape.groupings)
+    aggregates = ", ".join(
+        f"{sql} AS {name}{j}"
+        for j, ind in enumerate(plan)
+        for name, sql in zip(
+            ("n", "sv", "sw", "pa", "pb"), _aggregates(ind, j, grouped), strict=True
+        )
+    )
+    # The grouped-away dimensions are NULL in a row (a sample's own are never: see UNKNOWN).
+    pairs = ", ".join(f"'{d}', a.{d}" for d in sorted(dims))
+    dimensions = f"jsonb_build_object({pairs})"
+    keys = (
+        "concat_ws(',', "
+        + ", ".join(f"CASE WHEN a.{d} IS NOT NULL THEN '{d}' END" for d in sorted(dims))
+        + ")"
+        if dims
+        else "''"
+    )
+    dim_list = "".join(f"{d}, " if d in grouped else f"NULL::text AS {d}, " for d in dims)
+    filtered = f"WHERE {where}" if where else ""
+    # Sums are kept only where windows add up from them (a time share's depend on the clock).
+    unpivot = ", ".join(
+        f"('{ind.id}', a.n{j}, "
+        + (f"a.sv{j}, a.sw{j}, " if ind.mergeable else "NULL::numeric, NULL::numeric, ")
+        + f"{value_sql(ind, f'a.n{j}', f'a.sv{j}', f'a.sw{j}')}, a.pa{j}, a.pb{j})"
+        for j, ind in enumerate(plan)
+    )
+    return f"""
         WITH w AS (
             SELECT * FROM unnest(CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]))
                 AS w(window_start, window_end)
+        ),
+        a AS (
+            SELECT window_start, window_end, {dim_list}{aggregates}
+            FROM (
+                SELECT w.window_start, w.window_end, {inner}{", ".join(columns)}
+                FROM w LEFT JOIN LATERAL ({samples_sql}) AS s ON true
+                {customer_join}
+            ) AS samples
+            {filtered}
+            GROUP BY GROUPING SETS ({sets})
         )
-        SELECT window_start, {dim_list}{grouping} AS grouping_mask, {aggregates}
-        FROM (
-            SELECT w.window_start, {inner}{", ".join(columns)}
-            FROM w LEFT JOIN LATERAL ({samples_sql}) AS s ON true
-            {customer_join}
-        ) AS samples
-        GROUP BY GROUPING SETS ({sets})
-        """
+        SELECT a.window_start, a.window_end, x.indicator,
+               jsonb_strip_nulls({dimensions}) AS dimensions, {keys} AS dim_keys,
+               x.n AS count, x.sv AS sum_v, x.sw AS sum_w, x.value, x.p50, x.p90
+        FROM a CROSS JOIN LATERAL (VALUES {unpivot})
+            AS x(indicator, n, sv, sw, value, p50, p90)
+        WHERE x.n > 0
+    """
+
+
+def bind(
+    windows: Sequence[Window],
+    now: datetime,
+    params: Mapping[str, Any] | None,
+    plan: Plan,
+    filters: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The statement's parameters: the windows, the clock, the catalog's settings, the plan's
+    own (a custom indicator's id) and the filter values."""
+    return {
+        **DEFAULT_PARAMS,
+        **(params or {}),
+        **dict(plan[0].params),
+        "starts": [s for s, _ in windows],
+        "ends": [e for _, e in windows],
+        "now": now,
+        **{f"f_{d}": v for d, v in (filters or {}).items()},
+    }
+
+
+# --- its uses -------------------------------------------------------------------------------
+
+_COLUMNS = "window_start, window_end, indicator, dimensions, dim_keys, count, sum_v, sum_w, value"
+
+
+def delete_points(
+    conn: Connection, indicators: Sequence[Indicator], kind: str, starts: Sequence[datetime]
+) -> None:
+    conn.execute(
+        text(
+            "DELETE FROM indicator_values WHERE indicator = ANY(:indicators) "
+            "AND window_kind = :kind AND window_start = ANY(:starts)"
+        ),
+        {"indicators": [i.id for i in indicators], "kind": kind, "starts": list(starts)},
     )
 
 
-def points(plan: Plan, rows: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
-    """Result rows → each indicator's points. A window without samples stores no point at all
-    (so what is stored never depends on which windows happened to be recomputed); readers
-    present a missing count as 0."""
-    dims = plan[0].all_dimensions
-    width = 3 + len(dims)  # window_start, the dimensions, grouping_mask; then 4 per indicator
-    out: dict[str, list[dict[str, Any]]] = {ind.id: [] for ind in plan}
-    for r in rows:
-        mask = r.grouping_mask
-        # GROUPING() sets bit (len-1-i) when dimension i is aggregated away ("all").
-        grouped = {d: r[1 + i] for i, d in enumerate(dims) if not (mask >> (len(dims) - 1 - i)) & 1}
-        dim_keys = ",".join(sorted(grouped))
-        for j, ind in enumerate(plan):
-            n, mean, p50, p90 = r[width - 1 + 4 * j : width + 3 + 4 * j]
-            if n == 0 or (ind.aggregate != "count" and mean is None):
-                continue
-            out[ind.id].append(
-                {
-                    "window_start": r.window_start,
-                    "dimensions": grouped,
-                    "dim_keys": dim_keys,
-                    "value": float(n) if ind.aggregate == "count" else float(mean),
-                    "count": int(n),
-                    "p50": None if p50 is None else float(p50),
-                    "p90": None if p90 is None else float(p90),
-                }
-            )
-    return out
-
-
-_DELETE = text(
-    """
-    DELETE FROM indicator_values
-    WHERE indicator = ANY(:indicators) AND window_kind = :kind AND window_start = ANY(:starts)
-    """
-)
-# All points of a pass in one statement: PostgreSQL maps the JSON rows onto the table's types.
-_INSERT = text(
-    """
-    INSERT INTO indicator_values (indicator, window_kind, window_start, dimensions, window_end,
-                                  dim_keys, value, count, p50, p90, computed_at)
-    SELECT indicator, :kind, window_start, dimensions, window_end, dim_keys, value, count, p50,
-           p90, :now
-    FROM jsonb_to_recordset(CAST(:points AS jsonb)) AS p(
-        indicator text, window_start timestamptz, dimensions jsonb, window_end timestamptz,
-        dim_keys text, value float8, count bigint, p50 float8, p90 float8)
-    """
-)
-
-
-def recompute_windows(
+def write_points(
     conn: Connection,
+    plan: Plan,
     kind: str,
-    starts: list[datetime],
-    tz: ZoneInfo,
-    indicators: list[Indicator] | None = None,
+    windows: Sequence[Window],
+    groupings: tuple[Grouping, ...],
     *,
     now: datetime,
     params: Mapping[str, Any] | None = None,
 ) -> int:
-    """Replace every point of `indicators` for these windows of one kind; returns points.
-    `params` are the catalog's settings the indicators' SQL may use (e.g. `:fcr_seconds`).
-
-    A window that has not started has no points (nothing has happened in it; an open ticket is
-    not yet in tomorrow's backlog): it is computed once the clock refresh marks it current."""
-    if not starts:
+    """Compute and store the plan's points for these windows (the caller deleted the old
+    ones); returns how many. A window without samples stores no point at all, and neither does
+    a grouping whose value is undefined (a weighted one with Σw = 0)."""
+    if not windows:
         return 0
-    inds = indicators if indicators is not None else all_indicators()
-    ends = {s: window_end(kind, s, tz) for s in starts}
-    begun = [s for s in starts if s < now]
-    new_points: list[dict[str, Any]] = []
-    for plan in plans(inds) if begun else []:
-        bind = {
-            **DEFAULT_PARAMS,
-            **(params or {}),
-            **dict(plan[0].params),
-            "starts": begun,
-            "ends": [ends[s] for s in begun],
-        }
-        for ind_id, pts in points(plan, conn.execute(_statement(plan), bind).all()).items():
-            new_points.extend(
-                {**p, "indicator": ind_id, "window_end": ends[p["window_start"]]} for p in pts
-            )
-    conn.execute(_DELETE, {"indicators": [i.id for i in inds], "kind": kind, "starts": starts})
-    if new_points:
-        conn.execute(
-            _INSERT,
-            {"kind": kind, "now": now, "points": rows_json(new_points)},
+    result = conn.execute(
+        text(
+            f"""
+            INSERT INTO indicator_values ({_COLUMNS}, window_kind, p50, p90, computed_at)
+            SELECT {_COLUMNS}, :kind, p50, p90, :now FROM ({select_sql(plan, Shape(groupings))}) p
+            WHERE value IS NOT NULL
+            """
+        ),
+        {**bind(windows, now, params, plan), "kind": kind},
+    )
+    return int(result.rowcount or 0)
+
+
+STAGED = """
+    CREATE TEMP TABLE IF NOT EXISTS staged_points (
+        window_start timestamptz, window_end timestamptz, indicator text, dimensions jsonb,
+        dim_keys text, count bigint, sum_v numeric, sum_w numeric, value float8, p50 float8,
+        p90 float8
+    ) ON COMMIT DROP
+"""
+
+
+def stage_points(
+    conn: Connection,
+    plan: Plan,
+    windows: Sequence[Window],
+    groupings: tuple[Grouping, ...],
+    *,
+    now: datetime,
+    params: Mapping[str, Any] | None = None,
+) -> None:
+    """Compute the plan's points into the transaction's `staged_points` (merge.py reads them)."""
+    if not windows:
+        return
+    conn.execute(text(STAGED))
+    conn.execute(
+        text(
+            f"INSERT INTO staged_points ({_COLUMNS}, p50, p90) "
+            f"SELECT {_COLUMNS}, p50, p90 FROM ({select_sql(plan, Shape(groupings))}) p"
+        ),
+        bind(windows, now, params, plan),
+    )
+
+
+def update_percentiles(
+    conn: Connection,
+    plan: Plan,
+    kind: str,
+    windows: Sequence[Window],
+    groupings: tuple[Grouping, ...],
+    *,
+    now: datetime,
+    params: Mapping[str, Any] | None = None,
+) -> None:
+    """Set the exact p50/p90 of stored points of merged windows (their counts and sums come
+    from their days; percentiles cannot)."""
+    durations = tuple(i for i in plan if i.is_duration)
+    if not windows or not durations:
+        return
+    conn.execute(
+        text(
+            f"""
+            UPDATE indicator_values iv SET p50 = p.p50, p90 = p.p90
+            FROM ({select_sql(plan, Shape(groupings))}) p
+            WHERE iv.indicator = p.indicator AND iv.window_kind = :kind
+              AND iv.window_start = p.window_start AND iv.dimensions = p.dimensions
+              AND p.indicator = ANY(:durations)
+            """
+        ),
+        {
+            **bind(windows, now, params, plan),
+            "kind": kind,
+            "durations": [i.id for i in durations],
+        },
+    )
+
+
+@dataclass(frozen=True)
+class QueryPoint:
+    window_start: datetime
+    window_end: datetime
+    dimensions: dict[str, Any]
+    value: float | None
+    count: int
+    p50: float | None
+    p90: float | None
+
+
+def query_points(
+    conn: Connection,
+    ind: Indicator,
+    windows: Sequence[Window],
+    grouping: Grouping,
+    filters: Mapping[str, str],
+    *,
+    now: datetime,
+    params: Mapping[str, Any] | None = None,
+) -> list[QueryPoint]:
+    """A grouping that is not stored, answered now by the same statement over the projections.
+    The filtered dimensions are part of the grouping, as in stored points."""
+    if not windows:
+        return []
+    keys = tuple(sorted(set(grouping) | set(filters)))
+    shape = Shape((keys,), tuple(sorted(filters)))
+    rows = conn.execute(
+        text(
+            f"SELECT * FROM ({select_sql((ind,), shape)}) p WHERE value IS NOT NULL "
+            "ORDER BY window_start, dimensions"
+        ),
+        bind(windows, now, params, (ind,), filters),
+    ).all()
+    assert all(r.dim_keys == dim_keys(keys) for r in rows)
+    return [
+        QueryPoint(
+            r.window_start, r.window_end, r.dimensions, r.value, r._mapping["count"], r.p50, r.p90
         )
-    return len(new_points)
+        for r in rows
+    ]

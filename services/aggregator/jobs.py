@@ -1,14 +1,16 @@
-"""Scheduler jobs: claim dirty windows, recompute them, record freshness. Several aggregator
-processes may run: each window is claimed by one of them (advisory lock + SKIP LOCKED)."""
+"""Scheduler jobs: turn dirty marks into queued windows, compute them unit by unit, record
+freshness. Several aggregator processes may run: each unit is computed by one of them
+(advisory lock + SKIP LOCKED), and each unit is its own transaction, so a backfill of years
+goes in bounded steps with the current windows taken first between them, and a unit that fails
+is retried and then parked without holding back the others."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -16,73 +18,51 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from services.aggregator.compute import recompute_windows
+from services.aggregator import queue
+from services.aggregator.compute import catalog_params
 from services.aggregator.drift import update_drift
-from services.aggregator.indicators import Indicator
 from services.aggregator.indicators.custom import indicators_for
 from services.aggregator.metrics import AggregatorMetrics
-from services.aggregator.objectives import evaluate_windows
+from services.aggregator.policy import hours_kept_since
+from services.aggregator.queue import Horizon, Row, Unit
 from services.aggregator.sla import evaluate_pending
+from services.aggregator.units import Context, process_days, process_windows
 from services.catalog import Catalog, CatalogCache
-from services.catalog.model import OBJECTIVE_DERIVED_IDS
 from services.catalog.store import DEFAULT_SHA
-from shared.dirty import HOUR, mark_dirty, merge_spans
+from shared.dirty import mark_dirty
 from shared.settings import Settings
-from shared.windows import windows_overlapping
+from shared.windows import window_end
 
 log = logging.getLogger("itsm.aggregator")
 
-_CLAIM = text(
-    """
-    SELECT id, range_start, range_end, first_received_at FROM dirty_windows
-    ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
-    """
-)
-# Of the windows to recompute, the ones no other aggregator is computing right now.
-_LOCK = text(
-    """
-    SELECT k AS window_kind, s AS window_start
-    FROM unnest(CAST(:kinds AS text[]), CAST(:starts AS timestamptz[])) AS t(k, s)
-    WHERE pg_try_advisory_xact_lock(hashtext('itsm-window'),
-                                    hashtext(k || ':' || extract(epoch FROM s)::text))
-    """
-)
-# Windows another aggregator held, or left for the next pass, stay dirty: as the instants they
-# start at, merged into ranges.
-_REMARK = text(
-    """
-    INSERT INTO dirty_windows (scope, range_start, range_end, first_received_at)
-    SELECT 'busy', a, b, :received
-    FROM unnest(CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[])) AS r(a, b)
-    """
-)
-# Windows one pass computes at the most, the newest first: a backfill of years goes in passes
-# of bounded length (each its own transaction), and current windows are never behind it.
-MAX_WINDOWS_PER_PASS = 2000
-_DONE = text("DELETE FROM dirty_windows WHERE id = ANY(:ids)")
-_REMAINING = text("SELECT count(*) FROM dirty_windows")
-
-
-def catalog_params(catalog: Catalog) -> dict[str, Any]:
-    """The catalog's settings the indicators' SQL reads (see compute.DEFAULT_PARAMS)."""
-    return {
-        "fcr_seconds": catalog.settings.first_contact_resolution_minutes * 60,
-        "svc_ids": [s.id for s in catalog.services],
-        "svc_customers": [s.customer for s in catalog.services],
-    }
+# Days whose end lies within this much of now keep hour partials (merge.py): today, and
+# yesterday while late events for it still come in.
+RECENT_DAYS = timedelta(days=2)
+# What one chunk of past windows should cost: several units in one transaction when they are
+# cheap, one when they are not (measured as they go).
+CHUNK_SECONDS = 1.0
+MAX_UNITS_PER_CHUNK = 31
+# One run of the dirty-window job at the most; the next run comes at the next interval.
+RUN_SECONDS = 10.0
 
 
 class Aggregator:
     def __init__(
-        self, settings: Settings, engine: Engine, metrics: AggregatorMetrics | None = None
+        self,
+        settings: Settings,
+        engine: Engine,
+        metrics: AggregatorMetrics | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.metrics = metrics or AggregatorMetrics()
         self.tz = ZoneInfo(settings.reporting_timezone)
+        self.clock = clock
         self._last_refresh: datetime | None = None
         self._catalogs = CatalogCache()
         self._catalog_sha = DEFAULT_SHA
+        self._unit_seconds: dict[str, float] = {}  # measured cost of a past unit, per kind
 
     def catalog(self, conn: Connection) -> tuple[Catalog, str]:
         """The active catalog, parsed again only when another version became active."""
@@ -92,108 +72,182 @@ class Aggregator:
             log.info("catalog loaded", extra={"sha": sha[:12], "summary": catalog.summary()})
         return catalog, sha
 
+    def horizon(self, now: datetime) -> Horizon:
+        return Horizon(
+            now=now,
+            tz=self.tz,
+            hours_since=hours_kept_since(now, self.settings.hour_retention_days),
+            slow=timedelta(seconds=self.settings.aggregator_slow_seconds),
+        )
+
     def evaluate_sla(self) -> int:
         """Bring `ticket_sla` up to date (changed incidents, passed deadlines)."""
         total = 0
         while True:
             with self.engine.begin() as conn:
                 catalog, sha = self.catalog(conn)
-                n = evaluate_pending(conn, catalog, sha, datetime.now(UTC))
+                n = evaluate_pending(conn, catalog, sha, self.clock())
             total += n
             if n < 5000:
                 return total
 
-    def recompute_dirty(self, limit: int = 5000) -> int:
-        """One pass: claim dirty marks, recompute the windows they touch in one transaction,
-        delete the marks. Returns how many windows were recomputed."""
+    # --- dirty windows ---------------------------------------------------------------------
+
+    def recompute_dirty(self, budget: float | None = None) -> int:
+        """Compute due windows unit after unit (each chunk of units its own transaction) until
+        none is due, or `budget` seconds have passed (at least one chunk). Returns the units
+        computed."""
         started = time.perf_counter()
-        with self.engine.begin() as conn:
-            claimed = conn.execute(_CLAIM, {"limit": limit}).all()
-            now = datetime.now(UTC)
-            # Up to now: a window that has not begun has no points (compute.recompute_windows)
-            # and is computed once the clock refresh reaches it, however far ahead it was marked.
-            spans = merge_spans(
-                [(r.range_start, min(r.range_end, now)) for r in claimed if r.range_start <= now]
-            )
-            touched = sorted(
-                {w for a, b in spans for w in windows_overlapping(a, b, self.tz)},
-                key=lambda w: w[1],
-                reverse=True,
-            )
-            windows, later = touched[:MAX_WINDOWS_PER_PASS], touched[MAX_WINDOWS_PER_PASS:]
-            locked: set[tuple[str, datetime]] = set()
-            if windows:
-                params = {"kinds": [k for k, _ in windows], "starts": [s for _, s in windows]}
-                locked = {(r.window_kind, r.window_start) for r in conn.execute(_LOCK, params)}
-            by_kind: dict[str, list[datetime]] = {}
-            for kind, start in sorted(locked):
-                by_kind.setdefault(kind, []).append(start)
-            catalog, _ = self.catalog(conn)
-            params = catalog_params(catalog)
-            indicators = indicators_for(conn, catalog) if by_kind else []
-            for kind, starts in by_kind.items():
-                self._recompute(conn, catalog, indicators, kind, starts, now, params)
-            if claimed:
-                conn.execute(_DONE, {"ids": [r.id for r in claimed]})
-                # busy elsewhere, or beyond this pass: each window's start touches it again
-                left = [(s, s) for k, s in [*later, *windows] if (k, s) not in locked]
-                if left:
-                    ranges = merge_spans(left, gap=HOUR)
-                    conn.execute(
-                        _REMARK,
-                        {
-                            "starts": [a for a, _ in ranges],
-                            "ends": [b for _, b in ranges],
-                            "received": min(r.first_received_at for r in claimed),
-                        },
-                    )
-            remaining = conn.execute(_REMAINING).scalar_one()
-        self._observe(claimed, len(locked), remaining, time.perf_counter() - started)
-        return len(locked)
+        computed = idle = 0
+        while True:
+            self.expand_marks()
+            n = self._chunk()
+            if n < 0:  # nothing due
+                break
+            computed += n
+            idle = idle + 1 if n == 0 else 0
+            if idle >= 3:  # only units other aggregators hold
+                break
+            if budget is not None and time.perf_counter() - started >= budget:
+                break
+        self._observe_queue(time.perf_counter() - started)
+        return computed
 
-    def _recompute(
-        self,
-        conn: Connection,
-        catalog: Catalog,
-        indicators: list[Indicator],
-        kind: str,
-        starts: list[datetime],
-        now: datetime,
-        params: dict[str, Any],
-    ) -> None:
-        """Indicators, then objective status from them, then the service indicators built on
-        objective status (SPEC §5.3, §6.3): all in the same transaction, so each reads the
-        values of this pass."""
-        first = [i for i in indicators if i.id not in OBJECTIVE_DERIVED_IDS]
-        derived = [i for i in indicators if i.id in OBJECTIVE_DERIVED_IDS]
-        recompute_windows(conn, kind, starts, self.tz, first, now=now, params=params)
-        evaluate_windows(conn, catalog, kind, starts, self.tz, now=now)
-        recompute_windows(conn, kind, starts, self.tz, derived, now=now, params=params)
+    def expand_marks(self) -> int:
+        """Turn every dirty mark into queue rows."""
+        total = 0
+        while True:
+            with self.engine.begin() as conn:
+                n = queue.expand_marks(conn, self.horizon(self.clock()))
+            total += n
+            if n < queue.MARKS_PER_CLAIM:
+                return total
 
-    def _observe(
-        self, claimed: Sequence[Any], windows: int, remaining: int, elapsed: float
+    def _chunk(self) -> int:
+        """Claim and compute the next units; -1 when nothing is due, 0 when only units another
+        aggregator holds were found (they are left for a moment)."""
+        now = self.clock()
+        horizon = self.horizon(now)
+        claimed: list[Row] = []
+        units: list[Unit] = []
+        started = time.perf_counter()
+        try:
+            with self.engine.begin() as conn:
+                first = queue.next_units(conn, horizon, MAX_UNITS_PER_CHUNK)
+                if not first:
+                    return -1
+                for unit in first[: self._room(now, first[0])]:
+                    rows = queue.claim(conn, unit, now)
+                    if not rows:
+                        continue  # another aggregator holds them
+                    if queue.try_lock(conn, unit):
+                        units.append(unit)
+                        claimed += rows
+                    else:
+                        queue.postpone(conn, rows, now + timedelta(seconds=1))
+                if units:
+                    self._compute(conn, horizon, units, claimed)
+                    queue.done(conn, claimed)
+        except DBAPIError as err:
+            if err.connection_invalidated or _unreachable(err):
+                raise  # the database is away: nothing to count against the windows
+            self._failed(units, claimed, err, now)
+            return 0
+        except Exception as err:  # a unit that cannot be computed must not stop the others
+            if not units:
+                raise
+            self._failed(units, claimed, err, now)
+            return 0
+        elapsed = time.perf_counter() - started
+        if units:
+            self._computed(units, claimed, elapsed, now)
+        return len(units)
+
+    def _room(self, now: datetime, unit: Unit | None) -> int:
+        """How many units of this kind fit in a chunk of CHUNK_SECONDS, by their measured cost
+        (past windows only: a current one is computed alone, first)."""
+        if unit is None:
+            return MAX_UNITS_PER_CHUNK
+        if unit.end > now:
+            return 1
+        cost = self._unit_seconds.get(unit.kind)
+        if cost is None:
+            return 1
+        return max(1, min(MAX_UNITS_PER_CHUNK, int(CHUNK_SECONDS / max(cost, 1e-3))))
+
+    def _compute(
+        self, conn: Connection, horizon: Horizon, units: Sequence[Unit], rows: Sequence[Row]
     ) -> None:
+        catalog, _ = self.catalog(conn)
+        ctx = Context(
+            horizon=horizon,
+            catalog=catalog,
+            params=catalog_params(catalog),
+            indicators=indicators_for(conn, catalog),
+            recent_since=horizon.now - RECENT_DAYS,
+        )
+        kind = units[0].kind
+        if kind == "day":
+            process_days(conn, ctx, units, rows)
+        else:
+            process_windows(conn, ctx, kind, units, rows)
+
+    def _computed(
+        self, units: Sequence[Unit], rows: Sequence[Row], elapsed: float, now: datetime
+    ) -> None:
+        kind = units[0].kind
+        if units[0].end <= now:  # a past unit: what the next chunk of this kind may hold
+            per_unit = elapsed / len(units)
+            previous = self._unit_seconds.get(kind, per_unit)
+            self._unit_seconds[kind] = 0.7 * previous + 0.3 * per_unit
         finished = datetime.now(UTC)
-        for r in claimed:  # one mark per stored batch: its freshness
-            self.metrics.freshness.observe(
-                max(0.0, (finished - r.first_received_at).total_seconds())
-            )
-        self.metrics.dirty_windows.set(remaining)
+        received = [r.first_received_at for r in rows if r.lane == "point" and r.scopes]
+        if received:
+            self.metrics.freshness.observe(max(0.0, (finished - min(received)).total_seconds()))
+        last = units[-1]
+        with self.engine.connect() as conn:
+            points = conn.execute(_POINTS, {"kind": last.kind, "start": last.start}).scalar_one()
+        self.metrics.window_points.labels(last.kind).set(points)
+        log.debug(
+            "recomputed",
+            extra={
+                "kind": kind,
+                "units": len(units),
+                "rows": len(rows),
+                "ms": round(elapsed * 1000),
+            },
+        )
+
+    def _failed(
+        self, units: Sequence[Unit], rows: Sequence[Row], err: Exception, now: datetime
+    ) -> None:
+        reason = str(getattr(err, "orig", err)).strip().splitlines()[0][:500]
+        with self.engine.begin() as conn:
+            parked = queue.failed(conn, rows, reason, now)
+        self.metrics.window_failures.inc()
+        log.warning(
+            f"{'windows parked' if parked else 'window recompute failed, will retry'}: {reason}",
+            extra={
+                "units": [f"{u.kind}:{u.start.isoformat()}" for u in units][:10],
+                "attempts": max((r.attempts for r in rows), default=0) + 1,
+                "parked": parked,
+                "error": reason,
+            },
+        )
+
+    def _observe_queue(self, elapsed: float) -> None:
+        with self.engine.connect() as conn:
+            state = queue.state(conn, self.clock())
+        self.metrics.dirty_windows.set(state.waiting)
+        self.metrics.due_windows.set(state.due)
+        self.metrics.parked_windows.set(state.parked)
         self.metrics.run_seconds.labels("dirty_windows").observe(elapsed)
-        if windows:
-            log.info(
-                "recomputed dirty windows",
-                extra={
-                    "windows": windows,
-                    "marks": len(claimed),
-                    "remaining_marks": remaining,
-                    "ms": round(elapsed * 1000),
-                },
-            )
+
+    # --- marks from the clock and from commands ---------------------------------------------
 
     def mark_since(self, since: datetime, until: datetime | None = None) -> int:
         """Mark every window from `since` to now dirty (`itsm-metrics recompute --since`)."""
-        now = datetime.now(UTC)
+        now = self.clock()
         with self.engine.begin() as conn:
             return mark_dirty(conn, {"recompute": (set(), [(since, until or now)])}, now)
 
@@ -204,47 +258,39 @@ class Aggregator:
         with self.engine.begin() as conn:
             return mark_dirty(conn, {"clock": (set(), [(since, now)])}, now)
 
-    def _safe_refresh(self) -> None:
-        now = datetime.now(UTC)
-        since, self._last_refresh = self._last_refresh or now, now
-        try:
-            self.refresh_current(since, now)
-        except DBAPIError as err:
-            self._last_refresh = since  # cover the missed stretch next time
-            log.warning(
-                "aggregator clock refresh failed, will retry",
-                extra={"error": str(err).splitlines()[0][:300]},
-            )
+    def prune(self) -> None:
+        """Forget what is no longer kept: hour points older than the retention (answered at
+        query time) and the hour partials of days no longer recent."""
+        now = self.clock()
+        horizon = self.horizon(now)
+        with self.engine.begin() as conn:
+            conn.execute(_PRUNE_HOURS, {"since": horizon.hours_since})
+            days = conn.execute(_OLD_PARTIAL_DAYS, {"before": now - RECENT_DAYS}).scalars().all()
+            for day in days:
+                unit = Unit("day", day, window_end("day", day, self.tz))
+                if queue.try_lock(conn, unit):
+                    conn.execute(_PRUNE_PARTIALS, {"day": day, "end": unit.end})
+
+    # --- the scheduler ---------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         scheduler = BackgroundScheduler(timezone=UTC)
-        scheduler.add_job(
-            self._safe_recompute,
-            "interval",
-            seconds=self.settings.aggregator_interval_seconds,
-            id="dirty_windows",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=datetime.now(UTC),
-        )
-        scheduler.add_job(
-            self._safe_refresh,
-            "interval",
-            seconds=self.settings.aggregator_refresh_seconds,
-            id="clock_refresh",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=datetime.now(UTC),
-        )
-        scheduler.add_job(
-            self._safe_drift,
-            "interval",
-            seconds=60,
-            id="drift",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=datetime.now(UTC),
-        )
+        jobs: list[tuple[Callable[[], None], float, str]] = [
+            (self._safe_recompute, self.settings.aggregator_interval_seconds, "dirty_windows"),
+            (self._safe_refresh, self.settings.aggregator_refresh_seconds, "clock_refresh"),
+            (self._safe_drift, 60, "drift"),
+            (self._safe_prune, 300, "prune"),
+        ]
+        for fn, seconds, name in jobs:
+            scheduler.add_job(
+                fn,
+                "interval",
+                seconds=seconds,
+                id=name,
+                max_instances=1,
+                coalesce=True,
+                next_run_time=datetime.now(UTC),
+            )
         scheduler.start()
         log.info(
             "aggregator running", extra={"interval_s": self.settings.aggregator_interval_seconds}
@@ -259,24 +305,65 @@ class Aggregator:
         """Score every series' current window against its previous windows (SPEC §6.4)."""
         with self.engine.begin() as conn:
             catalog, _ = self.catalog(conn)
-            return update_drift(conn, catalog, self.tz, now=datetime.now(UTC))
+            return update_drift(conn, catalog, self.tz, now=self.clock())
+
+    def _safe_refresh(self) -> None:
+        now = self.clock()
+        since, self._last_refresh = self._last_refresh or now, now
+        try:
+            self.refresh_current(since, now)
+        except DBAPIError as err:
+            self._last_refresh = since  # cover the missed stretch next time
+            _warn("aggregator clock refresh failed, will retry", err)
 
     def _safe_drift(self) -> None:
         started = time.perf_counter()
         try:
             self.drift()
         except DBAPIError as err:
-            log.warning(
-                "drift run failed, will retry", extra={"error": str(err).splitlines()[0][:300]}
-            )
+            _warn("drift run failed, will retry", err)
         self.metrics.run_seconds.labels("drift").observe(time.perf_counter() - started)
+
+    def _safe_prune(self) -> None:
+        try:
+            self.prune()
+        except DBAPIError as err:
+            _warn("prune failed, will retry", err)
 
     def _safe_recompute(self) -> None:
         try:
             self.evaluate_sla()  # SLA decisions first: they mark the windows to recompute
-            while self.recompute_dirty() > 0:
-                pass  # drain a backlog without waiting for the next tick
+            self.recompute_dirty(budget=RUN_SECONDS)
         except DBAPIError as err:
-            log.warning(
-                "aggregator run failed, will retry", extra={"error": str(err).splitlines()[0][:300]}
-            )
+            _warn("aggregator run failed, will retry", err)
+
+
+def _unreachable(err: DBAPIError) -> bool:
+    """A lost or refused connection (SQLSTATE class 08, a server shutting down), not a failure
+    of the unit's statements (which a statement timeout is)."""
+    sqlstate = getattr(err.orig, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03")
+
+
+def _warn(message: str, err: Exception) -> None:
+    log.warning(message, extra={"error": str(err).splitlines()[0][:300]})
+
+
+# Points stored for one window.
+_POINTS = text(
+    "SELECT count(*) FROM indicator_values WHERE window_kind = :kind AND window_start = :start"
+)
+_PRUNE_HOURS = text(
+    """
+    DELETE FROM indicator_values WHERE ctid = ANY(ARRAY(
+        SELECT ctid FROM indicator_values
+        WHERE window_kind = 'hour' AND window_start < :since LIMIT 50000))
+    """
+)
+_OLD_PARTIAL_DAYS = text("SELECT day_start FROM partial_days WHERE day_start < :before")
+_PRUNE_PARTIALS = text(
+    """
+    WITH gone AS (DELETE FROM partial_days WHERE day_start = :day RETURNING day_start)
+    DELETE FROM indicator_partials WHERE window_start >= :day AND window_start < :end
+    """
+)

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 
 class AggregatorMetrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.dirty_windows = Gauge(
             "itsm_aggregator_dirty_windows",
-            "Dirty marks (time ranges of windows) not yet recomputed",
+            "Windows waiting to be recomputed (queue rows not parked, due now or later)",
+            registry=registry,
+        )
+        self.due_windows = Gauge(
+            "itsm_aggregator_due_windows",
+            "Windows due for recomputation now (not parked)",
+            registry=registry,
+        )
+        self.parked_windows = Gauge(
+            "itsm_aggregator_parked_windows",
+            "Windows whose recomputation failed repeatedly, parked until retried "
+            "(`itsm-metrics windows parked`, `itsm-metrics windows retry`)",
+            registry=registry,
+        )
+        self.window_failures = Counter(
+            "itsm_aggregator_window_failures",
+            "Failed recomputations of a unit of windows (each retried with backoff)",
+            registry=registry,
+        )
+        self.window_points = Gauge(
+            "itsm_aggregator_window_points",
+            "Points stored for the last window of each kind the aggregator computed",
+            ["window"],
             registry=registry,
         )
         self.run_seconds = Histogram(

@@ -6,7 +6,7 @@ windows and replaces those windows' rows in `objective_status`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects.postgresql import insert
 
+from services.aggregator.compute import query_points
 from services.aggregator.indicators import get
+from services.aggregator.policy import is_stored
 from services.catalog.model import ANY_SERVICE, Catalog, Objective
 from shared.db import indicator_values, objective_status
 from shared.windows import window_end
@@ -109,9 +111,11 @@ def evaluate_windows(
     tz: ZoneInfo,
     *,
     now: datetime,
+    params: Mapping[str, Any] | None = None,
 ) -> int:
-    """Replace `objective_status` for these windows of one kind from the indicator values
-    stored for them (which must be recomputed first). Returns rows written."""
+    """Replace `objective_status` for these windows of one kind from their per-service values
+    (stored, which must be recomputed first, or computed now where the grouping is not stored:
+    an hour per service). Returns rows written."""
     if not starts:
         return 0
     objectives = [o for o in catalog_objectives(catalog) if o.window == kind]
@@ -121,7 +125,15 @@ def evaluate_windows(
     )
     if not objectives:
         return 0
-    values = _values(conn, kind, starts, {(o.indicator, o.service) for o in objectives})
+    windows = [(s, window_end(kind, s, tz)) for s in starts]
+    wanted = {(o.indicator, o.service) for o in objectives}
+    values = _values(conn, kind, starts, wanted)
+    for indicator in sorted({i for i, _ in wanted}):
+        ind = get(indicator)
+        if ind is not None and not is_stored(ind, kind, ("service",)):
+            for p in query_points(conn, ind, windows, ("service",), {}, now=now, params=params):
+                if (indicator, p.dimensions["service"]) in wanted and p.value is not None:
+                    values[(indicator, p.dimensions["service"], p.window_start)] = p.value
     rows = []
     for start in starts:
         end = window_end(kind, start, tz)

@@ -1,19 +1,23 @@
-"""Reading indicator values for the API (SPEC §7.2)."""
+"""Reading indicator values for the API (SPEC §7.2): stored groupings from `indicator_values`,
+the others computed at query time by the same statement (services/aggregator/policy.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, cast, select
+from sqlalchemy import Connection, cast, select, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import OperationalError
 
+from services.aggregator.compute import catalog_params, query_points
 from services.aggregator.indicators import CUSTOMER, Indicator
 from services.aggregator.indicators.custom import find, indicators_for
+from services.aggregator.policy import hours_kept_since, is_stored
 from services.api.schemas import IndicatorInfo, IndicatorSeries, Point
 from services.catalog import Catalog
 from shared.db import indicator_values
-from shared.errors import InvalidRequest, NotFound
+from shared.errors import InvalidRequest, NotFound, QueryTooExpensive
 from shared.windows import WINDOW_KINDS, window_end, window_start
 
 # Default look-back when `start` is not given, per window kind.
@@ -32,6 +36,8 @@ _LENGTH = {
     "week": timedelta(weeks=1),
     "month": timedelta(days=28),
 }
+# A grouping computed at query time may take this long (it scans the projections).
+QUERY_SECONDS = 10
 
 
 def catalog(conn: Connection, active: Catalog) -> list[IndicatorInfo]:
@@ -61,6 +67,7 @@ def series(
     filters: dict[str, str],
     group_by: list[str],
     tz: ZoneInfo,
+    hour_retention_days: float,
     now: datetime | None = None,
 ) -> IndicatorSeries:
     ind = find(conn, active, indicator_id)
@@ -91,21 +98,42 @@ def series(
             f"start to end spans more than {MAX_WINDOWS} {window} windows: narrow it, or ask "
             "for a longer window"
         )
-    keys = ",".join(sorted(set(filters) | set(group_by)))
+    first = window_start(window, start, tz)
+    grouping = tuple(sorted(set(filters) | set(group_by)))
+    kept = window != "hour" or first >= hours_kept_since(now, hour_retention_days)
+    if kept and is_stored(ind, window, grouping):
+        points = _stored(conn, indicator_id, window, grouping, filters, first, end)
+    else:
+        points = _computed(conn, active, ind, window, grouping, filters, first, end, now, tz)
+    if ind.aggregate == "count" and not group_by:
+        points = _zero_filled(points, window, first, end, now, filters, tz)
+    return IndicatorSeries(indicator=indicator_id, unit=ind.unit, window=window, points=points)
+
+
+def _stored(
+    conn: Connection,
+    indicator_id: str,
+    window: str,
+    grouping: tuple[str, ...],
+    filters: dict[str, str],
+    first: datetime,
+    end: datetime,
+) -> list[Point]:
     iv = indicator_values.c
     rows = conn.execute(
         select(iv.window_start, iv.window_end, iv.dimensions, iv.value, iv["count"], iv.p50, iv.p90)
         .where(
             iv.indicator == indicator_id,
             iv.window_kind == window,
-            iv.dim_keys == keys,
-            iv.window_start >= window_start(window, start, tz),
+            iv.dim_keys == ",".join(grouping),
+            iv.window_start >= first,
             iv.window_start < end,
             iv.dimensions.op("@>")(cast(filters, JSONB)),
+            iv.value.is_not(None),
         )
         .order_by(iv.window_start, iv.dimensions)
     ).all()
-    points = [
+    return [
         Point(
             window_start=r.window_start,
             window_end=r.window_end,
@@ -117,10 +145,51 @@ def series(
         )
         for r in rows
     ]
-    if ind.aggregate == "count" and not group_by:
-        first = window_start(window, start, tz)
-        points = _zero_filled(points, window, first, end, now, filters, tz)
-    return IndicatorSeries(indicator=indicator_id, unit=ind.unit, window=window, points=points)
+
+
+def _computed(
+    conn: Connection,
+    active: Catalog,
+    ind: Indicator,
+    window: str,
+    grouping: tuple[str, ...],
+    filters: dict[str, str],
+    first: datetime,
+    end: datetime,
+    now: datetime,
+    tz: ZoneInfo,
+) -> list[Point]:
+    """A grouping that is not stored, from the projections by the aggregator's statement."""
+    windows = []
+    w = first
+    while w < end and w < now:
+        windows.append((w, window_end(window, w, tz)))
+        w = windows[-1][1]
+    conn.execute(text(f"SET LOCAL statement_timeout = '{QUERY_SECONDS}s'"))
+    try:
+        found = query_points(
+            conn, ind, windows, grouping, filters, now=now, params=catalog_params(active)
+        )
+    except OperationalError as err:
+        if getattr(err.orig, "sqlstate", None) != "57014":  # query_canceled
+            raise
+        raise QueryTooExpensive(
+            f"{ind.id} by {', '.join(grouping) or 'nothing'} per {window} is computed at query "
+            f"time and took over {QUERY_SECONDS} s: narrow start..end, filter, or group by a "
+            "stored grouping (see the README's Indicators section)"
+        ) from None
+    return [
+        Point(
+            window_start=p.window_start,
+            window_end=p.window_end,
+            dimensions=p.dimensions,
+            value=p.value,
+            count=p.count,
+            p50=p.p50,
+            p90=p.p90,
+        )
+        for p in found
+    ]
 
 
 def keys_of(filters: dict[str, str], group_by: list[str]) -> set[str]:

@@ -8,12 +8,11 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from services.aggregator import jobs
-from tests.helpers import aggregate, aggregator, cloud_event, store, ticket_event, utc
+from shared.windows import window_start
+from tests.helpers import UTC_TZ, aggregate, aggregator, cloud_event, store, ticket_event, utc
 
 DAY = utc(2026, 10, 5)
 # What the window lock of (day, 2026-10-05) is taken with (services.aggregator.jobs._LOCK).
@@ -49,10 +48,24 @@ def day_count(engine: Engine) -> Any:
         ).scalar()
 
 
-def test_a_window_another_aggregator_computes_is_left_dirty_and_computed_next_pass(
+def queued(engine: Engine, kind: str | None = None) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "SELECT window_kind, window_start, lane FROM window_queue "
+                    "WHERE CAST(:kind AS text) IS NULL OR window_kind = :kind ORDER BY 1, 2, 3"
+                ),
+                {"kind": kind},
+            )
+        ]
+
+
+def test_a_day_another_aggregator_computes_is_left_queued_and_computed_after(
     engine: Engine,
 ) -> None:
-    # resolved ten minutes later: an hour, a day, a week and a month to compute
+    # resolved ten minutes later: a day with one hour, a week and a month to compute
     store(
         engine,
         [
@@ -63,22 +76,22 @@ def test_a_window_another_aggregator_computes_is_left_dirty_and_computed_next_pa
     holder = engine.connect()
     holder.begin()
     holder.execute(text(LOCK_DAY), {"s": DAY})  # another aggregator is computing that day
+    now = datetime.now(UTC)
+    clock = [now]
+    agg = aggregator(engine, clock=lambda: clock[0])
     try:
-        agg = aggregator(engine)
-        computed = agg.recompute_dirty()
-        # hour, week and month were computed; the day was not, and stays marked
-        assert computed == 3
+        # the week and the month were computed; the day was not, and stays queued
+        assert agg.recompute_dirty() == 2
         assert day_count(engine) is None
-        with engine.connect() as conn:
-            busy = conn.execute(
-                text("SELECT range_start FROM dirty_windows WHERE scope = 'busy'")
-            ).scalars()
-            assert list(busy) == [DAY]
+        assert {(k, s) for k, s, _ in queued(engine, "day")} == {("day", DAY)}
+        assert {s for _, s, _ in queued(engine, "hour")} == {utc(2026, 10, 5, 9)}
     finally:
         holder.rollback()
         holder.close()
+    clock[0] = now + timedelta(seconds=2)  # left for a second: no busy loop on a held unit
     assert agg.recompute_dirty() >= 1  # the lock is gone: the day is computed now
     assert day_count(engine) == 1
+    assert queued(engine) == []
 
 
 def test_aggregators_draining_at_once_store_what_one_would(engine: Engine) -> None:
@@ -90,16 +103,18 @@ def test_aggregators_draining_at_once_store_what_one_would(engine: Engine) -> No
     ]
     store(engine, events)
     with engine.connect() as conn:  # the marks the events left: one range per cluster
-        marks = conn.execute(text("SELECT scope, range_start, range_end FROM dirty_windows")).all()
+        marks = conn.execute(
+            text("SELECT scope, lane, range_start, range_end FROM dirty_windows")
+        ).all()
     assert len(marks) > 20
     aggregate(engine)
     alone = stored(engine)
     with engine.begin() as conn:  # the same marks again, for several aggregators this time
-        conn.execute(text("TRUNCATE indicator_values"))
+        conn.execute(text("TRUNCATE indicator_values, objective_status"))
         conn.execute(
             text(
-                "INSERT INTO dirty_windows (scope, range_start, range_end, first_received_at) "
-                "VALUES (:scope, :range_start, :range_end, now())"
+                "INSERT INTO dirty_windows (scope, lane, range_start, range_end, "
+                "first_received_at) VALUES (:scope, :lane, :range_start, :range_end, now())"
             ),
             [dict(m._mapping) for m in marks],
         )
@@ -111,8 +126,9 @@ def test_aggregators_draining_at_once_store_what_one_would(engine: Engine) -> No
         agg = aggregator(engine)
         start.wait()
         try:
-            while agg.recompute_dirty(limit=3) > 0:
-                pass
+            for _ in range(200):
+                if agg.recompute_dirty(budget=0) == 0 and not queued(engine):
+                    break
         except BaseException as err:
             errors.append(err)
 
@@ -122,13 +138,13 @@ def test_aggregators_draining_at_once_store_what_one_would(engine: Engine) -> No
     for w in workers:
         w.join(120)
     assert errors == []
-    aggregate(engine)  # what one left busy for later, if any
+    aggregate(engine)  # what one left for later, if any
     assert stored(engine) == alone
 
 
 def test_marks_reaching_far_ahead_are_computed_up_to_now_only(engine: Engine) -> None:
-    # an approved change planned from 10-05 until 2099: its window marks 73 years of windows
-    # dirty, of which only those begun so far have anything to compute
+    # an approved change planned from an hour ago until 2099: its window marks 73 years of
+    # windows dirty, of which only those begun so far have anything to compute
     now = datetime.now(UTC)
     store(
         engine,
@@ -145,37 +161,58 @@ def test_marks_reaching_far_ahead_are_computed_up_to_now_only(engine: Engine) ->
         ],
     )
     computed = aggregator(engine).recompute_dirty()
-    # the hour before now and the current hour at most, their day(s), week(s) and month(s):
-    # not the ~640,000 windows up to 2099
-    assert 4 <= computed <= 8
+    # the day (or two) of the hour before now, its week(s) and month(s): not the ~640,000
+    # windows up to 2099
+    assert 3 <= computed <= 6
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM dirty_windows")).scalar() == 0
+    assert queued(engine) == []
 
 
-def test_a_long_backfill_goes_in_bounded_passes_newest_windows_first(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_backfill_goes_in_chunks_with_the_current_windows_first(engine: Engine) -> None:
     events = [  # resolved within the hour: nothing stays open to mark the windows up to now
         ticket_event(f"BF{n}", utc(2026, 10, 1 + n, 9, m), state, priority=1 + n % 4)
         for n in range(6)
         for m, state in ((0, "new"), (30, "resolved"))
     ]
     store(engine, events)
-    aggregate(engine)  # unbounded passes: what the bounded ones must come to
+    aggregate(engine)  # all at once: what the chunks must come to
     alone = stored(engine)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE indicator_values"))
+        conn.execute(text("TRUNCATE indicator_values, objective_status"))
     agg = aggregator(engine)
-    agg.mark_since(utc(2026, 10, 1), utc(2026, 10, 7))  # 145 hours, 7 days, 2 weeks, a month
-    monkeypatch.setattr(jobs, "MAX_WINDOWS_PER_PASS", 10)
-    assert agg.recompute_dirty() == 10
+    agg.mark_since(utc(2026, 10, 1), utc(2026, 10, 7))  # 7 days, 2 weeks, a month
+    now = datetime.now(UTC)
+    store(engine, [ticket_event("NOW", now - timedelta(minutes=1), "new")])  # while it runs
+    # one chunk: the current day first, however much history waits
+    assert agg.recompute_dirty(budget=0) == 1
+    today = window_start("day", now, UTC_TZ)
     with engine.connect() as conn:
-        left = conn.execute(text("SELECT min(range_start), max(range_end) FROM dirty_windows"))
-        # the newest ten went first: 10-07's hour and day, 10-06's hours from 16:00; the rest
-        # (from 10-06 15:00 back, the weeks and the month) is marked for the next passes
-        assert tuple(left.one()) == (utc(2026, 9, 28), utc(2026, 10, 6, 15))
-    passes = 1
-    while agg.recompute_dirty() > 0:
-        passes += 1
-    assert passes >= 145 // 10
+        assert (
+            conn.execute(
+                text(
+                    "SELECT count FROM indicator_values WHERE indicator = 'ticket_opened_count' "
+                    "AND window_kind = 'day' AND window_start = :s AND dimensions = '{}'"
+                ),
+                {"s": today},
+            ).scalar()
+            == 1
+        )
+    assert ("day", utc(2026, 10, 1), "point") in queued(engine)
+    chunks, units = 1, 1
+    while (n := agg.recompute_dirty(budget=0)) > 0:
+        chunks += 1
+        units += n
+    # cheap past days go several to a chunk (sized by their measured cost), each chunk its
+    # own transaction
+    assert chunks < units
+    with engine.begin() as conn:  # the current day's points are not part of the comparison
+        conn.execute(
+            text("DELETE FROM indicator_values WHERE window_start >= :s"),
+            {"s": window_start("month", now, UTC_TZ)},
+        )
+        conn.execute(
+            text("DELETE FROM indicator_values WHERE window_kind = 'week' AND window_start >= :s"),
+            {"s": window_start("week", now, UTC_TZ)},
+        )
     assert stored(engine) == alone

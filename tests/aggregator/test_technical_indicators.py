@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from services.aggregator.compute import recompute_windows
+from services.aggregator.compute import write_points
 from services.aggregator.indicators import get
+from services.aggregator.policy import stored_groupings
 from services.catalog import apply_catalog
 from shared.db import make_engine
 from shared.windows import window_start
@@ -319,13 +320,17 @@ def test_ongoing_outage_counts_up_to_now(engine: Engine) -> None:
     assert points(engine, "ci_mttr_seconds", "day", today) is None
 
     with engine.begin() as conn:
-        written = recompute_windows(
-            conn,
-            "day",
-            [tomorrow],
-            UTC_TZ,
-            [get("ci_availability_ratio"), get("ci_mtbf_seconds")],  # type: ignore[list-item]
-            now=after,
+        written = sum(
+            write_points(
+                conn,
+                (ind,),
+                "day",
+                [(tomorrow, tomorrow + timedelta(days=1))],
+                stored_groupings(ind, "day"),
+                now=after,
+            )
+            for ind in (get("ci_availability_ratio"), get("ci_mtbf_seconds"))
+            if ind is not None
         )
     assert written == 0
 

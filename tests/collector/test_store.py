@@ -268,7 +268,12 @@ def snapshot(engine: Engine) -> dict[str, Any]:
 
 def reset(engine: Engine) -> None:
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE events, dirty_windows, " + ", ".join(TABLES)))
+        conn.execute(
+            text(
+                "TRUNCATE events, dirty_windows, window_queue, indicator_partials, partial_days, "
+                + ", ".join(TABLES)
+            )
+        )
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -44,6 +44,10 @@ OPERATIONAL_PLAIN = {
     "itsm_collector_events_total",
     "itsm_collector_consumer_lag",
     "itsm_aggregator_dirty_windows",
+    "itsm_aggregator_due_windows",
+    "itsm_aggregator_parked_windows",
+    "itsm_aggregator_window_failures_total",
+    "itsm_aggregator_window_points",
     "itsm_http_requests_total",
 }
 OPERATIONAL_HISTOGRAMS = {

@@ -50,6 +50,9 @@ def stack(
         ITSM_INGEST_TOKEN="e2e-ingest",
         ITSM_API_PORT=str(port),
         ITSM_AGGREGATOR_INTERVAL_SECONDS="0.5",
+        # the exact percentiles of today (and states at a current window's end) come on this
+        # slower cadence: 30 s by default, 2 s here
+        ITSM_AGGREGATOR_SLOW_SECONDS="2",
     )
     log = tmp_path_factory.mktemp("e2e") / "services.log"
     procs = {name: spawn([name], env, log) for name in ("collector", "aggregator", "api")}
@@ -132,8 +135,16 @@ def test_events_over_http_and_kafka_become_indicator_values(stack: Stack) -> Non
         what="3 tickets resolved today",
     )
     # incidents resolved today: 600, 1200, 3000 → mean 1600, p50 1200,
-    # p90 = 1200 + 0.8 × (3000 − 1200) = 2640
-    total = day_value("incident_resolution_time_seconds")["{}"]
+    # p90 = 1200 + 0.8 × (3000 − 1200) = 2640; a day's percentiles follow its count and mean
+    # within the slower cadence
+    total = wait_until(
+        lambda: (
+            day_value("incident_resolution_time_seconds")["{}"]["p50"] is not None
+            and day_value("incident_resolution_time_seconds")["{}"]
+        ),
+        timeout=30,
+        what="today's resolution time percentiles",
+    )
     assert (total["value"], total["count"], total["p50"], total["p90"]) == (1600, 3, 1200, 2640)
     by_service = day_value("incident_resolution_time_seconds", group_by="service")
     assert by_service['{"service": "email"}']["value"] == 900  # (600 + 1200) / 2

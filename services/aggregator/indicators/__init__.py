@@ -1,10 +1,16 @@
 """The indicator registry (SPEC §5): one small declaration per indicator, one module per family.
 
-Most indicators are "samples in a window, aggregated": a declaration gives the SQL that yields
+Every indicator is "samples in a window, aggregated": a declaration gives the SQL that yields
 one row per sample (its dimension columns and a value `v`) of the window `w` (it may use
-`w.window_start` and `w.window_end`), and how the samples aggregate. `compute.py` turns that
-into one set-based statement over all dirty windows of a kind and every dimension grouping
-(GROUP BY CUBE), so every filter and `group_by` combination is stored, percentiles included."""
+`w.window_start`, `w.window_end` and `:now`), and how the samples aggregate. `compute.py` turns
+that into one set-based statement over many windows and dimension groupings (GROUPING SETS);
+`policy.py` says which groupings are stored, and the same statement answers the others at
+query time. `placement` says how a sample belongs to a window, and so how a window is kept:
+- `instant`: placed by one instant (opened, resolved, an event's time): a window's samples are
+  its days' samples, so weeks and months add up from their days (merge.py);
+- `state`: the state at the window's end (backlog, registered checks);
+- `overlap`: a share of an interval inside the window (availability, measured periods);
+- `derived`: from the objective status of the same window (SPEC §5.3)."""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from shared.indicator_ids import Direction
 Family = Literal["technical", "process", "service", "custom"]
 Unit = Literal["count", "seconds", "ratio", "score"]  # custom measurements bring their own
 Aggregate = Literal["count", "mean", "ratio", "weighted", "sum"]
+Placement = Literal["instant", "state", "overlap", "derived"]
 # Derived from `service` through the catalog's service → customer map, never from samples.
 CUSTOMER = "customer"
 
@@ -43,11 +50,31 @@ class Indicator:
     # per service it belongs to (a CI in two services): a grouping without `service` then
     # counts the entity once (weights 1/k over its k samples), not k times.
     repeated_per_service: str = ""
+    placement: Placement = "instant"
+    # Whether a moved interval (a dirty mark of the `span` lane) changes its samples: always
+    # for states and time shares; for an instant placed by where intervals meet (an outage is
+    # a piece of the union of its alerts) too.
+    interval_placed: bool = False
 
     @property
     def all_dimensions(self) -> tuple[str, ...]:
         """The declared dimensions, plus `customer` wherever there is a `service`."""
         return (*self.dimensions, CUSTOMER) if "service" in self.dimensions else self.dimensions
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        """The entity kinds whose changes may change its samples (dirty mark scopes)."""
+        return frozenset(s.strip() for s in self.scope.split(",") if s.strip())
+
+    @property
+    def mergeable(self) -> bool:
+        """A window's points add up from its days' (n, Σv, Σw): samples placed by an instant,
+        each in exactly one day, none weighed by the others (merge.py)."""
+        return self.placement == "instant" and not self.repeated_per_service
+
+    @property
+    def span_sensitive(self) -> bool:
+        return self.placement != "instant" or self.interval_placed
 
     @property
     def metric_name(self) -> str:

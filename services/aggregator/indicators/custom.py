@@ -53,6 +53,7 @@ def custom_indicator(m: Measurement) -> Indicator:
         assigned_by="period_start..period_end",
         dimensions=("service",),
         aggregate="weighted" if mean else "sum",
+        placement="overlap",
         samples_sql=MEAN_SQL if mean else SUM_SQL,
         params=(("custom_id", m.id),),
     )

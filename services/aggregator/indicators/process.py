@@ -205,7 +205,7 @@ def sla(id: str, which: str, definition: str) -> Indicator:
         "higher_is_better",
         definition,
         table="ticket_sla s JOIN tickets t USING (ticket_id)",
-        scope="sla",
+        scope="sla,ticket",
         assigned_by=f"s.{which}_decided_at",
         dimensions=INCIDENT_DIMENSIONS,
         v=f"s.{which}_met::int::float8",
@@ -238,6 +238,7 @@ register(
         assigned_by="state at window end",
         dimensions=INCIDENT_DIMENSIONS,
         aggregate="count",
+        placement="state",
         samples_sql="""
             SELECT service, priority, assignment_group, 1.0 AS v FROM tickets
             WHERE kind = 'incident' AND opened_at < w.window_end
@@ -256,6 +257,7 @@ def changes(
     v: str,
     aggregate: Aggregate,
     where: str = "",
+    scope: str = "change",
 ) -> Indicator:
     """Changes implemented in the window."""
     return per_row(
@@ -264,7 +266,7 @@ def changes(
         direction,
         definition,
         table="changes c",
-        scope="change",
+        scope=scope,
         assigned_by="implemented_at",
         dimensions=CHANGE_DIMENSIONS,
         v=v,
@@ -301,6 +303,7 @@ register(
         v="(coalesce(outcome IN ('failed', 'rolled_back'), false) OR EXISTS (SELECT 1 "
         "FROM tickets t WHERE t.caused_by_change_id = c.change_id AND t.kind = 'incident'))"
         "::int::float8",
+        scope="change,ticket",
     ),
     changes(
         "change_emergency_ratio",
@@ -325,7 +328,7 @@ register(
         unit="count",
         direction="lower_is_better",
         definition="Upserts in the window of an existing CI without an approved change_id.",
-        scope="ci",
+        scope="ci,change",
         assigned_by="event time",
         dimensions=("ci",),
         aggregate="count",
@@ -430,6 +433,7 @@ register(
         assigned_by="state at window end",
         dimensions=("service",),
         aggregate="count",
+        placement="state",
         samples_sql="""
             SELECT service, 1.0 AS v FROM knowledge_articles
             WHERE published_at < w.window_end
@@ -446,6 +450,7 @@ register(
         assigned_by="state at window end",
         dimensions=("service",),
         aggregate="ratio",
+        placement="state",
         samples_sql="""
             SELECT a.service, EXISTS (
                 SELECT 1 FROM events e

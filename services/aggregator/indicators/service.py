@@ -78,6 +78,7 @@ register(
         assigned_by="overlap with the window, up to now",
         dimensions=("service",),
         aggregate="weighted",
+        placement="overlap",
         samples_sql=f"""
             WITH RECURSIVE {SERVICE_CIS},
             {KNOWN_SERVICES},
@@ -122,6 +123,7 @@ register(
         assigned_by="the objective's window",
         dimensions=("service",),
         aggregate="weighted",
+        placement="derived",
         samples_sql=OBJECTIVE_ROWS.format(
             v="CASE WHEN os.status = 'met' THEN 1.0 ELSE 0.0 END", w="1.0"
         ),
@@ -138,6 +140,7 @@ register(
         assigned_by="the objective's window",
         dimensions=("service",),
         aggregate="weighted",
+        placement="derived",
         samples_sql=OBJECTIVE_ROWS.format(
             v="os.weight * CASE os.status WHEN 'met' THEN 100.0 WHEN 'warning' THEN 50.0 "
             "ELSE 0.0 END",

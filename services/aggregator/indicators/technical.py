@@ -25,10 +25,10 @@ def seconds_of(multirange: str) -> str:
     )
 
 
-# The part of window `w` that has happened: a window in the future of now() has none, and the
-# current one counts up to now() only.
-ELAPSED = "tstzrange(w.window_start, least(w.window_end, now()))"
-IN_PAST = "w.window_start < now()"
+# The part of window `w` that has happened: a window in the future of `:now` has none, and the
+# current one counts up to `:now` only (the aggregator's clock, not the database's).
+ELAPSED = "tstzrange(w.window_start, least(w.window_end, CAST(:now AS timestamptz)))"
+IN_PAST = "w.window_start < CAST(:now AS timestamptz)"
 NO_TIME = "'{}'::tstzmultirange"
 
 # Per CI, the union of its outage alerts. MATERIALIZED: it does not depend on the window, so
@@ -91,6 +91,7 @@ register(
         assigned_by="overlap with the window, up to now",
         dimensions=("ci", "service"),
         aggregate="weighted",
+        placement="overlap",
         samples_sql=f"""
             {CI_TIME}
             SELECT t.ci_id AS ci, s.service,
@@ -111,6 +112,7 @@ register(
         assigned_by="start of the outage",
         dimensions=("ci",),
         aggregate="count",
+        interval_placed=True,
         samples_sql=f"""
             {OUTAGE_PIECES}
             SELECT ci_id AS ci, 1.0 AS v FROM outages
@@ -129,6 +131,7 @@ register(
         assigned_by="overlap with the window, up to now",
         dimensions=("ci",),
         aggregate="weighted",
+        placement="overlap",
         samples_sql=f"""
             {CI_TIME}
             SELECT t.ci_id AS ci,
@@ -150,6 +153,7 @@ register(
         assigned_by="end of the outage",
         dimensions=("ci",),
         aggregate="mean",
+        interval_placed=True,
         samples_sql=f"""
             {OUTAGE_PIECES}
             SELECT ci_id AS ci, extract(epoch FROM ended - started)::float8 AS v
@@ -185,6 +189,7 @@ register(
         assigned_by="state at window end",
         dimensions=("service",),
         aggregate="ratio",
+        placement="state",
         samples_sql="""
             SELECT s.service, ci.ci_id AS ci, EXISTS (
                 SELECT 1 FROM monitor_checks mc
@@ -207,6 +212,7 @@ register(
         assigned_by="state at window end",
         dimensions=("ci",),
         aggregate="count",
+        placement="state",
         samples_sql="""
             SELECT ci_id AS ci, 1.0 AS v FROM monitor_checks
             WHERE registered_at < w.window_end

@@ -65,4 +65,5 @@ def get_indicator(
         filters=filters,
         group_by=groups,
         tz=ZoneInfo(settings.reporting_timezone),
+        hour_retention_days=settings.hour_retention_days,
     )

@@ -1,0 +1,284 @@
+"""Weeks and months add up from their days, days from their hours (issue 10): a new event costs
+the recompute of its hour, not of its month.
+
+For the indicators placed by an instant (`Indicator.mergeable`), a window's samples are the
+samples of its days, so its count and exact sums (`sum_v`, `sum_w`, numeric) are the sums of
+its days' and its value follows from them (compute.MERGED_VALUE). A recomputed hour or day is
+compared with what it was, and the difference is added to every window containing it, in the
+same transaction: the invariant "a window's sums = the sums of its parts" holds after every
+commit, and a replay in any order ends in the same numbers. Percentiles do not add up: those of
+merged windows are recomputed from the rows on a slower cadence (the `percentiles` lane).
+
+The recent days keep every hour's points at the day's groupings (`indicator_partials`, all the
+hours of a day or none, `partial_days`): their hours are recomputed alone. An older day is
+recomputed whole, against its stored points.
+
+Every function reads the points the caller staged in `staged_points` (compute.stage_points)
+for the given indicators and windows, and empties it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, text
+
+from services.aggregator.compute import MERGED_VALUE
+from services.aggregator.indicators import Indicator
+
+# (the start of a recomputed hour or day, the kind, start and end of a window containing it)
+Parent = tuple[datetime, str, datetime, datetime]
+
+_DELTAS = """
+    CREATE TEMP TABLE IF NOT EXISTS deltas (
+        indicator text, key_start timestamptz, dimensions jsonb, dim_keys text, count bigint,
+        sum_v numeric, sum_w numeric
+    ) ON COMMIT DROP
+"""
+
+# What each recomputed window's points changed by: new (staged) minus old.
+_DIFF = """
+    INSERT INTO deltas
+    SELECT indicator, window_start, dimensions, dim_keys, sum(count), sum(sum_v), sum(sum_w)
+    FROM (
+        SELECT indicator, window_start, dimensions, dim_keys, count, sum_v, sum_w
+        FROM {new}
+        UNION ALL
+        SELECT indicator, window_start, dimensions, dim_keys, -count, -sum_v, -sum_w
+        FROM {old}
+        WHERE indicator = ANY(:indicators) AND window_start = ANY(:starts) {old_filter}
+    ) AS d
+    GROUP BY indicator, window_start, dimensions, dim_keys
+    HAVING sum(count) <> 0 OR sum(sum_v) <> 0 OR sum(sum_w) <> 0
+"""
+
+_PARENTS = """
+    unnest(CAST(:keys AS timestamptz[]), CAST(:kinds AS text[]),
+           CAST(:pstarts AS timestamptz[]), CAST(:pends AS timestamptz[]))
+        AS p(key_start, kind, start, end_)
+"""
+
+# The differences added to every window containing the recomputed ones, in a fixed order (two
+# aggregators adding to the same month lock its rows in the same order).
+_APPLY = f"""
+    INSERT INTO indicator_values AS iv (indicator, window_kind, window_start, dimensions,
+        window_end, dim_keys, count, sum_v, sum_w, value, computed_at)
+    SELECT indicator, kind, start, dimensions, end_, dim_keys, n, sv, sw,
+           {MERGED_VALUE.format(n="n", sv="sv", sw="sw")}, :now
+    FROM (
+        SELECT d.indicator, p.kind, p.start, d.dimensions, p.end_, d.dim_keys,
+               sum(d.count) AS n, sum(d.sum_v) AS sv, sum(d.sum_w) AS sw
+        FROM deltas d JOIN {_PARENTS} ON p.key_start = d.key_start
+        GROUP BY d.indicator, p.kind, p.start, p.end_, d.dimensions, d.dim_keys
+    ) AS changed
+    ORDER BY indicator, kind, start, dimensions
+    ON CONFLICT (indicator, window_kind, window_start, dimensions) DO UPDATE SET
+        count = iv.count + excluded.count,
+        sum_v = iv.sum_v + excluded.sum_v,
+        sum_w = iv.sum_w + excluded.sum_w,
+        value = {
+    MERGED_VALUE.format(
+        n="(iv.count + excluded.count)",
+        sv="(iv.sum_v + excluded.sum_v)",
+        sw="(iv.sum_w + excluded.sum_w)",
+    )
+},
+        computed_at = excluded.computed_at
+"""
+
+# A grouping whose last sample left the window has no point any more.
+_EMPTIED = f"""
+    DELETE FROM indicator_values iv
+    USING (SELECT DISTINCT d.indicator, p.kind, p.start, d.dimensions
+           FROM deltas d JOIN {_PARENTS} ON p.key_start = d.key_start) AS t
+    WHERE iv.indicator = t.indicator AND iv.window_kind = t.kind AND iv.window_start = t.start
+      AND iv.dimensions = t.dimensions AND iv.count = 0
+"""
+
+_POINT_COLUMNS = "indicator, dimensions, dim_keys, count, sum_v, sum_w"
+
+
+def merge_hours(
+    conn: Connection,
+    indicators: Sequence[Indicator],
+    hours: Sequence[datetime],
+    parents: Sequence[Parent],
+    *,
+    now: datetime,
+) -> None:
+    """The staged hours have partials: replace them, and add each hour's difference to its
+    day, week and month."""
+    ids = [i.id for i in indicators]
+    conn.execute(text(_DELTAS))
+    conn.execute(
+        text(_DIFF.format(new="staged_points", old="indicator_partials", old_filter="")),
+        {"indicators": ids, "starts": list(hours)},
+    )
+    _replace_partials(conn, ids, hours)
+    _apply(conn, parents, now)
+
+
+def replace_days(
+    conn: Connection,
+    indicators: Sequence[Indicator],
+    days: Sequence[tuple[datetime, datetime]],
+    parents: Sequence[Parent],
+    *,
+    now: datetime,
+    hours_of: Sequence[tuple[datetime, datetime]] = (),
+) -> None:
+    """Replace whole days' points and add each day's difference to its week and month.
+
+    The staged points are the days' own (from the rows, exact percentiles included), or, with
+    `hours_of` (hour start, its day's start), every hour of those days, which then become the
+    days' partials and add up to them (the days' percentiles come with the next `percentiles`
+    run)."""
+    ids = [i.id for i in indicators]
+    starts = [s for s, _ in days]
+    conn.execute(text(_DELTAS))
+    new = "staged_points"
+    if hours_of:
+        conn.execute(
+            text(
+                """
+                CREATE TEMP TABLE IF NOT EXISTS day_points ON COMMIT DROP AS
+                SELECT * FROM staged_points WITH NO DATA
+                """
+            )
+        )
+        conn.execute(
+            text(
+                f"""
+                INSERT INTO day_points (window_start, window_end, {_POINT_COLUMNS}, value)
+                SELECT d.day, d.day_end, s.indicator, s.dimensions, s.dim_keys, sum(s.count),
+                       sum(s.sum_v), sum(s.sum_w),
+                       {MERGED_VALUE.format(n="sum(s.count)", sv="sum(s.sum_v)", sw="sum(s.sum_w)")}
+                FROM staged_points s
+                JOIN unnest(CAST(:hours AS timestamptz[]), CAST(:days AS timestamptz[]))
+                    AS h(hour, day) ON h.hour = s.window_start
+                JOIN unnest(CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]))
+                    AS d(day, day_end) ON d.day = h.day
+                GROUP BY d.day, d.day_end, s.indicator, s.dimensions, s.dim_keys
+                """
+            ),
+            {
+                "hours": [h for h, _ in hours_of],
+                "days": [d for _, d in hours_of],
+                "starts": starts,
+                "ends": [e for _, e in days],
+            },
+        )
+        new = "day_points"
+    conn.execute(
+        text(_DIFF.format(new=new, old="indicator_values", old_filter="AND window_kind = 'day'")),
+        {"indicators": ids, "starts": starts},
+    )
+    conn.execute(
+        text(
+            "DELETE FROM indicator_values WHERE indicator = ANY(:indicators) "
+            "AND window_kind = 'day' AND window_start = ANY(:starts)"
+        ),
+        {"indicators": ids, "starts": starts},
+    )
+    conn.execute(
+        text(
+            f"""
+            INSERT INTO indicator_values (window_kind, window_start, window_end, {_POINT_COLUMNS},
+                                          value, p50, p90, computed_at)
+            SELECT 'day', window_start, window_end, {_POINT_COLUMNS}, value, p50, p90, :now
+            FROM {new}
+            """
+        ),
+        {"now": now},
+    )
+    if hours_of:
+        _replace_partials(conn, ids, [h for h, _ in hours_of])
+        conn.execute(
+            text(
+                "INSERT INTO partial_days (day_start) SELECT unnest(CAST(:days AS timestamptz[])) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"days": starts},
+        )
+        conn.execute(text("TRUNCATE day_points"))
+    _apply(conn, parents, now)
+
+
+def write_hours(
+    conn: Connection,
+    indicators: Sequence[Indicator],
+    hours: Sequence[datetime],
+    stored: Sequence[tuple[str, str]],
+    *,
+    now: datetime,
+) -> None:
+    """Store the staged hours' points of the groupings an hour keeps (`stored`: indicator,
+    dim_keys), in place of their old ones."""
+    if not hours:
+        return
+    ids = [i.id for i in indicators]
+    conn.execute(
+        text(
+            "DELETE FROM indicator_values WHERE indicator = ANY(:indicators) "
+            "AND window_kind = 'hour' AND window_start = ANY(:hours)"
+        ),
+        {"indicators": ids, "hours": list(hours)},
+    )
+    conn.execute(
+        text(
+            f"""
+            INSERT INTO indicator_values (window_kind, window_start, window_end, {_POINT_COLUMNS},
+                                          value, p50, p90, computed_at)
+            SELECT 'hour', s.window_start, s.window_end, s.indicator, s.dimensions, s.dim_keys,
+                   s.count, s.sum_v, s.sum_w, s.value, s.p50, s.p90, :now
+            FROM staged_points s
+            JOIN unnest(CAST(:kept_ids AS text[]), CAST(:kept_keys AS text[]))
+                AS k(indicator, dim_keys) USING (indicator, dim_keys)
+            WHERE s.window_start = ANY(:hours) AND s.value IS NOT NULL
+            """
+        ),
+        {
+            "hours": list(hours),
+            "kept_ids": [i for i, _ in stored],
+            "kept_keys": [k for _, k in stored],
+            "now": now,
+        },
+    )
+
+
+def clear_staged(conn: Connection) -> None:
+    conn.execute(text("TRUNCATE staged_points"))
+
+
+def _replace_partials(conn: Connection, ids: list[str], hours: Sequence[datetime]) -> None:
+    conn.execute(
+        text(
+            "DELETE FROM indicator_partials WHERE indicator = ANY(:indicators) "
+            "AND window_start = ANY(:hours)"
+        ),
+        {"indicators": ids, "hours": list(hours)},
+    )
+    conn.execute(
+        text(
+            f"""
+            INSERT INTO indicator_partials (window_start, {_POINT_COLUMNS})
+            SELECT window_start, {_POINT_COLUMNS} FROM staged_points
+            WHERE window_start = ANY(:hours)
+            """
+        ),
+        {"hours": list(hours)},
+    )
+
+
+def _apply(conn: Connection, parents: Sequence[Parent], now: datetime) -> None:
+    params = {
+        "keys": [k for k, *_ in parents],
+        "kinds": [k for _, k, _, _ in parents],
+        "pstarts": [s for *_, s, _ in parents],
+        "pends": [e for *_, e in parents],
+        "now": now,
+    }
+    if parents:
+        conn.execute(text(_APPLY), params)
+        conn.execute(text(_EMPTIED), params)
+    conn.execute(text("TRUNCATE deltas"))

@@ -1,0 +1,472 @@
+"""The queue of windows to recompute (`window_queue`): dirty marks expanded into windows, the
+next unit of work by priority, and what happens when a unit fails (retry with backoff, then
+park with the error until an operator retries it).
+
+A row is one window and one lane: `point` (instants moved: every indicator of the scopes),
+`span` (intervals moved: the states and time shares of the scopes) and `percentiles` (the exact
+p50/p90 of a merged window). Priorities: windows holding new events (`point`) first, the current
+ones before the past; then moved intervals (an open ticket's backlog over years); then
+percentiles. A `span` row of a current window and every `percentiles` row wait a slower
+cadence, so a busy current window costs one recompute of those per cadence, not one per event."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, text
+
+from shared.dirty import HOUR, Span
+from shared.windows import WINDOW_KINDS, window_end, window_start, windows_overlapping
+
+ALL = "*"  # every scope
+# Mark scopes that stand for every entity kind: a recompute command, the clock passing.
+EVERYTHING = frozenset({"recompute", "clock", ALL})
+LANE_ORDER = {"point": 0, "span": 1, "percentiles": 2}
+MAX_ATTEMPTS = 5
+# A queue row to upsert: kind, start, lane, end, comma-joined scopes, received, due.
+QueueRow = tuple[str, datetime, str, datetime, str, datetime, datetime]
+LONGER = tuple(k for k in WINDOW_KINDS if k != "hour")
+MARKS_PER_CLAIM = 5000
+
+
+@dataclass(frozen=True)
+class Row:
+    kind: str
+    start: datetime
+    end: datetime
+    lane: str
+    scopes: frozenset[str]
+    first_received_at: datetime
+    attempts: int
+
+
+@dataclass
+class Scopes:
+    """What moved in a unit of work: entity kinds by lane."""
+
+    point: set[str] = field(default_factory=set)
+    span: set[str] = field(default_factory=set)
+
+    def add(self, row: Row) -> None:
+        if row.lane == "point":
+            self.point |= row.scopes
+        elif row.lane == "span":
+            self.span |= row.scopes
+
+    def selects(self, scopes: frozenset[str], span_sensitive: bool) -> bool:
+        """Whether an indicator reading these entity kinds must be recomputed."""
+
+        def hit(moved: set[str]) -> bool:
+            return ALL in moved or bool(moved & scopes)
+
+        return hit(self.point) or (span_sensitive and hit(self.span))
+
+
+# --- from marks to windows ------------------------------------------------------------------
+
+_CLAIM = text(
+    """
+    SELECT id, scope, lane, range_start, range_end, first_received_at FROM dirty_windows
+    ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+    """
+)
+_DONE = text("DELETE FROM dirty_windows WHERE id = ANY(:ids)")
+_ENQUEUE = text(
+    """
+    INSERT INTO window_queue AS q (window_kind, window_start, lane, window_end, scopes,
+                                   first_received_at, marked_at, due_at)
+    SELECT kind, start, lane, end_, string_to_array(scopes, ','), received, :now, due
+    FROM unnest(CAST(:kinds AS text[]), CAST(:starts AS timestamptz[]), CAST(:lanes AS text[]),
+                CAST(:ends AS timestamptz[]), CAST(:scopes AS text[]),
+                CAST(:received AS timestamptz[]), CAST(:due AS timestamptz[]))
+        AS r(kind, start, lane, end_, scopes, received, due)
+    ORDER BY kind, start, lane
+    ON CONFLICT (window_kind, window_start, lane) DO UPDATE SET
+        scopes = ARRAY(SELECT DISTINCT s FROM unnest(q.scopes || excluded.scopes) AS s ORDER BY s),
+        first_received_at = least(q.first_received_at, excluded.first_received_at),
+        marked_at = excluded.marked_at,
+        due_at = least(q.due_at, excluded.due_at)
+    """
+)
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """Where windows are kept, as of `now`: hours from `hours_since` (older ones are answered
+    at query time), and the slower cadence of the costly parts of current windows."""
+
+    now: datetime
+    tz: ZoneInfo
+    hours_since: datetime
+    slow: timedelta
+
+
+def expand_marks(conn: Connection, horizon: Horizon, limit: int = MARKS_PER_CLAIM) -> int:
+    """Claim dirty marks, turn them into queue rows (one per window and lane), delete them.
+    Returns the marks claimed. A window that has not begun is not queued: the clock refresh
+    queues it when it begins."""
+    claimed = conn.execute(_CLAIM, {"limit": limit}).all()
+    if not claimed:
+        return 0
+    by_lane: dict[str, list[tuple[Span, str, datetime]]] = defaultdict(list)
+    for r in claimed:
+        if r.range_start <= horizon.now:
+            kinds = set(r.scope.split(","))
+            everything = bool(EVERYTHING & kinds)
+            # a recompute command recomputes everything: instants and intervals alike
+            lane = "point" if "recompute" in kinds else r.lane
+            end = min(r.range_end, horizon.now)
+            by_lane[lane].append(
+                ((r.range_start, end), ALL if everything else r.scope, r.first_received_at)
+            )
+    rows: list[QueueRow] = []
+    for lane, marks in by_lane.items():
+        for (a, b), scopes, received in _merged(marks):
+            # hours only where they are kept: older ones are answered at query time
+            windows = windows_overlapping(max(a, horizon.hours_since), b, horizon.tz, ("hour",))
+            windows += windows_overlapping(a, b, horizon.tz, LONGER)
+            for kind, start in windows:
+                end = window_end(kind, start, horizon.tz)
+                deferred = lane == "span" and end > horizon.now
+                due = horizon.now + horizon.slow if deferred else horizon.now
+                rows.append((kind, start, lane, end, scopes, received, due))
+    enqueue(conn, rows, horizon.now)
+    conn.execute(_DONE, {"ids": [r.id for r in claimed]})
+    return len(claimed)
+
+
+def _merged(
+    marks: list[tuple[Span, str, datetime]],
+) -> list[tuple[Span, str, datetime]]:
+    """Marks of one lane merged where at most an hour apart (they touch the same windows: see
+    shared.dirty.dirty_ranges), with the union of their scopes and the earliest receipt."""
+    out: list[tuple[Span, set[str], datetime]] = []
+    for (a, b), scope, received in sorted(marks):
+        if out and a - out[-1][0][1] <= HOUR:
+            (start, end), scopes, first = out[-1]
+            out[-1] = ((start, max(end, b)), scopes | set(scope.split(",")), min(first, received))
+        else:
+            out.append(((a, b), set(scope.split(",")), received))
+    return [(span, ALL if ALL in sc else ",".join(sorted(sc)), r) for span, sc, r in out]
+
+
+def enqueue(
+    conn: Connection,
+    rows: Sequence[QueueRow],
+    now: datetime,
+) -> None:
+    """Upsert queue rows (kind, start, lane, end, comma-joined scopes, received, due): scopes
+    merge, the earliest receipt and due time win."""
+    merged: dict[tuple[str, datetime, str], QueueRow] = {}
+    for row in rows:  # one row per window and lane (a month overlaps several marks)
+        key = (row[0], row[1], row[2])
+        if key in merged:
+            old = merged[key]
+            scopes = ",".join(sorted(set(old[4].split(",")) | set(row[4].split(",")) - {""}))
+            row = (*key, row[3], scopes, min(old[5], row[5]), min(old[6], row[6]))
+        merged[key] = row
+    rows = list(merged.values())
+    if not rows:
+        return
+    conn.execute(
+        _ENQUEUE,
+        {
+            "kinds": [r[0] for r in rows],
+            "starts": [r[1] for r in rows],
+            "lanes": [r[2] for r in rows],
+            "ends": [r[3] for r in rows],
+            "scopes": [r[4] for r in rows],
+            "received": [r[5] for r in rows],
+            "due": [r[6] for r in rows],
+            "now": now,
+        },
+    )
+
+
+def follow_ups(
+    windows: Iterable[tuple[str, datetime, datetime]],
+    *,
+    now: datetime,
+    slow: timedelta,
+    percentiles: bool,
+) -> list[QueueRow]:
+    """Rows for windows whose merged points changed: their objectives (a `point` row with no
+    scope: nothing to recompute but objectives and what derives from them) and, when they hold
+    durations, their exact percentiles after the slower cadence."""
+    out = []
+    for kind, start, end in windows:
+        out.append((kind, start, "point", end, "", now, now))
+        if percentiles:
+            out.append((kind, start, "percentiles", end, "", now, now + slow))
+    return out
+
+
+# --- the next unit of work ------------------------------------------------------------------
+
+_NEXT = text(
+    """
+    SELECT window_kind, window_start, lane, attempts FROM window_queue
+    WHERE parked_at IS NULL AND due_at <= :now
+    ORDER BY CASE lane WHEN 'point' THEN 0 WHEN 'span' THEN 1 ELSE 2 END,
+             window_end <= :now, window_start DESC
+    LIMIT 1
+    """
+)
+# Due rows of the same class as the first: hours and days of old days (or weeks, or months),
+# newest first, to fill a chunk of several units.
+_MORE = text(
+    """
+    SELECT DISTINCT window_kind, window_start FROM window_queue
+    WHERE parked_at IS NULL AND due_at <= :now AND attempts = 0
+      AND window_kind = ANY(:kinds) AND window_start < :before AND window_end <= :now
+    ORDER BY window_start DESC
+    LIMIT :limit
+    """
+)
+_CLAIM_ROWS = text(
+    """
+    SELECT window_kind, window_start, window_end, lane, scopes, first_received_at, attempts
+    FROM window_queue
+    WHERE parked_at IS NULL AND due_at <= :now
+      AND window_kind = ANY(:kinds) AND window_start >= :lo AND window_start < :hi
+    ORDER BY window_kind, window_start, lane
+    FOR UPDATE SKIP LOCKED
+    """
+)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A unit of work: a day with its hours, or one week or month window."""
+
+    kind: str  # 'day' for a day with its hours, else the window's kind
+    start: datetime
+    end: datetime
+
+
+def next_units(conn: Connection, horizon: Horizon, room: int) -> list[Unit]:
+    """The next units by priority: the first due row's unit and, when it is a past window that
+    never failed, up to `room` - 1 more of the same kind (the chunk's size comes from the
+    measured cost of a unit). A unit that failed before is computed alone."""
+    first = conn.execute(_NEXT, {"now": horizon.now}).first()
+    if first is None:
+        return []
+    kind = "day" if first.window_kind in ("hour", "day") else first.window_kind
+    unit = _unit(kind, first.window_start, horizon.tz)
+    units = [unit]
+    if first.attempts == 0 and unit.end <= horizon.now and room > 1:
+        kinds = ["hour", "day"] if kind == "day" else [kind]
+        for r in conn.execute(
+            _MORE,
+            {"now": horizon.now, "kinds": kinds, "before": unit.start, "limit": room * 30},
+        ):
+            u = _unit(kind, r.window_start, horizon.tz)
+            if u not in units and u.end <= horizon.now:
+                units.append(u)
+            if len(units) >= room:
+                break
+    return units
+
+
+def _unit(kind: str, start: datetime, tz: ZoneInfo) -> Unit:
+    s = window_start(kind, start, tz)
+    return Unit(kind, s, window_end(kind, s, tz))
+
+
+def claim(conn: Connection, unit: Unit, now: datetime) -> list[Row]:
+    """Lock the due rows of a unit (rows another aggregator holds are skipped)."""
+    kinds = ["hour", "day"] if unit.kind == "day" else [unit.kind]
+    rows = conn.execute(
+        _CLAIM_ROWS, {"now": now, "kinds": kinds, "lo": unit.start, "hi": unit.end}
+    ).all()
+    return [
+        Row(
+            r.window_kind,
+            r.window_start,
+            r.window_end,
+            r.lane,
+            frozenset(r.scopes),
+            r.first_received_at,
+            r.attempts,
+        )
+        for r in rows
+        if r.window_kind == unit.kind or unit.kind == "day"
+    ]
+
+
+_LOCK = text(
+    "SELECT pg_try_advisory_xact_lock(hashtext('itsm-window'), "
+    "hashtext(CAST(:kind AS text) || ':' || extract(epoch FROM CAST(:start AS timestamptz))::text))"
+)
+
+
+def try_lock(conn: Connection, unit: Unit) -> bool:
+    """Whether this transaction now holds the unit (no other aggregator computes it)."""
+    return bool(conn.execute(_LOCK, {"kind": unit.kind, "start": unit.start}).scalar_one())
+
+
+def done(conn: Connection, rows: Sequence[Row]) -> None:
+    """Delete the rows a unit computed (rows marked again meanwhile are new rows: a concurrent
+    upsert waited for this transaction)."""
+    if rows:
+        conn.execute(
+            text(
+                """
+                DELETE FROM window_queue q
+                USING unnest(CAST(:kinds AS text[]), CAST(:starts AS timestamptz[]),
+                             CAST(:lanes AS text[])) AS r(kind, start, lane)
+                WHERE q.window_kind = r.kind AND q.window_start = r.start AND q.lane = r.lane
+                """
+            ),
+            _keys(rows),
+        )
+
+
+def postpone(conn: Connection, rows: Sequence[Row], until: datetime) -> None:
+    """Leave rows another aggregator's unit holds for a little later (no busy loop on them)."""
+    if rows:
+        conn.execute(
+            text(
+                """
+                UPDATE window_queue q SET due_at = :until
+                FROM unnest(CAST(:kinds AS text[]), CAST(:starts AS timestamptz[]),
+                            CAST(:lanes AS text[])) AS r(kind, start, lane)
+                WHERE q.window_kind = r.kind AND q.window_start = r.start AND q.lane = r.lane
+                """
+            ),
+            {**_keys(rows), "until": until},
+        )
+
+
+def backoff(attempts: int) -> timedelta:
+    """2, 4, 8, 16 … seconds after each failure, at most five minutes."""
+    return timedelta(seconds=min(300, 2**attempts))
+
+
+def failed(conn: Connection, rows: Sequence[Row], error: str, now: datetime) -> int:
+    """Count a failure on each row: retried after a backoff, alone; parked with its error after
+    MAX_ATTEMPTS. Returns how many rows are parked now."""
+    if not rows:
+        return 0
+    attempts = max(r.attempts for r in rows) + 1
+    result = conn.execute(
+        text(
+            """
+            UPDATE window_queue q SET attempts = q.attempts + 1, last_error = :error,
+                due_at = :due,
+                parked_at = CASE WHEN q.attempts + 1 >= :max THEN CAST(:now AS timestamptz) END
+            FROM unnest(CAST(:kinds AS text[]), CAST(:starts AS timestamptz[]),
+                        CAST(:lanes AS text[])) AS r(kind, start, lane)
+            WHERE q.window_kind = r.kind AND q.window_start = r.start AND q.lane = r.lane
+            RETURNING q.parked_at
+            """
+        ),
+        {
+            **_keys(rows),
+            "error": error[:2000],
+            "due": now + backoff(attempts),
+            "max": MAX_ATTEMPTS,
+            "now": now,
+        },
+    ).all()
+    return sum(1 for r in result if r.parked_at is not None)
+
+
+def _keys(rows: Sequence[Row]) -> dict[str, Any]:
+    return {
+        "kinds": [r.kind for r in rows],
+        "starts": [r.start for r in rows],
+        "lanes": [r.lane for r in rows],
+    }
+
+
+# --- what operators see -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueState:
+    waiting: int  # rows not parked (due now or later)
+    due: int
+    parked: int
+    oldest_due: datetime | None
+
+
+def state(conn: Connection, now: datetime) -> QueueState:
+    r = conn.execute(
+        text(
+            """
+            SELECT count(*) FILTER (WHERE parked_at IS NULL) AS waiting,
+                   count(*) FILTER (WHERE parked_at IS NULL AND due_at <= :now) AS due,
+                   count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked,
+                   min(due_at) FILTER (WHERE parked_at IS NULL AND due_at <= :now) AS oldest
+            FROM window_queue
+            """
+        ),
+        {"now": now},
+    ).one()
+    return QueueState(r.waiting, r.due, r.parked, r.oldest)
+
+
+# Points stored per window kind: how many windows, points, and points per window (the bound
+# the storage policy sets, reported; services/aggregator/policy.py).
+POINTS_PER_KIND = text(
+    """
+    SELECT window_kind, count(*) AS windows, sum(n) AS points, avg(n) AS mean, max(n) AS max
+    FROM (SELECT window_kind, window_start, count(*) AS n FROM indicator_values
+          GROUP BY window_kind, window_start) AS w
+    GROUP BY window_kind
+    ORDER BY array_position(ARRAY['hour', 'day', 'week', 'month'], window_kind)
+    """
+)
+
+
+@dataclass(frozen=True)
+class Parked:
+    kind: str
+    start: datetime
+    lane: str
+    attempts: int
+    parked_at: datetime
+    error: str
+
+
+def parked(conn: Connection, limit: int = 100) -> list[Parked]:
+    rows = conn.execute(
+        text(
+            """
+            SELECT window_kind, window_start, lane, attempts, parked_at, last_error
+            FROM window_queue WHERE parked_at IS NOT NULL
+            ORDER BY parked_at DESC, window_kind, window_start LIMIT :limit
+            """
+        ),
+        {"limit": limit},
+    )
+    return [
+        Parked(r.window_kind, r.window_start, r.lane, r.attempts, r.parked_at, r.last_error or "")
+        for r in rows
+    ]
+
+
+def retry(
+    conn: Connection, now: datetime, kind: str | None = None, start: datetime | None = None
+) -> int:
+    """Unpark windows (all, or those of one kind, or one window): due now, attempts reset."""
+    if kind is not None and kind not in WINDOW_KINDS:
+        raise ValueError(f"window kind must be one of {', '.join(WINDOW_KINDS)}")
+    result = conn.execute(
+        text(
+            """
+            UPDATE window_queue SET parked_at = NULL, attempts = 0, due_at = :now
+            WHERE parked_at IS NOT NULL
+              AND (CAST(:kind AS text) IS NULL OR window_kind = :kind)
+              AND (CAST(:start AS timestamptz) IS NULL OR window_start = :start)
+            """
+        ),
+        {"now": now, "kind": kind, "start": start},
+    )
+    return int(result.rowcount or 0)

@@ -1,0 +1,276 @@
+"""What recomputing one unit of work means (a day with its hours, or a week or month window),
+inside the caller's transaction. The statements are compute.py's; how days add up is
+merge.py's; this module decides which indicators and windows each unit touches.
+
+A day's units, for the indicators placed by an instant (compute.Indicator.mergeable):
+- a recent day (its end after `recent_since`) keeps hour partials: only its dirty hours are
+  recomputed and their differences added to the day, week and month; a recent day without
+  partials yet has all its hours computed once, which become its partials;
+- an older day is recomputed whole from the rows (exact percentiles included) and its
+  difference added to its week and month.
+The other indicators (states, time shares) are computed directly for each dirty window, and
+after them the objectives of the window and what derives from them (SPEC §5.3, §6.3)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from services.aggregator import merge
+from services.aggregator.compute import (
+    Window,
+    delete_points,
+    plans,
+    stage_points,
+    update_percentiles,
+    write_points,
+)
+from services.aggregator.indicators import Indicator
+from services.aggregator.objectives import evaluate_windows
+from services.aggregator.policy import dim_keys, stored_groupings
+from services.aggregator.queue import Horizon, Row, Scopes, Unit, enqueue, follow_ups
+from services.catalog import Catalog
+from shared.windows import window_end, window_start, windows_overlapping
+
+HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a unit's computation reads besides the database."""
+
+    horizon: Horizon
+    catalog: Catalog
+    params: Mapping[str, Any]  # the catalog's settings the indicators' SQL reads
+    indicators: Sequence[Indicator]  # built-in and custom
+    recent_since: datetime  # days ending after this keep hour partials
+
+    @property
+    def now(self) -> datetime:
+        return self.horizon.now
+
+    def selected(self, rows: Sequence[Row]) -> list[Indicator]:
+        """The indicators the rows' scopes say moved (the derived ones come after objectives)."""
+        scopes = Scopes()
+        for r in rows:
+            scopes.add(r)
+        return [
+            i
+            for i in self.indicators
+            if i.placement != "derived" and scopes.selects(i.scopes, i.span_sensitive)
+        ]
+
+    @property
+    def mergeable(self) -> list[Indicator]:
+        return [i for i in self.indicators if i.mergeable]
+
+    @property
+    def derived(self) -> list[Indicator]:
+        return [i for i in self.indicators if i.placement == "derived"]
+
+
+def process_days(conn: Connection, ctx: Context, days: Sequence[Unit], rows: Sequence[Row]) -> None:
+    """Recompute the dirty hours and days of these day units."""
+    now = ctx.now
+    selected = ctx.selected(rows)
+    mergeable = [i for i in selected if i.mergeable]
+    direct = [i for i in selected if not i.mergeable]
+    begun = [d for d in days if d.start < now]
+    hours = sorted({r.start for r in rows if r.kind == "hour" and r.lane != "percentiles"})
+    hours = [h for h in hours if h < now]
+    kept = [h for h in hours if h + HOUR > ctx.horizon.hours_since]
+    if mergeable:
+        recent = [d for d in begun if d.end > ctx.recent_since]
+        old = [d for d in begun if d.end <= ctx.recent_since]
+        _recent_days(conn, ctx, recent, hours, mergeable)
+        _old_days(conn, ctx, old, kept, mergeable)
+    for plan in plans(direct):
+        _write(conn, ctx, plan, "hour", [(h, h + HOUR) for h in kept])
+        _write(conn, ctx, plan, "day", [(d.start, d.end) for d in begun])
+    percentile_days = [
+        (d.start, d.end)
+        for d in begun
+        if any(r.kind == "day" and r.start == d.start and r.lane == "percentiles" for r in rows)
+    ]
+    _percentiles(conn, ctx, "day", percentile_days)
+    _objectives(conn, ctx, "hour", [(h, h + HOUR) for h in kept])
+    _objectives(conn, ctx, "day", [(d.start, d.end) for d in begun])
+
+
+def process_windows(
+    conn: Connection, ctx: Context, kind: str, units: Sequence[Unit], rows: Sequence[Row]
+) -> None:
+    """Recompute week or month windows: their states and time shares directly, their
+    percentiles when due (their other points add up from their days), their objectives."""
+    begun = [(u.start, u.end) for u in units if u.start < ctx.now]
+    direct = [i for i in ctx.selected(rows) if not i.mergeable]
+    for plan in plans(direct):
+        _write(conn, ctx, plan, kind, begun)
+    due = {r.start for r in rows if r.lane == "percentiles"}
+    _percentiles(conn, ctx, kind, [w for w in begun if w[0] in due])
+    _objectives(conn, ctx, kind, begun)
+
+
+def _recent_days(
+    conn: Connection,
+    ctx: Context,
+    days: Sequence[Unit],
+    hours: Sequence[datetime],
+    mergeable: Sequence[Indicator],
+) -> None:
+    if not days:
+        return
+    have = set(
+        conn.execute(
+            text("SELECT day_start FROM partial_days WHERE day_start = ANY(:days)"),
+            {"days": [d.start for d in days]},
+        ).scalars()
+    )
+    tz, now = ctx.horizon.tz, ctx.now
+    going = [d for d in days if d.start in have]
+    dirty = [h for h in hours if any(d.start <= h < d.end for d in going)]
+    if dirty:
+        _stage(conn, ctx, mergeable, [(h, h + HOUR) for h in dirty])
+        _write_hours(conn, ctx, mergeable, dirty)
+        merge.merge_hours(
+            conn, mergeable, dirty, _parents(dirty, ("day", "week", "month"), ctx), now=now
+        )
+        merge.clear_staged(conn)
+    new = [d for d in days if d.start not in have]
+    if new:
+        every = ctx.mergeable  # a day's partials hold every indicator that adds up
+        all_hours = [
+            s
+            for d in new
+            for _, s in windows_overlapping(
+                d.start, d.end - timedelta(microseconds=1), tz, ("hour",)
+            )
+            if s < now
+        ]
+        _stage(conn, ctx, every, [(h, h + HOUR) for h in all_hours])
+        _write_hours(conn, ctx, every, all_hours)
+        merge.replace_days(
+            conn,
+            every,
+            [(d.start, d.end) for d in new],
+            _parents([d.start for d in new], ("week", "month"), ctx),
+            now=now,
+            hours_of=[(h, window_start("day", h, tz)) for h in all_hours],
+        )
+        merge.clear_staged(conn)
+    _follow_up(conn, ctx, [d.start for d in days], ("day", "week", "month"), mergeable)
+
+
+def _old_days(
+    conn: Connection,
+    ctx: Context,
+    days: Sequence[Unit],
+    kept_hours: Sequence[datetime],
+    mergeable: Sequence[Indicator],
+) -> None:
+    if not days:
+        return
+    _stage(conn, ctx, mergeable, [(d.start, d.end) for d in days])
+    merge.replace_days(
+        conn,
+        mergeable,
+        [(d.start, d.end) for d in days],
+        _parents([d.start for d in days], ("week", "month"), ctx),
+        now=ctx.now,
+    )
+    merge.clear_staged(conn)
+    hours = [h for h in kept_hours if any(d.start <= h < d.end for d in days)]
+    for plan in plans(mergeable):
+        _write(conn, ctx, plan, "hour", [(h, h + HOUR) for h in hours])
+    _follow_up(conn, ctx, [d.start for d in days], ("week", "month"), mergeable)
+
+
+def _stage(
+    conn: Connection, ctx: Context, indicators: Sequence[Indicator], windows: Sequence[Window]
+) -> None:
+    """Stage the indicators' points for these hours or days at a day's groupings."""
+    for plan in plans(indicators):
+        groupings = stored_groupings(plan[0], "day")
+        stage_points(conn, plan, windows, groupings, now=ctx.now, params=ctx.params)
+
+
+def _write_hours(
+    conn: Connection, ctx: Context, indicators: Sequence[Indicator], hours: Sequence[datetime]
+) -> None:
+    kept = [h for h in hours if h + HOUR > ctx.horizon.hours_since]
+    stored = [(i.id, dim_keys(g)) for i in indicators for g in stored_groupings(i, "hour")]
+    merge.write_hours(conn, indicators, kept, stored, now=ctx.now)
+
+
+def _write(
+    conn: Connection,
+    ctx: Context,
+    plan: tuple[Indicator, ...],
+    kind: str,
+    windows: Sequence[Window],
+) -> None:
+    """Replace the plan's points of these windows, computed from the rows."""
+    if not windows:
+        return
+    delete_points(conn, plan, kind, [s for s, _ in windows])
+    groupings = stored_groupings(plan[0], kind)
+    write_points(conn, plan, kind, windows, groupings, now=ctx.now, params=ctx.params)
+
+
+def _percentiles(conn: Connection, ctx: Context, kind: str, windows: Sequence[Window]) -> None:
+    """The exact p50/p90 of merged windows' durations, from the rows."""
+    durations = [i for i in ctx.mergeable if i.is_duration]
+    for plan in plans(durations):
+        groupings = stored_groupings(plan[0], kind)
+        update_percentiles(conn, plan, kind, windows, groupings, now=ctx.now, params=ctx.params)
+
+
+def _objectives(conn: Connection, ctx: Context, kind: str, windows: Sequence[Window]) -> None:
+    """Objective status of these windows, then the service indicators built on it."""
+    if not windows:
+        return
+    starts = [s for s, _ in windows]
+    evaluate_windows(
+        conn, ctx.catalog, kind, starts, ctx.horizon.tz, now=ctx.now, params=ctx.params
+    )
+    for plan in plans(ctx.derived):
+        _write(conn, ctx, plan, kind, windows)
+
+
+def _parents(keys: Sequence[datetime], kinds: Sequence[str], ctx: Context) -> list[merge.Parent]:
+    tz = ctx.horizon.tz
+    out = []
+    for key in keys:
+        for kind in kinds:
+            start = window_start(kind, key, tz)
+            out.append((key, kind, start, window_end(kind, start, tz)))
+    return out
+
+
+def _follow_up(
+    conn: Connection,
+    ctx: Context,
+    keys: Sequence[datetime],
+    kinds: Sequence[str],
+    mergeable: Sequence[Indicator],
+) -> None:
+    """Queue the merged windows' objectives (weeks, months) and exact percentiles."""
+    tz = ctx.horizon.tz
+    windows = {
+        (kind, start, window_end(kind, start, tz))
+        for key in keys
+        for kind in kinds
+        for start in [window_start(kind, key, tz)]
+    }
+    rows = follow_ups(
+        sorted(windows),
+        now=ctx.now,
+        slow=ctx.horizon.slow,
+        percentiles=any(i.is_duration for i in mergeable),
+    )
+    # a day is this unit: its objectives are evaluated now, only its percentiles wait
+    enqueue(conn, [r for r in rows if r[0] != "day" or r[2] == "percentiles"], ctx.now)

@@ -108,19 +108,26 @@ class Horizon:
 
 def expand_marks(conn: Connection, horizon: Horizon, limit: int = MARKS_PER_CLAIM) -> int:
     """Claim dirty marks, turn them into queue rows (one per window and lane), delete them.
-    Returns the marks claimed. A window that has not begun is not queued: the clock refresh
-    queues it when it begins."""
+    Returns the marks claimed. A window that has not begun is queued for the instants placed in
+    it only; the clock refresh queues it when it begins."""
     claimed = conn.execute(_CLAIM, {"limit": limit}).all()
     if not claimed:
         return 0
     by_lane: dict[str, list[tuple[Span, str, datetime]]] = defaultdict(list)
     for r in claimed:
-        if r.range_start <= horizon.now:
-            kinds = set(r.scope.split(","))
-            everything = bool(EVERYTHING & kinds)
-            # a recompute command recomputes everything: instants and intervals alike
-            lane = "point" if "recompute" in kinds else r.lane
-            end = min(r.range_end, horizon.now)
+        kinds = set(r.scope.split(","))
+        everything = bool(EVERYTHING & kinds)
+        # a recompute command recomputes everything: instants and intervals alike
+        lane = "point" if "recompute" in kinds else r.lane
+        # An instant is placed in its window whenever it lies (a source's clock may run ahead);
+        # an interval moves states and time shares only up to now (a change planned until 2099
+        # would otherwise queue every window until then).
+        end = (
+            r.range_end
+            if lane == "point" and "recompute" not in kinds
+            else min(r.range_end, horizon.now)
+        )
+        if r.range_start <= end:
             by_lane[lane].append(
                 ((r.range_start, end), ALL if everything else r.scope, r.first_received_at)
             )

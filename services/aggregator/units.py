@@ -79,17 +79,19 @@ def process_days(conn: Connection, ctx: Context, days: Sequence[Unit], rows: Seq
     selected = ctx.selected(rows)
     mergeable = [i for i in selected if i.mergeable]
     direct = [i for i in selected if not i.mergeable]
+    # Instants are placed whenever they lie, also in a window that has not begun (a source's
+    # clock running ahead); states and time shares, objectives, only up to now.
     begun = [d for d in days if d.start < now]
     hours = sorted({r.start for r in rows if r.kind == "hour" and r.lane != "percentiles"})
-    hours = [h for h in hours if h < now]
     kept = [h for h in hours if h + HOUR > ctx.horizon.hours_since]
+    kept_begun = [h for h in kept if h < now]
     if mergeable:
         recent = [d for d in begun if d.end > ctx.recent_since]
-        old = [d for d in begun if d.end <= ctx.recent_since]
+        old = [d for d in days if d not in recent]
         _recent_days(conn, ctx, recent, hours, mergeable)
         _old_days(conn, ctx, old, kept, mergeable)
     for plan in plans(direct):
-        _write(conn, ctx, plan, "hour", [(h, h + HOUR) for h in kept])
+        _write(conn, ctx, plan, "hour", [(h, h + HOUR) for h in kept_begun])
         _write(conn, ctx, plan, "day", [(d.start, d.end) for d in begun])
     percentile_days = [
         (d.start, d.end)
@@ -97,7 +99,7 @@ def process_days(conn: Connection, ctx: Context, days: Sequence[Unit], rows: Seq
         if any(r.kind == "day" and r.start == d.start and r.lane == "percentiles" for r in rows)
     ]
     _percentiles(conn, ctx, "day", percentile_days)
-    _objectives(conn, ctx, "hour", [(h, h + HOUR) for h in kept])
+    _objectives(conn, ctx, "hour", [(h, h + HOUR) for h in kept_begun])
     _objectives(conn, ctx, "day", [(d.start, d.end) for d in begun])
 
 
@@ -111,7 +113,7 @@ def process_windows(
     for plan in plans(direct):
         _write(conn, ctx, plan, kind, begun)
     due = {r.start for r in rows if r.lane == "percentiles"}
-    _percentiles(conn, ctx, kind, [w for w in begun if w[0] in due])
+    _percentiles(conn, ctx, kind, [(u.start, u.end) for u in units if u.start in due])
     _objectives(conn, ctx, kind, begun)
 
 
@@ -149,7 +151,6 @@ def _recent_days(
             for _, s in windows_overlapping(
                 d.start, d.end - timedelta(microseconds=1), tz, ("hour",)
             )
-            if s < now
         ]
         _stage(conn, ctx, every, [(h, h + HOUR) for h in all_hours])
         _write_hours(conn, ctx, every, all_hours)

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -35,11 +35,21 @@ def current_windows(now: datetime, tz: ZoneInfo) -> dict[tuple[str, datetime], s
     return out
 
 
-def exposed(dimensions: dict[str, str]) -> bool:
-    """Which groupings become series: the total, each single dimension, and a dimension paired
-    with `service` (per-service alerting). Every combination stays available over HTTP; this
-    keeps Prometheus' cardinality bounded (SPEC §8)."""
-    return len(dimensions) <= 1 or (len(dimensions) == 2 and "service" in dimensions)
+# Which stored groupings become series: the total, each single dimension, and an enumerated
+# dimension beside `service` (per-service alerting). Every grouping stays available over HTTP;
+# this keeps Prometheus' cardinality bounded (SPEC §8).
+# The series budget (SPEC §8): at most this many indicator series per scrape. What exceeds it
+# is left out in this order of importance, the least important first: per CI, then an
+# enumerated dimension beside a service, per assignment group, the other single dimensions,
+# per customer, per service, the total; hours before weeks before months before days; the
+# previous window before the current one. `itsm_exposition_series_dropped` says how many.
+MAX_SERIES = 100_000
+_RANK = """
+    CASE dim_keys WHEN '' THEN 0 WHEN 'service' THEN 1 WHEN 'customer' THEN 2
+        WHEN 'assignment_group' THEN 4 WHEN 'ci' THEN 6
+        ELSE CASE WHEN strpos(dim_keys, ',') > 0 THEN 5 ELSE 3 END END
+"""
+_KIND_RANK = "array_position(ARRAY['day', 'month', 'week', 'hour'], window_kind)"
 
 
 class IndicatorCollector(Collector):
@@ -49,16 +59,19 @@ class IndicatorCollector(Collector):
         tz: ZoneInfo,
         catalogs: CatalogCache | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_series: int = MAX_SERIES,
     ) -> None:
         self.engine = engine
         self.tz = tz
         self.catalogs = catalogs or CatalogCache()
         self.clock = clock
+        self.max_series = max_series
 
     def describe(self) -> Iterator[Metric]:
         # The built-in families; custom measurement ones depend on the data (see collect).
         for ind in all_indicators():
             yield self._family(ind)
+        yield GaugeMetricFamily("itsm_exposition_series_dropped", "series left out")
 
     def _family(self, ind: Indicator) -> GaugeMetricFamily:
         labels = ["window", "period", *ind.all_dimensions]
@@ -68,10 +81,34 @@ class IndicatorCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         windows = current_windows(self.clock(), self.tz)
+        currents = [(k, s) for (k, s), p in windows.items() if p == "current"]
         iv = indicator_values.c
-        query = select(
-            iv.indicator, iv.window_kind, iv.window_start, iv.dimensions, iv.value, iv.p50, iv.p90
-        ).where(or_(*(and_(iv.window_kind == k, iv.window_start == s) for k, s in windows)))
+        rank = text(_RANK)
+        query = (
+            select(
+                iv.indicator,
+                iv.window_kind,
+                iv.window_start,
+                iv.dimensions,
+                iv.value,
+                iv.p50,
+                iv.p90,
+            )
+            .where(
+                or_(*(and_(iv.window_kind == k, iv.window_start == s) for k, s in windows)),
+                iv.value.is_not(None),
+                or_(
+                    ~iv.dim_keys.contains(","),
+                    and_(iv.dim_keys.like("%service%"), ~iv.dim_keys.like("%,%,%")),
+                ),
+            )
+            .order_by(
+                rank,
+                text(_KIND_RANK),
+                or_(*(and_(iv.window_kind == k, iv.window_start == s) for k, s in currents)).desc(),
+                iv.indicator,
+            )
+        )
         try:
             with self.engine.connect() as conn:
                 known = indicators_for(conn, self.catalogs.get(conn)[0])
@@ -85,10 +122,16 @@ class IndicatorCollector(Collector):
         indicators = {ind.id: ind for ind in known}
         families = {i: self._family(ind) for i, ind in indicators.items()}
         totals: set[tuple[str, str, str]] = set()
+        series = dropped = 0
         for r in rows:
             ind = indicators.get(r.indicator)
-            if ind is None or r.value is None or not exposed(r.dimensions):
+            if ind is None:
                 continue
+            cost = 3 if ind.is_duration else 1
+            if series + cost > self.max_series:
+                dropped += cost
+                continue
+            series += cost
             period = windows[(r.window_kind, r.window_start)]
             if not r.dimensions:
                 totals.add((r.indicator, r.window_kind, period))
@@ -116,6 +159,12 @@ class IndicatorCollector(Collector):
                         [kind, period, *("" for _ in ind.all_dimensions)], 0.0
                     )
         yield from families.values()
+        budget = GaugeMetricFamily(
+            "itsm_exposition_series_dropped",
+            f"Indicator series left out of this scrape by the series budget ({self.max_series})",
+        )
+        budget.add_metric([], float(dropped))
+        yield budget
 
 
 STATUS_VALUES = {"met": 1.0, "warning": 0.5, "breached": 0.0}  # no_data: no sample

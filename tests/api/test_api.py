@@ -17,7 +17,7 @@ from shared.db import make_engine
 from shared.kafka import CONSUMER_TIMINGS
 from shared.settings import Settings
 from tests.conftest import Postgres, make_settings, wait_until
-from tests.helpers import aggregate, cloud_event, store, ticket_event, utc
+from tests.helpers import UTC_TZ, aggregate, cloud_event, store, ticket_event, utc
 
 INGEST = {"Authorization": "Bearer ingest-secret"}
 
@@ -357,6 +357,43 @@ def test_metrics_expose_current_and_previous_windows(client: TestClient, engine:
     )
     assert 'itsm_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
     assert "# TYPE itsm_ticket_resolved_count gauge" in text
+
+
+def test_metrics_keep_within_the_series_budget_most_important_first(engine: Engine) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from services.api.exposition import IndicatorCollector
+
+    now = datetime.now(UTC)
+    store(
+        engine,
+        [
+            ticket_event(f"S{n}", now - timedelta(minutes=n), "new", service=f"svc{n}", priority=2)
+            for n in range(5)
+        ],
+    )
+    aggregate(engine)
+
+    def scrape(budget: int) -> list[str]:
+        registry = CollectorRegistry()
+        registry.register(IndicatorCollector(engine, UTC_TZ, max_series=budget))
+        return generate_latest(registry).decode().splitlines()
+
+    def opened(lines: list[str]) -> list[str]:
+        return [ln for ln in lines if ln.startswith("itsm_ticket_opened_count{")]
+
+    everything = scrape(100_000)
+    assert "itsm_exposition_series_dropped 0.0" in everything
+    # the budget of 3 goes to the most important series: the totals of the day and the month
+    # (current windows first); per-service series and the rest are left out, and counted
+    tight = scrape(3)
+    kept = [ln for ln in tight if ln.startswith("itsm_") and "{" in ln and 'service=""' in ln]
+    assert any('period="current"' in ln and 'window="day"' in ln for ln in opened(tight))
+    assert not any('service="svc1"' in ln for ln in tight)
+    dropped = next(ln for ln in tight if ln.startswith("itsm_exposition_series_dropped "))
+    assert float(dropped.split()[1]) > 0
+    assert len([ln for ln in opened(everything) if 'service="svc' in ln]) >= 5
+    assert kept  # the totals are there
 
 
 def test_openapi_documents_the_event_example(client: TestClient) -> None:

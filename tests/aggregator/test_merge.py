@@ -1,0 +1,149 @@
+"""Weeks and months add up from their days, recent days from their hours (services/aggregator/
+merge.py), and what is stored equals what the same statement computes at query time for the
+same grouping: whatever the order events arrive in, in however many batches, aggregated
+between them, with hours recomputed alone inside days that keep partials."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from services.aggregator.compute import catalog_params, query_points
+from services.aggregator.indicators import Indicator, all_indicators
+from services.aggregator.policy import stored_groupings
+from services.catalog import active_catalog, apply_catalog
+from shared.db import make_engine
+from shared.windows import window_end
+from tests.aggregator.test_oracle import CATALOG, histories
+from tests.conftest import Postgres
+from tests.helpers import UTC_TZ, aggregator, store, ticket_event, utc
+
+# The aggregator's clock: the oracle's histories start 2026-10-03, so 10-03 and 10-04 are
+# recent days (hour partials), earlier days of the month are not, and 10-05 has not begun.
+NOW = utc(2026, 10, 4, 18)
+TICKETS = [i for i in all_indicators() if i.scopes & {"ticket", "sla"} and i.mergeable]
+BACKLOG = [i for i in all_indicators() if i.id == "incident_backlog_count"]
+
+
+@pytest.fixture(scope="module")
+def merge_db(postgres: Postgres) -> Iterator[Engine]:
+    eng = make_engine(postgres.fresh())
+    with eng.begin() as conn:
+        apply_catalog(conn, CATALOG, "merge.yaml")
+    yield eng
+    eng.dispose()
+
+
+def reset(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "TRUNCATE events, tickets, ticket_sla, dirty_windows, window_queue, "
+                "indicator_values, indicator_partials, partial_days, objective_status"
+            )
+        )
+
+
+def drain(engine: Engine) -> None:
+    agg = aggregator(engine, clock=lambda: NOW)
+    agg.evaluate_sla()
+    while agg.recompute_dirty() > 0:
+        pass
+
+
+def stored_points(engine: Engine, kind: str) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT indicator, window_start, dimensions, value, count, p50, p90 "
+                "FROM indicator_values WHERE window_kind = :kind AND value IS NOT NULL"
+            ),
+            {"kind": kind},
+        ).all()
+    return {
+        (r.indicator, r.window_start, tuple(sorted(r.dimensions.items()))): (
+            r.value,
+            r.count,
+            r.p50,
+            r.p90,
+        )
+        for r in rows
+    }
+
+
+def computed_points(
+    engine: Engine, kind: str, starts: list[datetime], indicators: list[Indicator]
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    out = {}
+    with engine.connect() as conn:
+        params = catalog_params(active_catalog(conn))
+        for ind in indicators:
+            # an instant is placed whenever it lies; a state only in a window that has begun
+            begun = [s for s in starts if ind.mergeable or s < NOW]
+            windows = [(s, window_end(kind, s, UTC_TZ)) for s in begun]
+            for grouping in stored_groupings(ind, kind):
+                for p in query_points(conn, ind, windows, grouping, {}, now=NOW, params=params):
+                    key = (ind.id, p.window_start, tuple(sorted(p.dimensions.items())))
+                    out[key] = (p.value, p.count, p.p50, p.p90)
+    return out
+
+
+def same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    def eq(x: Any, y: Any) -> bool:
+        if x is None or y is None:
+            return x is y
+        return math.isclose(x, y, rel_tol=1e-12, abs_tol=1e-9)
+
+    return a[1] == b[1] and all(eq(x, y) for x, y in zip(a[::2], b[::2], strict=True))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.data())
+def test_stored_points_equal_the_query_time_answer_for_the_same_grouping(
+    merge_db: Engine, events: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    reset(merge_db)
+    cuts = sorted(data.draw(st.lists(st.integers(1, len(events)), max_size=4, unique=True)))
+    for a, b in zip([0, *cuts], [*cuts, len(events)], strict=True):
+        if events[a:b]:
+            store(merge_db, events[a:b])
+            drain(merge_db)  # hours recomputed alone, their differences added up
+    for kind, indicators, starts in (
+        ("hour", TICKETS + BACKLOG, [utc(2026, 10, 3) + timedelta(hours=h) for h in range(90)]),
+        ("day", TICKETS + BACKLOG, [utc(2026, 10, d) for d in range(1, 8)]),
+        ("week", TICKETS + BACKLOG, [utc(2026, 9, 28), utc(2026, 10, 5)]),
+        ("month", TICKETS + BACKLOG, [utc(2026, 10, 1)]),
+    ):
+        got = stored_points(merge_db, kind)
+        got = {k: v for k, v in got.items() if k[0] in {i.id for i in indicators}}
+        expected = computed_points(merge_db, kind, starts, indicators)
+        assert got.keys() == expected.keys(), kind
+        assert {k: (got[k], expected[k]) for k in got if not same(got[k], expected[k])} == {}
+
+
+def test_a_recent_day_keeps_hour_partials_that_add_up_to_it(merge_db: Engine) -> None:
+    reset(merge_db)
+    store(merge_db, [ticket_event("P1", utc(2026, 10, 4, 9), "new", service="email")])
+    drain(merge_db)
+    store(merge_db, [ticket_event("P2", utc(2026, 10, 4, 11), "new", service="email")])
+    drain(merge_db)
+    with merge_db.connect() as conn:
+        days = conn.execute(text("SELECT day_start FROM partial_days ORDER BY 1")).scalars()
+        assert list(days) == [utc(2026, 10, 4)]
+        hours = conn.execute(
+            text(
+                "SELECT window_start, count FROM indicator_partials "
+                "WHERE indicator = 'ticket_opened_count' AND dimensions = '{}' ORDER BY 1"
+            )
+        ).all()
+    assert [(h.window_start.hour, h.count) for h in hours] == [(9, 1), (11, 1)]
+    month = stored_points(merge_db, "month")
+    assert month[("ticket_opened_count", utc(2026, 10, 1), ())][:2] == (2.0, 2)

@@ -254,6 +254,8 @@ monitor_checks = Table(
     _ts("registered_at", nullable=False),
     _ts("removed_at"),
     *_projection_columns(),
+    # A CI's checks (monitoring coverage asks per CI and window).
+    Index(None, "ci_id"),
 )
 
 calls = Table(

@@ -33,6 +33,7 @@ def upgrade() -> None:
         ["window_kind", "window_start"],
     )
     op.create_index(op.f("ix_tickets_responded_at"), "tickets", ["responded_at"])
+    op.create_index(op.f("ix_monitor_checks_ci_id"), "monitor_checks", ["ci_id"])
     op.create_table(
         "window_queue",
         sa.Column("window_kind", sa.Text(), nullable=False),
@@ -101,6 +102,7 @@ def downgrade() -> None:
     op.drop_table("indicator_partials")
     op.drop_index(op.f("ix_window_queue_due_at"), table_name="window_queue")
     op.drop_table("window_queue")
+    op.drop_index(op.f("ix_monitor_checks_ci_id"), table_name="monitor_checks")
     op.drop_index(op.f("ix_tickets_responded_at"), table_name="tickets")
     op.drop_index(
         op.f("ix_indicator_values_window_kind_window_start"), table_name="indicator_values"

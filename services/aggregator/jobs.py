@@ -146,6 +146,7 @@ class Aggregator:
                     else:
                         queue.postpone(conn, rows, now + timedelta(seconds=1))
                 if units:
+                    conn.execute(_WORK_MEM)
                     self._compute(conn, horizon, units, claimed)
                     queue.done(conn, claimed)
         except DBAPIError as err:
@@ -349,6 +350,9 @@ def _warn(message: str, err: Exception) -> None:
     log.warning(message, extra={"error": str(err).splitlines()[0][:300]})
 
 
+# A unit aggregates tens of thousands of samples over a dozen groupings: enough memory for its
+# sorts and hashes not to spill to disk (the server's default is 4 MB), for its transaction only.
+_WORK_MEM = text("SET LOCAL work_mem = '64MB'")
 # Points stored for one window.
 _POINTS = text(
     "SELECT count(*) FROM indicator_values WHERE window_kind = :kind AND window_start = :start"

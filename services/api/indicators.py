@@ -3,6 +3,7 @@ the others computed at query time by the same statement (services/aggregator/pol
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -37,7 +38,7 @@ _LENGTH = {
     "month": timedelta(days=28),
 }
 # A grouping computed at query time may take this long (it scans the projections).
-QUERY_SECONDS = 10
+QUERY_SECONDS = 10.0
 
 
 def catalog(conn: Connection, active: Catalog) -> list[IndicatorInfo]:
@@ -133,18 +134,7 @@ def _stored(
         )
         .order_by(iv.window_start, iv.dimensions)
     ).all()
-    return [
-        Point(
-            window_start=r.window_start,
-            window_end=r.window_end,
-            dimensions=r.dimensions,
-            value=r.value,
-            count=r._mapping["count"],
-            p50=r.p50,
-            p90=r.p90,
-        )
-        for r in rows
-    ]
+    return [Point(**r._mapping) for r in rows]
 
 
 def _computed(
@@ -165,7 +155,7 @@ def _computed(
     while w < end and w < now:
         windows.append((w, window_end(window, w, tz)))
         w = windows[-1][1]
-    conn.execute(text(f"SET LOCAL statement_timeout = '{QUERY_SECONDS}s'"))
+    conn.execute(text(f"SET LOCAL statement_timeout = '{int(QUERY_SECONDS * 1000)}ms'"))
     try:
         found = query_points(
             conn, ind, windows, grouping, filters, now=now, params=catalog_params(active)
@@ -178,18 +168,7 @@ def _computed(
             f"time and took over {QUERY_SECONDS} s: narrow start..end, filter, or group by a "
             "stored grouping (see the README's Indicators section)"
         ) from None
-    return [
-        Point(
-            window_start=p.window_start,
-            window_end=p.window_end,
-            dimensions=p.dimensions,
-            value=p.value,
-            count=p.count,
-            p50=p.p50,
-            p90=p.p90,
-        )
-        for p in found
-    ]
+    return [Point(**asdict(p)) for p in found]
 
 
 def keys_of(filters: dict[str, str], group_by: list[str]) -> set[str]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from services.api.app import create_app
@@ -238,6 +239,59 @@ def test_indicator_group_by_and_filter(client: TestClient, with_data: Engine) ->
         "/v1/indicators/ticket_opened_count", params={**params, "priority": "3"}
     ).json()
     assert [(p["dimensions"], p["value"]) for p in body["points"]] == [({"priority": "3"}, 2.0)]
+
+
+def test_a_grouping_not_stored_is_computed_at_query_time(
+    client: TestClient, with_data: Engine
+) -> None:
+    # service × priority per hour is not stored (an hour keeps its total and the enumerated
+    # dimensions): the same statement answers it from the tickets
+    with with_data.connect() as conn:
+        stored = conn.execute(
+            text(
+                "SELECT count(*) FROM indicator_values WHERE window_kind = 'hour' "
+                "AND dim_keys = 'priority,service'"
+            )
+        ).scalar()
+    assert stored == 0
+    params = {"window": "hour", "start": "2026-10-05T09:00:00Z", "end": "2026-10-05T12:00:00Z"}
+    body = client.get(
+        "/v1/indicators/ticket_opened_count", params={**params, "group_by": "service,priority"}
+    ).json()
+    # T1 email/2 at 09, T2 email/3 at 10, T3 erp/3 at 11
+    assert [(p["window_start"][11:16], p["dimensions"], p["value"]) for p in body["points"]] == [
+        ("09:00", {"priority": "2", "service": "email"}, 1.0),
+        ("10:00", {"priority": "3", "service": "email"}, 1.0),
+        ("11:00", {"priority": "3", "service": "erp"}, 1.0),
+    ]
+    # filtered: a count's empty windows read as 0, as for stored points
+    body = client.get(
+        "/v1/indicators/ticket_opened_count", params={**params, "service": "erp"}
+    ).json()
+    assert [(p["window_start"][11:16], p["value"]) for p in body["points"]] == [
+        ("09:00", 0.0),
+        ("10:00", 0.0),
+        ("11:00", 1.0),
+    ]
+
+
+def test_a_query_time_grouping_past_its_time_limit_is_a_503(
+    client: TestClient, with_data: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.api import indicators
+
+    monkeypatch.setattr(indicators, "QUERY_SECONDS", 0.001)
+    # a year of hours by service and priority: far longer than a millisecond
+    params = {
+        "window": "hour",
+        "start": "2025-10-01T00:00:00Z",
+        "end": "2026-10-01T00:00:00Z",
+        "group_by": "service,priority",
+    }
+    resp = client.get("/v1/indicators/incident_resolution_time_seconds", params=params)
+    assert resp.status_code == 503
+    assert error_code(resp) == "query_timeout"
+    assert "narrow start..end" in resp.json()["error"]["message"]
 
 
 def test_month_window(client: TestClient, with_data: Engine) -> None:

@@ -52,13 +52,17 @@ CI_CHANGE_WINDOWS = """
 
 # Per CI existing at some point of the window: the time that counts (the elapsed window minus
 # approved change windows) and the union of its outages; `counted - down` is its available time.
+# Most CIs have neither in a window (`plain`): their time is the elapsed window, with no
+# multirange arithmetic (5,000 CIs × every hour of a month made that the aggregator's cost).
 CI_TIME = f"""
     WITH {CI_OUTAGES},
     {CI_CHANGE_WINDOWS},
     ci_time AS (
         SELECT ci.ci_id, ci.services,
                tstzmultirange({ELAPSED}) - coalesce(cw.planned, {NO_TIME}) AS counted,
-               coalesce(o.down, {NO_TIME}) AS down
+               coalesce(o.down, {NO_TIME}) AS down,
+               cw.planned IS NULL AND (o.down IS NULL OR NOT o.down && {ELAPSED}) AS plain,
+               extract(epoch FROM upper({ELAPSED}) - lower({ELAPSED}))::float8 AS elapsed
         FROM config_items ci
         LEFT JOIN ci_change_windows cw ON cw.ci_id = ci.ci_id
         LEFT JOIN ci_outages o ON o.ci_id = ci.ci_id
@@ -95,8 +99,9 @@ register(
         samples_sql=f"""
             {CI_TIME}
             SELECT t.ci_id AS ci, s.service,
-                   {seconds_of("t.counted - t.down")} AS v,
-                   {seconds_of("t.counted")} AS w
+                   CASE WHEN t.plain THEN t.elapsed
+                        ELSE {seconds_of("t.counted - t.down")} END AS v,
+                   CASE WHEN t.plain THEN t.elapsed ELSE {seconds_of("t.counted")} END AS w
             FROM ci_time t LEFT JOIN LATERAL unnest(t.services) AS s(service) ON true
         """,
         repeated_per_service="ci",
@@ -135,7 +140,8 @@ register(
         samples_sql=f"""
             {CI_TIME}
             SELECT t.ci_id AS ci,
-                   {seconds_of("t.counted - t.down")} AS v,
+                   CASE WHEN t.plain THEN t.elapsed
+                        ELSE {seconds_of("t.counted - t.down")} END AS v,
                    (SELECT count(*) FROM unnest(t.down) AS piece
                     WHERE lower(piece) >= w.window_start
                       AND lower(piece) < w.window_end)::float8 AS w
@@ -190,13 +196,20 @@ register(
         dimensions=("service",),
         aggregate="ratio",
         placement="state",
+        # a check counts from just after its registration up to its removal, included
         samples_sql="""
-            SELECT s.service, ci.ci_id AS ci, EXISTS (
-                SELECT 1 FROM monitor_checks mc
-                WHERE mc.ci_id = ci.ci_id AND mc.registered_at < w.window_end
-                  AND (mc.removed_at IS NULL OR mc.removed_at >= w.window_end)
-            )::int::float8 AS v
-            FROM config_items ci LEFT JOIN LATERAL unnest(ci.services) AS s(service) ON true
+            WITH ci_checks AS MATERIALIZED (
+                SELECT ci_id, range_agg(tstzrange(
+                    registered_at,
+                    CASE WHEN removed_at IS NOT NULL THEN greatest(registered_at, removed_at) END,
+                    '(]')) AS live
+                FROM monitor_checks WHERE ci_id IS NOT NULL GROUP BY ci_id
+            )
+            SELECT s.service, ci.ci_id AS ci,
+                   coalesce(cc.live @> w.window_end, false)::int::float8 AS v
+            FROM config_items ci
+            LEFT JOIN ci_checks cc ON cc.ci_id = ci.ci_id
+            LEFT JOIN LATERAL unnest(ci.services) AS s(service) ON true
             WHERE ci.created_at < w.window_end
               AND (ci.deleted_at IS NULL OR ci.deleted_at >= w.window_end)
         """,

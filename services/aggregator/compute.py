@@ -318,36 +318,30 @@ def stage_points(
     )
 
 
-def update_percentiles(
-    conn: Connection,
-    plan: Plan,
-    kind: str,
-    windows: Sequence[Window],
-    groupings: tuple[Grouping, ...],
-    *,
-    now: datetime,
-    params: Mapping[str, Any] | None = None,
-) -> None:
-    """Set the exact p50/p90 of stored points of merged windows (their counts and sums come
-    from their days; percentiles cannot)."""
-    durations = tuple(i for i in plan if i.is_duration)
-    if not windows or not durations:
-        return
+def apply_percentiles(conn: Connection, kind: str) -> None:
+    """Set the exact p50/p90 of stored points of merged windows from the staged points (their
+    counts and sums come from their days; percentiles cannot). The staging is the long part and
+    locks nothing; the rows are then locked in key order (as merge.py adds to them) and updated
+    at once, so differences added by another unit wait a moment, never a deadlock."""
     conn.execute(
         text(
-            f"""
-            UPDATE indicator_values iv SET p50 = p.p50, p90 = p.p90
-            FROM ({select_sql(plan, Shape(groupings))}) p
-            WHERE iv.indicator = p.indicator AND iv.window_kind = :kind
-              AND iv.window_start = p.window_start AND iv.dimensions = p.dimensions
-              AND p.indicator = ANY(:durations)
+            """
+            WITH locked AS (
+                SELECT iv.indicator, iv.window_start, iv.dimensions, p.p50, p.p90
+                FROM indicator_values iv
+                JOIN staged_points p ON iv.indicator = p.indicator AND iv.window_kind = :kind
+                 AND iv.window_start = p.window_start AND iv.dimensions = p.dimensions
+                WHERE p.p50 IS NOT NULL
+                ORDER BY iv.indicator, iv.window_start, iv.dimensions
+                FOR UPDATE OF iv
+            )
+            UPDATE indicator_values iv SET p50 = l.p50, p90 = l.p90
+            FROM locked l
+            WHERE iv.indicator = l.indicator AND iv.window_kind = :kind
+              AND iv.window_start = l.window_start AND iv.dimensions = l.dimensions
             """
         ),
-        {
-            **bind(windows, now, params, plan),
-            "kind": kind,
-            "durations": [i.id for i in durations],
-        },
+        {"kind": kind},
     )
 
 

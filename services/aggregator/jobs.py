@@ -93,7 +93,9 @@ class Aggregator:
 
     # --- dirty windows ---------------------------------------------------------------------
 
-    def recompute_dirty(self, budget: float | None = None) -> int:
+    def recompute_dirty(
+        self, budget: float | None = None, lanes: Sequence[str] = queue.LANES
+    ) -> int:
         """Compute due windows unit after unit (each chunk of units its own transaction) until
         none is due, or `budget` seconds have passed (at least one chunk). Returns the units
         computed."""
@@ -101,7 +103,7 @@ class Aggregator:
         computed = idle = 0
         while True:
             self.expand_marks()
-            n = self._chunk()
+            n = self._chunk(lanes)
             if n < 0:  # nothing due
                 break
             computed += n
@@ -123,7 +125,7 @@ class Aggregator:
             if n < queue.MARKS_PER_CLAIM:
                 return total
 
-    def _chunk(self) -> int:
+    def _chunk(self, lanes: Sequence[str]) -> int:
         """Claim and compute the next units; -1 when nothing is due, 0 when only units another
         aggregator holds were found (they are left for a moment)."""
         now = self.clock()
@@ -133,11 +135,11 @@ class Aggregator:
         started = time.perf_counter()
         try:
             with self.engine.begin() as conn:
-                first = queue.next_units(conn, horizon, MAX_UNITS_PER_CHUNK)
+                first = queue.next_units(conn, horizon, MAX_UNITS_PER_CHUNK, lanes)
                 if not first:
                     return -1
                 for unit in first[: self._room(now, first[0])]:
-                    rows = queue.claim(conn, unit, now)
+                    rows = queue.claim(conn, unit, now, lanes)
                     if not rows:
                         continue  # another aggregator holds them
                     if queue.try_lock(conn, unit):
@@ -152,6 +154,9 @@ class Aggregator:
         except DBAPIError as err:
             if err.connection_invalidated or _unreachable(err):
                 raise  # the database is away: nothing to count against the windows
+            if _transient(err):  # a deadlock: the rows stay due and are taken again
+                _warn("window recompute met a deadlock, will retry", err)
+                return 0
             self._failed(units, claimed, err, now)
             return 0
         except Exception as err:  # a unit that cannot be computed must not stop the others
@@ -278,6 +283,7 @@ class Aggregator:
         scheduler = BackgroundScheduler(timezone=UTC)
         jobs: list[tuple[Callable[[], None], float, str]] = [
             (self._safe_recompute, self.settings.aggregator_interval_seconds, "dirty_windows"),
+            (self._safe_slow, self.settings.aggregator_interval_seconds, "slow_windows"),
             (self._safe_refresh, self.settings.aggregator_refresh_seconds, "clock_refresh"),
             (self._safe_drift, 60, "drift"),
             (self._safe_prune, 300, "prune"),
@@ -332,11 +338,19 @@ class Aggregator:
             _warn("prune failed, will retry", err)
 
     def _safe_recompute(self) -> None:
+        """Events' instants: SLA decisions first (they mark windows), then the `point` lane."""
         try:
-            self.evaluate_sla()  # SLA decisions first: they mark the windows to recompute
-            self.recompute_dirty(budget=RUN_SECONDS)
+            self.evaluate_sla()
+            self.recompute_dirty(budget=RUN_SECONDS, lanes=queue.FAST_LANES)
         except DBAPIError as err:
             _warn("aggregator run failed, will retry", err)
+
+    def _safe_slow(self) -> None:
+        """States, time shares and percentiles, beside the fast loop (another connection)."""
+        try:
+            self.recompute_dirty(budget=RUN_SECONDS, lanes=queue.SLOW_LANES)
+        except DBAPIError as err:
+            _warn("aggregator slow run failed, will retry", err)
 
 
 def _unreachable(err: DBAPIError) -> bool:
@@ -344,6 +358,11 @@ def _unreachable(err: DBAPIError) -> bool:
     of the unit's statements (which a statement timeout is)."""
     sqlstate = getattr(err.orig, "sqlstate", None)
     return sqlstate is None or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03")
+
+
+def _transient(err: DBAPIError) -> bool:
+    """A deadlock or serialization failure: nothing wrong with the unit itself."""
+    return getattr(err.orig, "sqlstate", None) in ("40P01", "40001")
 
 
 def _warn(message: str, err: Exception) -> None:

@@ -61,6 +61,7 @@ _PARENTS = """
 # The differences added to every window containing the recomputed ones, in a fixed order (two
 # aggregators adding to the same month lock its rows in the same order).
 _APPLY = f"""
+    WITH applied AS (
     INSERT INTO indicator_values AS iv (indicator, window_kind, window_start, dimensions,
         window_end, dim_keys, count, sum_v, sum_w, value, computed_at)
     SELECT indicator, kind, start, dimensions, end_, dim_keys, n, sv, sw,
@@ -84,15 +85,19 @@ _APPLY = f"""
     )
 },
         computed_at = excluded.computed_at
+    RETURNING iv.indicator, iv.window_kind, iv.window_start, iv.dimensions, iv.count
+    )
+    SELECT indicator, window_kind, window_start, dimensions::text FROM applied WHERE count = 0
 """
 
-# A grouping whose last sample left the window has no point any more.
-_EMPTIED = f"""
+# A grouping whose last sample left the window has no point any more: the rows the differences
+# brought to a count of 0, as the statement above returned them (a handful), by primary key.
+_EMPTIED = """
     DELETE FROM indicator_values iv
-    USING (SELECT DISTINCT d.indicator, p.kind, p.start, d.dimensions
-           FROM deltas d JOIN {_PARENTS} ON p.key_start = d.key_start) AS t
-    WHERE iv.indicator = t.indicator AND iv.window_kind = t.kind AND iv.window_start = t.start
-      AND iv.dimensions = t.dimensions AND iv.count = 0
+    USING unnest(CAST(:ids AS text[]), CAST(:kinds AS text[]), CAST(:starts AS timestamptz[]),
+                 CAST(:dims AS jsonb[])) AS e(indicator, kind, start, dims)
+    WHERE iv.indicator = e.indicator AND iv.window_kind = e.kind AND iv.window_start = e.start
+      AND iv.dimensions = e.dims AND iv.count = 0
 """
 
 _POINT_COLUMNS = "indicator, dimensions, dim_keys, count, sum_v, sum_w"
@@ -279,6 +284,15 @@ def _apply(conn: Connection, parents: Sequence[Parent], now: datetime) -> None:
         "now": now,
     }
     if parents:
-        conn.execute(text(_APPLY), params)
-        conn.execute(text(_EMPTIED), params)
+        emptied = conn.execute(text(_APPLY), params).all()
+        if emptied:
+            conn.execute(
+                text(_EMPTIED),
+                {
+                    "ids": [r[0] for r in emptied],
+                    "kinds": [r[1] for r in emptied],
+                    "starts": [r[2] for r in emptied],
+                    "dims": [r[3] for r in emptied],
+                },
+            )
     conn.execute(text("TRUNCATE deltas"))

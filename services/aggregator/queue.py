@@ -26,7 +26,11 @@ from shared.windows import WINDOW_KINDS, window_end, window_start, windows_overl
 ALL = "*"  # every scope
 # Mark scopes that stand for every entity kind: a recompute command, the clock passing.
 EVERYTHING = frozenset({"recompute", "clock", ALL})
-LANE_ORDER = {"point": 0, "span": 1, "percentiles": 2}
+LANES = ("point", "span", "percentiles")
+# The lanes an aggregator's two loops take: events' instants without waiting behind the costly
+# recomputes of states, time shares and percentiles, which the slow loop takes meanwhile.
+FAST_LANES = ("point",)
+SLOW_LANES = ("span", "percentiles")
 MAX_ATTEMPTS = 5
 # A queue row to upsert: kind, start, lane, end, comma-joined scopes, received, due.
 QueueRow = tuple[str, datetime, str, datetime, str, datetime, datetime]
@@ -218,7 +222,7 @@ def follow_ups(
 _NEXT = text(
     """
     SELECT window_kind, window_start, lane, attempts FROM window_queue
-    WHERE parked_at IS NULL AND due_at <= :now
+    WHERE parked_at IS NULL AND due_at <= :now AND lane = ANY(:lanes)
     ORDER BY CASE lane WHEN 'point' THEN 0 WHEN 'span' THEN 1 ELSE 2 END,
              window_end <= :now, window_start DESC
     LIMIT 1
@@ -229,7 +233,7 @@ _NEXT = text(
 _MORE = text(
     """
     SELECT DISTINCT window_kind, window_start FROM window_queue
-    WHERE parked_at IS NULL AND due_at <= :now AND attempts = 0
+    WHERE parked_at IS NULL AND due_at <= :now AND attempts = 0 AND lane = ANY(:lanes)
       AND window_kind = ANY(:kinds) AND window_start < :before AND window_end <= :now
     ORDER BY window_start DESC
     LIMIT :limit
@@ -239,7 +243,7 @@ _CLAIM_ROWS = text(
     """
     SELECT window_kind, window_start, window_end, lane, scopes, first_received_at, attempts
     FROM window_queue
-    WHERE parked_at IS NULL AND due_at <= :now
+    WHERE parked_at IS NULL AND due_at <= :now AND lane = ANY(:lanes)
       AND window_kind = ANY(:kinds) AND window_start >= :lo AND window_start < :hi
     ORDER BY window_kind, window_start, lane
     FOR UPDATE SKIP LOCKED
@@ -256,11 +260,13 @@ class Unit:
     end: datetime
 
 
-def next_units(conn: Connection, horizon: Horizon, room: int) -> list[Unit]:
-    """The next units by priority: the first due row's unit and, when it is a past window that
-    never failed, up to `room` - 1 more of the same kind (the chunk's size comes from the
-    measured cost of a unit). A unit that failed before is computed alone."""
-    first = conn.execute(_NEXT, {"now": horizon.now}).first()
+def next_units(
+    conn: Connection, horizon: Horizon, room: int, lanes: Sequence[str] = LANES
+) -> list[Unit]:
+    """The next units of these lanes by priority: the first due row's unit and, when it is a
+    past window that never failed, up to `room` - 1 more of the same kind (the chunk's size
+    comes from the measured cost of a unit). A unit that failed before is computed alone."""
+    first = conn.execute(_NEXT, {"now": horizon.now, "lanes": list(lanes)}).first()
     if first is None:
         return []
     kind = "day" if first.window_kind in ("hour", "day") else first.window_kind
@@ -270,7 +276,13 @@ def next_units(conn: Connection, horizon: Horizon, room: int) -> list[Unit]:
         kinds = ["hour", "day"] if kind == "day" else [kind]
         for r in conn.execute(
             _MORE,
-            {"now": horizon.now, "kinds": kinds, "before": unit.start, "limit": room * 30},
+            {
+                "now": horizon.now,
+                "kinds": kinds,
+                "before": unit.start,
+                "limit": room * 30,
+                "lanes": list(lanes),
+            },
         ):
             u = _unit(kind, r.window_start, horizon.tz)
             if u not in units and u.end <= horizon.now:
@@ -285,12 +297,12 @@ def _unit(kind: str, start: datetime, tz: ZoneInfo) -> Unit:
     return Unit(kind, s, window_end(kind, s, tz))
 
 
-def claim(conn: Connection, unit: Unit, now: datetime) -> list[Row]:
-    """Lock the due rows of a unit (rows another aggregator holds are skipped)."""
+def claim(conn: Connection, unit: Unit, now: datetime, lanes: Sequence[str] = LANES) -> list[Row]:
+    """Lock the due rows of a unit in these lanes (rows another aggregator holds are
+    skipped)."""
     kinds = ["hour", "day"] if unit.kind == "day" else [unit.kind]
-    rows = conn.execute(
-        _CLAIM_ROWS, {"now": now, "kinds": kinds, "lo": unit.start, "hi": unit.end}
-    ).all()
+    params = {"now": now, "kinds": kinds, "lo": unit.start, "hi": unit.end, "lanes": list(lanes)}
+    rows = conn.execute(_CLAIM_ROWS, params).all()
     return [
         Row(
             r.window_kind,

@@ -23,10 +23,10 @@ from sqlalchemy import Connection, text
 from services.aggregator import merge
 from services.aggregator.compute import (
     Window,
+    apply_percentiles,
     delete_points,
     plans,
     stage_points,
-    update_percentiles,
     write_points,
 )
 from services.aggregator.indicators import Indicator
@@ -191,11 +191,16 @@ def _old_days(
 
 
 def _stage(
-    conn: Connection, ctx: Context, indicators: Sequence[Indicator], windows: Sequence[Window]
+    conn: Connection,
+    ctx: Context,
+    indicators: Sequence[Indicator],
+    windows: Sequence[Window],
+    kind: str = "day",
 ) -> None:
-    """Stage the indicators' points for these hours or days at a day's groupings."""
+    """Stage the indicators' points for these windows at the groupings `kind` stores (hours
+    and days at a day's: an hour's partials add up to its day)."""
     for plan in plans(indicators):
-        groupings = stored_groupings(plan[0], "day")
+        groupings = stored_groupings(plan[0], kind)
         stage_points(conn, plan, windows, groupings, now=ctx.now, params=ctx.params)
 
 
@@ -224,10 +229,11 @@ def _write(
 
 def _percentiles(conn: Connection, ctx: Context, kind: str, windows: Sequence[Window]) -> None:
     """The exact p50/p90 of merged windows' durations, from the rows."""
-    durations = [i for i in ctx.mergeable if i.is_duration]
-    for plan in plans(durations):
-        groupings = stored_groupings(plan[0], kind)
-        update_percentiles(conn, plan, kind, windows, groupings, now=ctx.now, params=ctx.params)
+    if not windows:
+        return
+    _stage(conn, ctx, [i for i in ctx.mergeable if i.is_duration], windows, kind)
+    apply_percentiles(conn, kind)
+    merge.clear_staged(conn)
 
 
 def _objectives(conn: Connection, ctx: Context, kind: str, windows: Sequence[Window]) -> None:

@@ -55,6 +55,18 @@ class Settings(BaseSettings):
         description="hour windows older than this are not stored; queries compute them",
     )
     reporting_timezone: str = "UTC"
+    metrics_max_series: int = Field(
+        default=50_000,
+        ge=0,
+        description="series budget of /metrics for indicator values: the most important kept, "
+        "the rest counted in itsm_exposition_series_dropped (every grouping stays over HTTP)",
+    )
+    metrics_max_age_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="/metrics serves indicator values rendered at most this long ago and "
+        "refreshes them in the background (0: render on every scrape)",
+    )
 
     data_dir: Path = Path(".itsm")
     local_postgres_port: int | None = Field(default=None, description="embedded PostgreSQL port")

@@ -124,6 +124,7 @@ def make_settings(db_url: str, kafka: str, **overrides: Any) -> Settings:
         # their fixtures live in October 2026 whatever the date of the run.
         "aggregator_slow_seconds": 0,
         "hour_retention_days": 36500,
+        "metrics_max_age_seconds": 0,  # a scrape reads what the test just stored
         "collector_batch_size": 500,
         "data_dir": Path("/nonexistent-test-data-dir"),
         **overrides,

@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request, Response
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy.engine import Engine
 
 from services.api import errors
-from services.api.exposition import IndicatorCollector, ObjectiveCollector
+from services.api.exposition import CachedExposition, IndicatorCollector, ObjectiveCollector
+from services.api.indicators import SeriesCache
 from services.api.ingest import Publisher
 from services.api.routes import (
     alertmanager,
@@ -42,8 +43,18 @@ def create_app(settings: Settings, engine: Engine, publisher: Publisher | None =
     registry = CollectorRegistry()
     tz = ZoneInfo(settings.reporting_timezone)
     app.state.catalogs = CatalogCache()
-    registry.register(IndicatorCollector(engine, tz, app.state.catalogs))
-    registry.register(ObjectiveCollector(engine, tz))
+    app.state.series_cache = SeriesCache()
+    stored = CollectorRegistry()
+    stored.register(
+        IndicatorCollector(engine, tz, app.state.catalogs, max_series=settings.metrics_max_series)
+    )
+    stored.register(ObjectiveCollector(engine, tz))
+    app.state.exposition = CachedExposition(stored, settings.metrics_max_age_seconds)
+    Gauge(
+        "itsm_exposition_age_seconds",
+        "Age of the indicator values served by /metrics (rendered in the background)",
+        registry=registry,
+    ).set_function(app.state.exposition.age)
     app.state.settings = settings
     app.state.engine = engine
     app.state.publisher = publisher or Publisher(settings)

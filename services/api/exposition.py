@@ -4,13 +4,17 @@ the current and the previous window of each kind. A scrape reads; it never compu
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import Connection, Row, and_, func, literal_column, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -81,10 +85,26 @@ class IndicatorCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         windows = current_windows(self.clock(), self.tz)
+        try:
+            with self.engine.connect() as conn:
+                known = indicators_for(conn, self.catalogs.get(conn)[0])
+                rows, dropped = self._rows(conn, windows, {ind.id for ind in known})
+        except DBAPIError as err:
+            log.warning(
+                "metrics scrape could not read indicator values",
+                extra={"error": str(err).splitlines()[0][:200]},
+            )
+            known, rows, dropped = all_indicators(), [], 0
+        yield from self._families_of(windows, known, rows, dropped)
+
+    def _rows(
+        self, conn: Connection, windows: dict[tuple[str, datetime], str], ids: set[str]
+    ) -> tuple[list[Row[Any]], int]:
+        """The stored points of the current and previous windows that fit in the budget, most
+        important first, and how many series were left out."""
         currents = [(k, s) for (k, s), p in windows.items() if p == "current"]
         iv = indicator_values.c
-        rank = text(_RANK)
-        query = (
+        candidates = (
             select(
                 iv.indicator,
                 iv.window_kind,
@@ -93,45 +113,55 @@ class IndicatorCollector(Collector):
                 iv.value,
                 iv.p50,
                 iv.p90,
+                # a duration is three series: the mean and two quantiles
+                literal_column("CASE WHEN p50 IS NULL THEN 1 ELSE 3 END").label("cost"),
+                literal_column(_RANK).label("rank"),
+                literal_column(_KIND_RANK).label("kind_rank"),
+                or_(*(and_(iv.window_kind == k, iv.window_start == s) for k, s in currents)).label(
+                    "is_current"
+                ),
             )
             .where(
                 or_(*(and_(iv.window_kind == k, iv.window_start == s) for k, s in windows)),
                 iv.value.is_not(None),
+                iv.indicator.in_(sorted(ids)),
                 or_(
                     ~iv.dim_keys.contains(","),
                     and_(iv.dim_keys.like("%service%"), ~iv.dim_keys.like("%,%,%")),
                 ),
             )
-            .order_by(
-                rank,
-                text(_KIND_RANK),
-                or_(*(and_(iv.window_kind == k, iv.window_start == s) for k, s in currents)).desc(),
-                iv.indicator,
-            )
+            .subquery()
         )
-        try:
-            with self.engine.connect() as conn:
-                known = indicators_for(conn, self.catalogs.get(conn)[0])
-                rows = conn.execute(query).all()
-        except DBAPIError as err:
-            log.warning(
-                "metrics scrape could not read indicator values",
-                extra={"error": str(err).splitlines()[0][:200]},
-            )
-            known, rows = all_indicators(), []
+        c = candidates.c
+        # The budget is cut inside PostgreSQL: a running sum of series in the order of
+        # importance; a scrape never fetches the rows it leaves out.
+        order = [c.rank, c.kind_rank, c.is_current.desc(), c.indicator]
+        order += [c.window_start, c.dimensions]
+        ranked = select(
+            candidates,
+            func.sum(c.cost).over(order_by=order, rows=(None, 0)).label("running"),
+            func.sum(c.cost).over().label("total"),
+        ).subquery()
+        rows = list(conn.execute(select(ranked).where(ranked.c.running <= self.max_series)))
+        if rows:
+            return rows, int(rows[0].total) - int(rows[-1].running)
+        left_out = conn.execute(select(func.coalesce(func.sum(c.cost), 0))).scalar_one()
+        return [], int(left_out)
+
+    def _families_of(
+        self,
+        windows: dict[tuple[str, datetime], str],
+        known: list[Indicator],
+        rows: list[Row[Any]],
+        dropped: int,
+    ) -> Iterator[Metric]:
         indicators = {ind.id: ind for ind in known}
         families = {i: self._family(ind) for i, ind in indicators.items()}
         totals: set[tuple[str, str, str]] = set()
-        series = dropped = 0
         for r in rows:
             ind = indicators.get(r.indicator)
             if ind is None:
                 continue
-            cost = 3 if ind.is_duration else 1
-            if series + cost > self.max_series:
-                dropped += cost
-                continue
-            series += cost
             period = windows[(r.window_kind, r.window_start)]
             if not r.dimensions:
                 totals.add((r.indicator, r.window_kind, period))
@@ -245,3 +275,55 @@ class ObjectiveCollector(Collector):
                     [d.indicator, d.window_kind, d.dimensions.get("service", "")], d.score
                 )
         yield from (status, target, drift)
+
+
+class CachedExposition:
+    """The database-backed part of `/metrics` (indicators, objectives, drift), rendered at most
+    every `max_age` seconds. A scrape is served the last rendering; when that is older than
+    `max_age`, the scrape starts one refresh in the background (stale while revalidating), so a
+    scrape costs the bytes it sends whatever the number of series. The first scrape waits for a
+    rendering; `max_age` 0 renders on every scrape. `itsm_exposition_age_seconds` says how old
+    the rendering served is."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        max_age: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.registry = registry
+        self.max_age = max_age
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._body: bytes | None = None
+        self._rendered_at = 0.0
+        self._refreshing = False
+
+    def render(self) -> bytes:
+        if self.max_age <= 0:
+            self._rendered_at = self.clock()
+            return generate_latest(self.registry)
+        with self._lock:
+            body = self._body
+            stale = self.clock() - self._rendered_at > self.max_age
+            start = body is not None and stale and not self._refreshing
+            if start:
+                self._refreshing = True
+        if body is None:
+            return self._refresh()
+        if start:
+            threading.Thread(target=self._refresh, name="metrics-refresh", daemon=True).start()
+        return body
+
+    def age(self) -> float:
+        return max(0.0, self.clock() - self._rendered_at) if self._rendered_at else 0.0
+
+    def _refresh(self) -> bytes:
+        try:
+            body = generate_latest(self.registry)
+            with self._lock:
+                self._body, self._rendered_at = body, self.clock()
+            return body
+        finally:
+            with self._lock:
+                self._refreshing = False

@@ -3,11 +3,13 @@ the others computed at query time by the same statement (services/aggregator/pol
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import threading
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, cast, select, text
+from sqlalchemy import ColumnElement, Connection, cast, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import OperationalError
 
@@ -57,7 +59,39 @@ def info(ind: Indicator) -> IndicatorInfo:
     )
 
 
-def series(
+@dataclass(frozen=True)
+class SeriesQuery:
+    """A validated request for one indicator's points: where they come from and over what."""
+
+    ind: Indicator
+    window: str
+    grouping: tuple[str, ...]
+    filters: dict[str, str]
+    zero_fill: bool
+    first: datetime
+    end: datetime
+    now: datetime
+    tz: ZoneInfo
+    stored: bool
+
+    def cache_key(self, catalog_sha: str) -> tuple[object, ...]:
+        """What the answer depends on besides the stored rows: the request, the catalog, and
+        (for a zero-filled count) which windows have begun."""
+        begun = window_start(self.window, self.now, self.tz) if self.zero_fill else None
+        return (
+            catalog_sha,
+            self.ind.id,
+            self.window,
+            self.grouping,
+            tuple(sorted(self.filters.items())),
+            self.zero_fill,
+            self.first,
+            self.end,
+            begun,
+        )
+
+
+def plan(
     conn: Connection,
     active: Catalog,
     indicator_id: str,
@@ -70,7 +104,7 @@ def series(
     tz: ZoneInfo,
     hour_retention_days: float,
     now: datetime | None = None,
-) -> IndicatorSeries:
+) -> SeriesQuery:
     ind = find(conn, active, indicator_id)
     if ind is None:
         raise NotFound(f"unknown indicator {indicator_id!r}: see GET /v1/indicators")
@@ -88,10 +122,12 @@ def series(
             "customer, so its points are the per-service ones"
         )
     now = now or datetime.now(UTC)
-    end = end or now
-    start = start or end - DEFAULT_SPAN[window]
-    if start.tzinfo is None or end.tzinfo is None:
+    if any(t is not None and t.tzinfo is None for t in (start, end)):
         raise InvalidRequest("start and end need a UTC offset, e.g. 2026-10-01T00:00:00Z")
+    # Without `end`, up to the current window included (its end, not this microsecond: the
+    # same windows, and the same answer for every request of this window).
+    end = end or window_end(window, window_start(window, now, tz), tz)
+    start = start or now - DEFAULT_SPAN[window]
     if start >= end:
         raise InvalidRequest("start must be before end")
     if (min(end, now) - start) / _LENGTH[window] > MAX_WINDOWS:
@@ -102,13 +138,85 @@ def series(
     first = window_start(window, start, tz)
     grouping = tuple(sorted(set(filters) | set(group_by)))
     kept = window != "hour" or first >= hours_kept_since(now, hour_retention_days)
-    if kept and is_stored(ind, window, grouping):
-        points = _stored(conn, indicator_id, window, grouping, filters, first, end)
+    return SeriesQuery(
+        ind=ind,
+        window=window,
+        grouping=grouping,
+        filters=filters,
+        zero_fill=ind.aggregate == "count" and not group_by,
+        first=first,
+        end=end,
+        now=now,
+        tz=tz,
+        stored=kept and is_stored(ind, window, grouping),
+    )
+
+
+def series(conn: Connection, active: Catalog, q: SeriesQuery) -> IndicatorSeries:
+    if q.stored:
+        points = _stored(conn, q.ind.id, q.window, q.grouping, q.filters, q.first, q.end)
     else:
-        points = _computed(conn, active, ind, window, grouping, filters, first, end, now, tz)
-    if ind.aggregate == "count" and not group_by:
-        points = _zero_filled(points, window, first, end, now, filters, tz)
-    return IndicatorSeries(indicator=indicator_id, unit=ind.unit, window=window, points=points)
+        points = _computed(
+            conn, active, q.ind, q.window, q.grouping, q.filters, q.first, q.end, q.now, q.tz
+        )
+    if q.zero_fill:
+        points = _zero_filled(points, q.window, q.first, q.end, q.now, q.filters, q.tz)
+    return IndicatorSeries(indicator=q.ind.id, unit=q.ind.unit, window=q.window, points=points)
+
+
+class SeriesCache:
+    """Serialized answers of stored groupings, each kept with the version of the rows it was
+    read from: the number of rows and the sum of their transaction ids (`xmin`). Any write to
+    those rows changes it (a row written again gets a newer transaction id, a row removed or
+    added changes the number, and an insert's id is above that of any row it replaces), so a
+    hit costs one indexed read of the versions instead of building and encoding the points.
+    Groupings computed at query time are not cached."""
+
+    def __init__(self, entries: int = 256) -> None:
+        self.entries = entries
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[object, ...], tuple[tuple[int, ...], bytes]] = OrderedDict()
+
+    def body(self, conn: Connection, active: Catalog, catalog_sha: str, q: SeriesQuery) -> bytes:
+        if not q.stored:
+            return series(conn, active, q).model_dump_json().encode()
+        key = q.cache_key(catalog_sha)
+        rows = _stored_rows(q.ind.id, q.window, q.grouping, q.filters, q.first, q.end)
+        xids: ColumnElement[int] = func.coalesce(func.sum(literal_column("xmin::text::bigint")), 0)
+        found = conn.execute(select(func.count(), xids).select_from(indicator_values).where(*rows))
+        version = tuple(int(v) for v in found.one())
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == version:
+                self._cache.move_to_end(key)
+                return hit[1]
+        body = series(conn, active, q).model_dump_json().encode()
+        with self._lock:
+            self._cache[key] = (version, body)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.entries:
+                self._cache.popitem(last=False)
+        return body
+
+
+def _stored_rows(
+    indicator_id: str,
+    window: str,
+    grouping: tuple[str, ...],
+    filters: dict[str, str],
+    first: datetime,
+    end: datetime,
+) -> tuple[ColumnElement[bool], ...]:
+    iv = indicator_values.c
+    return (
+        iv.indicator == indicator_id,
+        iv.window_kind == window,
+        iv.dim_keys == ",".join(grouping),
+        iv.window_start >= first,
+        iv.window_start < end,
+        iv.dimensions.op("@>")(cast(filters, JSONB)),
+        iv.value.is_not(None),
+    )
 
 
 def _stored(
@@ -123,15 +231,7 @@ def _stored(
     iv = indicator_values.c
     rows = conn.execute(
         select(iv.window_start, iv.window_end, iv.dimensions, iv.value, iv["count"], iv.p50, iv.p90)
-        .where(
-            iv.indicator == indicator_id,
-            iv.window_kind == window,
-            iv.dim_keys == ",".join(grouping),
-            iv.window_start >= first,
-            iv.window_start < end,
-            iv.dimensions.op("@>")(cast(filters, JSONB)),
-            iv.value.is_not(None),
-        )
+        .where(*_stored_rows(indicator_id, window, grouping, filters, first, end))
         .order_by(iv.window_start, iv.dimensions)
     ).all()
     return [Point(**r._mapping) for r in rows]

@@ -241,6 +241,75 @@ def test_indicator_group_by_and_filter(client: TestClient, with_data: Engine) ->
     assert [(p["dimensions"], p["value"]) for p in body["points"]] == [({"priority": "3"}, 2.0)]
 
 
+def test_a_cached_answer_follows_every_write_to_its_points(
+    client: TestClient, with_data: Engine
+) -> None:
+    params = {
+        "window": "day",
+        "group_by": "service",
+        "start": "2026-10-05T00:00:00Z",
+        "end": "2026-10-07T00:00:00Z",
+    }
+
+    def read() -> list[tuple[str, str, float]]:
+        body = client.get("/v1/indicators/ticket_opened_count", params=params).json()
+        return [
+            (p["window_start"][:10], p["dimensions"]["service"], p["value"]) for p in body["points"]
+        ]
+
+    first = read()
+    assert first == [
+        ("2026-10-05", "email", 2.0),
+        ("2026-10-05", "erp", 1.0),
+        ("2026-10-06", "erp", 1.0),
+    ]
+    assert read() == first  # served from the cache
+    cache = client.app.state.series_cache  # type: ignore[attr-defined]
+    assert len(cache._cache) == 1
+    # a new ticket updates one point, another adds a point; a removed window removes points
+    store(
+        with_data,
+        [
+            ticket_event("T5", utc(2026, 10, 5, 12), "new", service="erp", priority=3),
+            ticket_event("T6", utc(2026, 10, 6, 12), "new", service="hr", priority=3),
+        ],
+    )
+    aggregate(with_data)
+    assert read() == [
+        ("2026-10-05", "email", 2.0),
+        ("2026-10-05", "erp", 2.0),
+        ("2026-10-06", "erp", 1.0),
+        ("2026-10-06", "hr", 1.0),
+    ]
+    with with_data.begin() as conn:
+        conn.execute(text("DELETE FROM indicator_values WHERE window_start = '2026-10-06'"))
+    assert read() == [("2026-10-05", "email", 2.0), ("2026-10-05", "erp", 2.0)]
+
+
+def test_metrics_serve_the_last_rendering_and_refresh_it_in_the_background() -> None:
+    from prometheus_client import CollectorRegistry, Gauge
+
+    from services.api.exposition import CachedExposition
+
+    registry = CollectorRegistry()
+    gauge = Gauge("itsm_probe", "a value", registry=registry)
+    gauge.set(1)
+    now = [100.0]
+    cached = CachedExposition(registry, max_age=10, clock=lambda: now[0])
+    assert b"itsm_probe 1.0" in cached.render()  # the first scrape waits for a rendering
+    gauge.set(2)
+    now[0] = 105.0
+    assert b"itsm_probe 1.0" in cached.render()  # within max age: the same rendering
+    assert cached.age() == 5.0
+    now[0] = 111.0
+    assert b"itsm_probe 1.0" in cached.render()  # stale: served while a refresh runs
+    wait_until(lambda: b"itsm_probe 2.0" in cached.render(), timeout=5)
+    assert cached.age() == 0.0
+    every = CachedExposition(registry, max_age=0)
+    gauge.set(3)
+    assert b"itsm_probe 3.0" in every.render()
+
+
 def test_a_grouping_not_stored_is_computed_at_query_time(
     client: TestClient, with_data: Engine
 ) -> None:

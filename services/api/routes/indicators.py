@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from services.api import indicators
 from services.api.deps import Catalogs, Db, Read, SettingsDep
@@ -28,6 +28,7 @@ def list_indicators(db: Db, catalogs: Catalogs) -> IndicatorList:
     responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
 )
 def get_indicator(
+    request: Request,
     indicator_id: str,
     db: Db,
     settings: SettingsDep,
@@ -43,9 +44,10 @@ def get_indicator(
     ci: str | None = None,
     kind: str | None = None,
     group_by: Annotated[list[str] | None, Query()] = None,
-) -> IndicatorSeries:
+) -> Response:
     """Points of one indicator per window, filtered by dimensions and grouped by `group_by`
-    (repeat it or comma-separate: `group_by=service,priority`)."""
+    (repeat it or comma-separate: `group_by=service,priority`). Answers of stored groupings
+    are cached, keyed by the request and validated against the stored rows."""
     values = dict(
         zip(
             DIMENSIONS,
@@ -55,9 +57,10 @@ def get_indicator(
     )
     filters = {k: v for k, v in values.items() if v is not None}
     groups = [g.strip() for item in group_by or [] for g in item.split(",") if g.strip()]
-    return indicators.series(
+    active, sha = catalogs.get(db)
+    query = indicators.plan(
         db,
-        catalogs.get(db)[0],
+        active,
         indicator_id,
         window=window,
         start=start,
@@ -67,3 +70,5 @@ def get_indicator(
         tz=ZoneInfo(settings.reporting_timezone),
         hour_retention_days=settings.hour_retention_days,
     )
+    body = request.app.state.series_cache.body(db, active, sha, query)
+    return Response(content=body, media_type="application/json")

@@ -45,5 +45,9 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    data = await run_in_threadpool(generate_latest, request.app.state.registry)
-    return Response(content=data, media_type=CONTENT_TYPE_LATEST)
+    """The process' own metrics, then the stored indicator values, objectives and drift
+    (rendered at most ITSM_METRICS_MAX_AGE_SECONDS ago, within ITSM_METRICS_MAX_SERIES)."""
+    state = request.app.state
+    stored = await run_in_threadpool(state.exposition.render)
+    own = generate_latest(state.registry)
+    return Response(content=own + stored, media_type=CONTENT_TYPE_LATEST)

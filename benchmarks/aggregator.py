@@ -1,179 +1,287 @@
-"""Aggregator benchmarks (issue 6): the recompute of one month of every indicator over 1,000,000
-tickets, and event-to-indicator freshness with collector + aggregator running at 1,000 events/s."""
+"""The aggregator at real scale (issue 10), on one realistic month of 1,000,000 tickets (200
+services over 15 customers, 60 groups, 400 engineers, 5,000 CIs; changes, alerts, calls,
+surveys alongside: benchmarks/realistic.py), late in that month:
+
+1. recompute: every window of the month from the projections (SLA evaluation first);
+2. freshness: collector and aggregator running, 1,000 events/s of new tickets, each timed from
+   its send to the first poll (every 20 ms) of the stored month count that includes it;
+3. reads: 16 clients reading a month of daily points by service over HTTP, and the `/metrics`
+   exposition at that size (its series, its time).
+
+The aggregator's clock is set to 2026-10-28 12:00 UTC and runs on from there, so "late in a
+busy month" holds whatever the date of the run."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import resource
+import signal
+import subprocess
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from kafka import KafkaProducer
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import text
 
+from benchmarks import procs, reads
 from benchmarks.engines import engines
+from benchmarks.realistic import catalog_yaml, load_month, world
+from benchmarks.realistic_world import KIND_WEIGHTS, PRIORITY_WEIGHTS, cdf, pick
 from services.aggregator.jobs import Aggregator
 from services.aggregator.metrics import AggregatorMetrics
-from services.collector.consumer import Collector
-from services.collector.metrics import CollectorMetrics
+from services.api.exposition import IndicatorCollector
+from services.catalog import apply_catalog
 from shared.db import make_engine
 from shared.kafka import ensure_topics
 from shared.settings import Settings
 
-# One month of tickets written straight into the projection (this measures the recompute, not
-# the ingest): October 2026, services × priorities × groups, 90 % resolved after 10 min–3 days.
-_TICKETS = text(
-    """
-    INSERT INTO tickets (ticket_id, kind, state, service, priority, assignment_group, opened_at,
-                         responded_at, resolved_at, reassignments, reopens, last_event_time,
-                         event_count, snapshot, knowledge_article_ids, major)
-    SELECT 'B' || g, CASE WHEN g % 10 < 8 THEN 'incident' ELSE 'service_request' END,
-           CASE WHEN g % 10 = 9 THEN 'in_progress' ELSE 'resolved' END,
-           (ARRAY['email','erp','crm','network','vpn','hr-portal'])[1 + g % 6], 1 + g % 4,
-           (ARRAY['desk','network-ops','apps','infra'])[1 + g % 4],
-           o, o + interval '5 minutes',
-           CASE WHEN g % 10 = 9 THEN NULL ELSE o + (600 + (g * 7919) % 259200) * interval '1 s' END,
-           (g % 7 = 0)::int, (g % 31 = 0)::int, o, 3, '{}'::jsonb,
-           CASE WHEN g % 5 = 0 THEN ARRAY['KB1'] ELSE '{}' END, g % 997 = 0
-    FROM generate_series(1::bigint, :n) AS g,
-         LATERAL (SELECT timestamptz '2026-10-01 00:00+00'
-                         + ((g * 2654435761) % 2592000) * interval '1 s' AS o) AS t
-    """
-)
+MONTH = datetime(2026, 10, 1, tzinfo=UTC)
+NOW = datetime(2026, 10, 28, 12, tzinfo=UTC)  # late in the month
+UTC_TZ = ZoneInfo("UTC")
 
 
-def recompute_month(n: int = 1_000_000) -> dict[str, Any]:
-    with engines("recompute") as (db_url, _kafka):
+def run(tickets: int = 1_000_000, rate: float = 1000.0, seconds: float = 60.0) -> dict[str, Any]:
+    with engines("aggregator") as (db_url, kafka):
         engine = make_engine(db_url)
-        started = time.perf_counter()
         with engine.begin() as conn:
-            conn.execute(_TICKETS, {"n": n})
-        with engine.begin() as conn:
-            conn.execute(text("ANALYZE tickets"))
+            apply_catalog(conn, catalog_yaml(1), "benchmark.yaml")
+            started = time.perf_counter()
+            loaded = load_month(conn, tickets, MONTH, as_of=NOW)
         load_s = time.perf_counter() - started
-        settings = Settings(_env_file=None, database_url=db_url)  # type: ignore[call-arg]
-        agg = Aggregator(settings, engine, AggregatorMetrics(CollectorRegistry()))
-        agg.mark_since(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 31, 23, tzinfo=UTC))
-        print(f"  {n:,} tickets loaded in {load_s:.1f} s; recomputing October ...", flush=True)
-        started = time.perf_counter()
-        windows = 0
-        while (done := agg.recompute_dirty(limit=100_000)) > 0:
-            windows += done
-        elapsed = time.perf_counter() - started
-        with engine.connect() as conn:
-            stored = conn.execute(text("SELECT count(*) FROM indicator_values")).scalar_one()
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+        print(f"  {sum(loaded.values()):,} rows loaded in {load_s:.0f} s", flush=True)
+        result: dict[str, Any] = {"tickets": loaded["tickets"], "load_s": round(load_s, 1)}
+        result.update(recompute_month(db_url))
+        result.update(freshness(db_url, kafka, rate, seconds))
+        result.update(exposition(db_url))
+        result.update(reads.run_reads(db_url, kafka, MONTH, seconds=30, scrapes=0))
         engine.dispose()
+    return result
+
+
+def _settings(db_url: str, **overrides: Any) -> Settings:
+    return Settings(_env_file=None, database_url=db_url, **overrides)  # type: ignore[call-arg]
+
+
+def recompute_month(db_url: str) -> dict[str, Any]:
+    """Every window of the month, from nothing: how long, how many points, how much memory."""
+    engine = make_engine(db_url)
+    agg = Aggregator(
+        _settings(db_url), engine, AggregatorMetrics(CollectorRegistry()), clock=lambda: NOW
+    )
+    started = time.perf_counter()
+    evaluated = agg.evaluate_sla()
+    sla_s = time.perf_counter() - started
+    print(f"  SLA of {evaluated:,} incidents evaluated in {sla_s:.0f} s", flush=True)
+    agg.mark_since(MONTH, NOW)
+    started = time.perf_counter()
+    units = chunks = 0
+    next_report = started + 15
+    while (n := agg.recompute_dirty(budget=0)) > 0:
+        units += n
+        chunks += 1
+        if time.perf_counter() > next_report:
+            print(f"  recompute: {units} units in {chunks} chunks so far", flush=True)
+            next_report += 15
+    elapsed = time.perf_counter() - started
+    with engine.connect() as conn:
+        by_kind = conn.execute(
+            text(
+                "SELECT window_kind, count(*) AS points, count(DISTINCT window_start) AS windows "
+                "FROM indicator_values GROUP BY 1"
+            )
+        ).all()
+    engine.dispose()
+    points = {r.window_kind: (r.points, r.windows) for r in by_kind}
     return {
-        "tickets": n,
-        "windows": windows,
-        "points_stored": stored,
-        "recompute_seconds": round(elapsed, 1),
+        "sla_evaluated": evaluated,
+        "sla_s": round(sla_s, 1),
+        "recompute_units": units,
+        "recompute_chunks": chunks,
+        "recompute_s": round(elapsed, 1),
+        "points_stored": sum(p for p, _ in points.values()),
+        **{
+            f"points_per_{kind}_window": round(p / max(w, 1))
+            for kind, (p, w) in sorted(points.items())
+        },
+        "recompute_peak_rss_mb": _peak_rss_mb(),
     }
 
 
-def freshness(rate: float = 1000.0, seconds: float = 30.0) -> dict[str, Any]:
-    """Two measures of event-to-indicator freshness: end to end, from sending the k-th ticket
-    creation to the first poll (every 20 ms) of the stored month count showing k tickets; and
-    the aggregator's own histogram (receipt → recompute), as bucket upper bounds."""
+class Clock:
+    """The benchmark's clock: NOW at the start, running on in real time."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start = start
+        self.t0 = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.t0)
+
+
+def freshness(db_url: str, kafka: str, rate: float, seconds: float) -> dict[str, Any]:
+    """Event-to-indicator time end to end: from sending the k-th ticket creation to the first
+    poll (every 20 ms) of the stored month count that includes it (k above the month's count
+    before the run); tickets of realistic dimensions, each created then resolved. The collector
+    runs as `itsm-metrics collector`, the aggregator in a process of its own on the benchmark's
+    clock; the peak RSS of each is read from /proc (VmHWM)."""
+    overrides = {"topic_prefix": "fresh.", "consumer_group": "fresh"}
+    settings = _settings(db_url, kafka_bootstrap_servers=kafka, **overrides)
+    ensure_topics(settings)
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        base = int(conn.execute(_OPENED).scalar_one())
+    env = procs.environment(
+        db_url, kafka, 0, ITSM_TOPIC_PREFIX="fresh.", ITSM_CONSUMER_GROUP="fresh"
+    )
+    collector = subprocess.Popen(
+        [*procs.command(), "collector"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    spawn = multiprocessing.get_context("spawn")
+    stop = spawn.Event()
+    aggregator = spawn.Process(
+        target=_aggregate, args=(db_url, kafka, overrides, stop), name="aggregator"
+    )
+    aggregator.start()
+    assert aggregator.pid is not None
+    time.sleep(8)  # consumer group join; the first passes create today's hour partials
     created: list[float] = []  # monotonic send time of each creation, in order
-    seen: list[tuple[float, int]] = []  # (monotonic poll time, stored count)
-    with engines("fresh") as (db_url, kafka):
-        settings = Settings(
-            _env_file=None,
-            database_url=db_url,  # type: ignore[call-arg]
-            kafka_bootstrap_servers=kafka,
-            topic_prefix="fresh.",
-            consumer_group="fresh",
-            aggregator_interval_seconds=0.5,
-        )
-        ensure_topics(settings)
-        engine = make_engine(db_url)
-        collector = Collector(settings, engine, CollectorMetrics(CollectorRegistry()))
-        agg_metrics = AggregatorMetrics(CollectorRegistry())
-        aggregator = Aggregator(settings, engine, agg_metrics)
-        stop = threading.Event()
-        threads = [
-            threading.Thread(target=collector.run, daemon=True),
-            threading.Thread(target=aggregator.run, args=(stop,), daemon=True),
-        ]
-        for t in threads:
-            t.start()
-        time.sleep(5)  # consumer group join
-        producer = KafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=5)
-        watcher = threading.Thread(target=_watch_opened, args=(engine, stop, seen), daemon=True)
-        watcher.start()
-        sent = 0
-        started = time.perf_counter()
-        while (elapsed := time.perf_counter() - started) < seconds:
-            due = int(elapsed * rate)
-            while sent < due:
-                now = datetime.now(UTC)
-                if sent % 2 == 0:
-                    created.append(time.monotonic())
-                tid = f"F{sent // 2}"
-                state = "new" if sent % 2 == 0 else "resolved"
-                ev = {
+    seen: list[tuple[float, int]] = []  # (monotonic poll time, stored count above base)
+    watching = threading.Event()
+    watcher = threading.Thread(
+        target=_watch_opened, args=(engine, watching, seen, base), daemon=True
+    )
+    watcher.start()
+    producer = KafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=5)
+    clock = Clock(NOW)
+    sent = 0
+    tickets = _new_tickets(clock)
+    started = time.perf_counter()
+    next_report = started + 10
+    while (elapsed := time.perf_counter() - started) < seconds:
+        due = int(elapsed * rate)
+        while sent < due:
+            kind, ev = next(tickets)
+            if kind == "created":
+                created.append(time.monotonic())
+            key = ev["data"]["ticket_id"].encode()
+            producer.send("fresh.tickets", key=key, value=json.dumps(ev).encode())
+            sent += 1
+        if time.perf_counter() > next_report:
+            print(f"  freshness: {sent:,} events sent", flush=True)
+            next_report += 10
+        time.sleep(0.01)
+    producer.flush()
+    time.sleep(10)  # let the last batches through
+    watching.set()
+    collector_kb = procs.memory_kb(collector.pid)[1]
+    aggregator_kb = procs.memory_kb(aggregator.pid)[1]
+    stop.set()
+    aggregator.join(60)
+    procs.stop(collector, signal.SIGTERM, grace=30)
+    watcher.join(5)
+    engine.dispose()
+    latencies = sorted(_end_to_end(created, seen))
+    return {
+        "fresh_events": sent,
+        "fresh_rate_per_s": rate,
+        "fresh_p50_s": _quantile(latencies, 0.5),
+        "fresh_p99_s": _quantile(latencies, 0.99),
+        "fresh_max_s": latencies[-1] if latencies else None,
+        "fresh_measured": f"{len(latencies)} of {len(created)} ticket creations",
+        "fresh_collector_peak_rss_mb": round(collector_kb / 1024, 1),
+        "fresh_aggregator_peak_rss_mb": round(aggregator_kb / 1024, 1),
+    }
+
+
+def _aggregate(db_url: str, kafka: str, overrides: dict[str, str], stop: Any) -> None:
+    """The aggregator's loop in its own process, on the benchmark's clock (late in October
+    whatever the date of the run), every 250 ms as `itsm-metrics aggregator` would be set."""
+    settings = _settings(
+        db_url, kafka_bootstrap_servers=kafka, aggregator_interval_seconds=0.25, **overrides
+    )
+    engine = make_engine(db_url)
+    metrics = AggregatorMetrics(CollectorRegistry())
+    Aggregator(settings, engine, metrics, clock=Clock(NOW)).run(stop)
+
+
+def _new_tickets(clock: Callable[[], datetime]) -> Any:
+    """Creations and resolutions of new tickets at the clock's time, with the realistic
+    world's dimensions (service volume, groups, priority and kind weights)."""
+    import random
+
+    w = world(1)
+    rng = random.Random(7)
+    kinds, priorities = list(KIND_WEIGHTS), list(PRIORITY_WEIGHTS)
+    kind_cdf, priority_cdf = cdf(KIND_WEIGHTS), cdf(PRIORITY_WEIGHTS)
+    n = 0
+    while True:
+        tid = f"FRESH{n:07d}"
+        data = {
+            "ticket_id": tid,
+            "state": "new",
+            "kind": kinds[pick(kind_cdf, rng.random())],
+            "service": w.services[pick(w.service_cdf, rng.random())],
+            "priority": priorities[pick(priority_cdf, rng.random())],
+            "assignment_group": w.groups[pick(w.group_cdf, rng.random())],
+            "channel": rng.choice(["portal", "email", "phone", "chat"]),
+        }
+        for verb, state in (("created", "new"), ("resolved", "resolved")):
+            yield (
+                verb,
+                {
                     "specversion": "1.0",
                     "id": uuid.uuid4().hex,
                     "source": "bench://fresh",
-                    "type": f"itsm.ticket.{'created' if state == 'new' else 'resolved'}",
-                    "time": now.isoformat(),
-                    "data": {
+                    "type": f"itsm.ticket.{verb}",
+                    "time": clock().isoformat(),
+                    "data": {**data, "state": state}
+                    if verb == "created"
+                    else {
                         "ticket_id": tid,
                         "state": state,
-                        "service": "email",
-                        "priority": 1 + sent % 4,
                     },
-                }
-                producer.send("fresh.tickets", key=tid.encode(), value=json.dumps(ev).encode())
-                sent += 1
-            time.sleep(0.01)
-        producer.flush()
-        time.sleep(10)  # let the last batches through
-        stop.set()
-        collector.stop_event.set()
-        for t in threads:
-            t.join(30)
-        engine.dispose()
-    samples = sorted(_freshness_samples(agg_metrics))
-    latencies = sorted(_end_to_end(created, seen))
-    return {
-        "events": sent,
-        "rate_per_s": rate,
-        "freshness_p50_s": _quantile(latencies, 0.5),
-        "freshness_p99_s": _quantile(latencies, 0.99),
-        "freshness_max_s": latencies[-1] if latencies else None,
-        "freshness_measured": f"{len(latencies)} of {len(created)} ticket creations",
-        "histogram_p50_le_s": _quantile(samples, 0.5),
-        "histogram_p99_le_s": _quantile(samples, 0.99),
-    }
+                },
+            )
+        n += 1
 
 
 _OPENED = text(
     """
     SELECT coalesce(sum(count), 0) FROM indicator_values
-    WHERE indicator = 'ticket_opened_count' AND window_kind = 'month' AND dimensions = '{}'
+    WHERE indicator = 'ticket_opened_count' AND window_kind = 'month'
+      AND window_start = '2026-10-01T00:00:00Z' AND dimensions = '{}'
     """
 )
 
 
-def _watch_opened(engine: Any, stop: threading.Event, seen: list[tuple[float, int]]) -> None:
-    """Poll the stored count of opened tickets (the month totals, so midnight does not reset
-    it) every 20 ms until stopped."""
+def _watch_opened(
+    engine: Any, stop: threading.Event, seen: list[tuple[float, int]], base: int
+) -> None:
+    """Poll the stored month count every 20 ms until stopped."""
     with engine.connect() as conn:
         while not stop.is_set():
             count = int(conn.execute(_OPENED).scalar_one())
             conn.commit()  # a new snapshot for the next poll
-            seen.append((time.monotonic(), count))
+            seen.append((time.monotonic(), count - base))
             time.sleep(0.02)
 
 
 def _end_to_end(created: list[float], seen: list[tuple[float, int]]) -> list[float]:
-    """For the k-th creation, the first poll at which k creations were counted, minus its send
-    time. Creations never counted are left out (reported as measured k of n)."""
+    """For the k-th creation, the first poll at which k new creations were counted, minus its
+    send time. Creations never counted are left out (reported as measured k of n)."""
     out = []
     i = 0
     for k, sent_at in enumerate(created, start=1):
@@ -185,28 +293,40 @@ def _end_to_end(created: list[float], seen: list[tuple[float, int]]) -> list[flo
     return out
 
 
-def _freshness_samples(metrics: AggregatorMetrics) -> list[float]:
-    """Expand the histogram's buckets into bucket upper bounds (a conservative estimate)."""
-    out: list[float] = []
-    previous = 0.0
-    for metric in metrics.freshness.collect():
-        for s in metric.samples:
-            if s.name.endswith("_bucket") and s.labels["le"] != "+Inf":
-                out.extend([float(s.labels["le"])] * int(s.value - previous))
-                previous = s.value
-    return out
+def exposition(db_url: str, scrapes: int = 10) -> dict[str, Any]:
+    """`/metrics`' indicator collector at the benchmark's clock (the api's would read the
+    windows of the real date): series and time per scrape."""
+    engine = make_engine(db_url)
+    registry = CollectorRegistry()
+    registry.register(IndicatorCollector(engine, UTC_TZ, clock=Clock(NOW + timedelta(minutes=2))))
+    times, series, dropped = [], 0, 0.0
+    for _ in range(scrapes):
+        started = time.perf_counter()
+        body = generate_latest(registry).decode()
+        times.append(time.perf_counter() - started)
+        lines = [ln for ln in body.splitlines() if ln and not ln.startswith("#")]
+        series = len(lines)
+        dropped = next(
+            float(ln.split()[-1]) for ln in lines if ln.startswith("itsm_exposition_series_dropped")
+        )
+    engine.dispose()
+    times.sort()
+    return {
+        "metrics_series": series,
+        "metrics_series_dropped": dropped,
+        "metrics_p50_ms": round(1000 * _quantile(times, 0.5), 1),  # type: ignore[operator]
+        "metrics_max_ms": round(1000 * times[-1], 1),
+    }
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _quantile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     return values[min(len(values) - 1, int(q * (len(values) - 1) + 0.5))]
-
-
-def run() -> dict[str, Any]:
-    result = recompute_month()
-    result.update(freshness())
-    return result
 
 
 if __name__ == "__main__":

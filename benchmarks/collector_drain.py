@@ -1,16 +1,21 @@
 """Drain a backlog of mixed events from Kafka into PostgreSQL with the collector, beside a bare
-kafka-python consumer (+ json.loads) reading the same topics in the same run (issue 5)."""
+kafka-python consumer (+ json.loads) reading the same topics in the same run (issue 5).
+
+The backlog is a month of the realistic world (`benchmarks.realistic.mixed_events`: 200
+services, 60 groups, 400 engineers, 5,000 CIs), with ~1% duplicates and ~0.2% poison (events
+that must become dead letters) mixed in."""
 
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import random
 import statistics
 import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -18,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
 from benchmarks.engines import engines
+from benchmarks.realistic import mixed_events, month_end
 from services.collector.consumer import Collector
 from services.collector.metrics import CollectorMetrics
 from services.collector.projections.registry import PROJECTIONS
@@ -27,7 +33,7 @@ from shared.db import make_engine
 from shared.kafka import CONSUMER_TIMINGS, ensure_topics
 from shared.settings import Settings
 
-SERVICES = ["email", "erp", "crm", "network", "vpn", "hr-portal"]
+MONTH = datetime(2026, 10, 1, tzinfo=UTC)
 # Collector processes of the scale-out run: on the 2-core machine, 3 drained fastest (one
 # collector leaves a core mostly idle while it waits for PostgreSQL; 4 or 6 did no better).
 SCALE_OUT = 3
@@ -42,148 +48,43 @@ DRAINED_TABLES = (
 )
 
 
-def mixed_events(n: int, seed: int = 1) -> list[tuple[str, str, dict[str, Any]]]:
-    """(topic suffix, key, event): tickets with lifecycles, changes, alerts, CIs, calls, surveys,
-    measurements, ~1% duplicates and ~0.2% poison."""
+def backlog(n: int, seed: int = 1) -> list[tuple[str, str, dict[str, Any]]]:
+    """(topic suffix, key, event): the first `n` events of the realistic stream of a month
+    (the CIs, checks and articles from before it, tickets with their calls and surveys,
+    changes, alerts and unlogged calls, in time order), then ~1% duplicates and ~0.2% poison
+    inserted at random places."""
     rng = random.Random(seed)
-    base = datetime(2026, 10, 1, tzinfo=UTC)
-    out: list[tuple[str, str, dict[str, Any]]] = []
-
-    def ev(etype: str, when: datetime, data: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "specversion": "1.0",
-            "id": uuid.UUID(int=rng.getrandbits(128)).hex,
-            "source": "bench://itsm",
-            "type": etype,
-            "time": when.isoformat(),
-            "data": data,
-        }
-
-    i = 0
-    while len(out) < n:
-        i += 1
-        t = base + timedelta(seconds=rng.randint(0, 30 * 86400))
-        roll = rng.random()
-        if roll < 0.6:
-            tid = f"INC{i:07d}"
-            common = {
-                "ticket_id": tid,
-                "service": rng.choice(SERVICES),
-                "priority": rng.randint(1, 4),
-            }
-            for k, state in enumerate(["new", "assigned", "in_progress", "resolved"]):
-                kind = "created" if k == 0 else ("resolved" if state == "resolved" else "updated")
-                out.append(
-                    (
-                        "tickets",
-                        tid,
-                        ev(
-                            f"itsm.ticket.{kind}",
-                            t + timedelta(minutes=20 * k),
-                            {
-                                **common,
-                                "state": state,
-                                "sequence": k + 1,
-                                "assignment_group": "desk",
-                            },
-                        ),
-                    )
-                )
-        elif roll < 0.7:
-            cid = f"CHG{i:07d}"
-            for k, verb in enumerate(["requested", "approved", "implemented"]):
-                out.append(
-                    (
-                        "changes",
-                        cid,
-                        ev(
-                            f"itsm.change.{verb}",
-                            t + timedelta(hours=k),
-                            {
-                                "change_id": cid,
-                                "change_type": "normal",
-                                "outcome": "successful" if k == 2 else None,
-                            },
-                        ),
-                    )
-                )
-        elif roll < 0.8:
-            aid = f"AL{i:07d}"
-            for k, verb in enumerate(["firing", "resolved"]):
-                out.append(
-                    (
-                        "monitoring",
-                        aid,
-                        ev(
-                            f"itsm.monitor.alert.{verb}",
-                            t + timedelta(minutes=7 * k),
-                            {"alert_id": aid, "ci_id": f"ci{i % 300}", "severity": "critical"},
-                        ),
-                    )
-                )
-        elif roll < 0.85:
-            out.append(
-                (
-                    "config",
-                    f"ci{i % 300}",
-                    ev(
-                        "itsm.config.ci.upserted",
-                        t,
-                        {"ci_id": f"ci{i % 300}", "services": [rng.choice(SERVICES)]},
-                    ),
-                )
-            )
-        elif roll < 0.93:
-            out.append(
-                (
-                    "servicedesk",
-                    f"CALL{i}",
-                    ev(
-                        "itsm.servicedesk.call.completed",
-                        t,
-                        {
-                            "call_id": f"CALL{i}",
-                            "answered": rng.random() < 0.9,
-                            "handle_seconds": rng.randint(30, 900),
-                        },
-                    ),
-                )
-            )
-        elif roll < 0.98:
-            out.append(
-                (
-                    "feedback",
-                    f"S{i}",
-                    ev(
-                        "itsm.feedback.survey.completed",
-                        t,
-                        {"survey_id": f"S{i}", "score": rng.randint(1, 5)},
-                    ),
-                )
-            )
-        else:
-            out.append(
-                (
-                    "feedback",
-                    "training",
-                    ev(
-                        "itsm.measurement.recorded",
-                        t,
-                        {
-                            "indicator": "training_hours",
-                            "value": 2.0,
-                            "period_start": t.isoformat(),
-                            "period_end": (t + timedelta(hours=8)).isoformat(),
-                        },
-                    ),
-                )
-            )
-    out = out[:n]
+    out = _realistic(n, seed)
     for _ in range(n // 100):  # duplicates
         out.insert(rng.randrange(len(out)), out[rng.randrange(len(out))])
     for _ in range(n // 500):  # poison
         out.insert(rng.randrange(len(out)), ("tickets", "poison", {"not": "an event"}))
     return out
+
+
+# What the realistic stream of a month holds whatever its ticket count (5,000 CIs, their
+# monitoring checks, the knowledge base), and roughly how many events each ticket brings with
+# it (its lifecycle, call and survey, and the world's changes, alerts and calls per ticket).
+_PER_MONTH = {
+    "itsm.config.ci.upserted",
+    "itsm.monitor.check.registered",
+    "itsm.knowledge.article.published",
+    "itsm.knowledge.article.updated",
+}
+_FIXED_GUESS, _PER_TICKET_GUESS = 15_000, 5.0
+
+
+def _realistic(n: int, seed: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """The first `n` events of `realistic.mixed_events` over MONTH, with just enough tickets
+    for them (the stream of a guessed ticket count, regenerated larger when it falls short)."""
+    n_tickets = max(1, math.ceil((n - _FIXED_GUESS) / _PER_TICKET_GUESS))
+    while True:
+        events = list(mixed_events(n_tickets, MONTH, month_end(MONTH), seed))
+        if len(events) >= n:
+            return events[:n]
+        fixed = sum(1 for _, _, ev in events if ev["type"] in _PER_MONTH)
+        per_ticket = max(1.0, (len(events) - fixed) / n_tickets)
+        n_tickets = max(n_tickets + 1, math.ceil(1.02 * (n - fixed) / per_ticket))
 
 
 def produce(settings: Settings, events: list[tuple[str, str, dict[str, Any]]]) -> float:
@@ -252,6 +153,7 @@ def postgres_cpu_seconds() -> float | None:
 def collector(settings: Settings, expected: int) -> dict[str, float]:
     engine = make_engine(settings.require_database_url())
     seen = 0
+    outcomes = {"stored": 0, "duplicates": 0, "dead_letters": 0}
     started: float | None = None
     latencies: list[float] = []
     done = threading.Event()
@@ -265,11 +167,10 @@ def collector(settings: Settings, expected: int) -> dict[str, float]:
         else:
             latencies.append(now - last)
         last = now
-        seen += (
-            sum(result.stored.values())
-            + sum(result.duplicate.values())
-            + sum(result.dead_letter.values())
-        )
+        outcomes["stored"] += sum(result.stored.values())
+        outcomes["duplicates"] += sum(result.duplicate.values())
+        outcomes["dead_letters"] += sum(result.dead_letter.values())
+        seen = sum(outcomes.values())
         if seen >= expected:
             done.set()
 
@@ -297,6 +198,7 @@ def collector(settings: Settings, expected: int) -> dict[str, float]:
         "postgres_cpu_us_per_event": (
             1e6 * (pg1 - pg0) / seen if pg0 is not None and pg1 is not None else float("nan")
         ),
+        **outcomes,
     }
 
 
@@ -353,8 +255,13 @@ def run(n: int = 100_000) -> dict[str, Any]:
             collector_batch_size=2000,
         )
         ensure_topics(settings)
-        events = mixed_events(n)
-        print(f"producing {len(events):,} mixed events ...", flush=True)
+        events = backlog(n)
+        tickets = sum(1 for _, _, ev in events if ev.get("type") == "itsm.ticket.created")
+        print(
+            f"producing {len(events):,} realistic mixed events ({tickets:,} tickets, "
+            f"{n // 100:,} duplicates, {n // 500:,} poison) ...",
+            flush=True,
+        )
         produce_rate = produce(settings, events)
         print(f"bare consumer ×{BARE_RUNS} ...", flush=True)
         # The fastest of a few reads: one read takes ~2 s, and this machine's speed varies
@@ -362,10 +269,20 @@ def run(n: int = 100_000) -> dict[str, Any]:
         bare = max(bare_consumer(settings, len(events)) for _ in range(BARE_RUNS))
         print("collector ...", flush=True)
         coll = collector(settings, len(events))
+        if (coll["duplicates"], coll["dead_letters"]) != (n // 100, n // 500):
+            print(
+                f"  expected {n // 100:,} duplicates and {n // 500:,} dead letters, the collector "
+                f"counted {coll['duplicates']:,} and {coll['dead_letters']:,}",
+                flush=True,
+            )
         print(f"{SCALE_OUT} collectors in one group ...", flush=True)
         group = scaled_out(settings, len(events), SCALE_OUT)
     return {
         "events": len(events),
+        "tickets": tickets,
+        "collector_stored": coll["stored"],
+        "collector_duplicates": coll["duplicates"],
+        "collector_dead_letters": coll["dead_letters"],
         "producer_events_per_s": round(produce_rate),
         "bare_consumer_events_per_s": round(bare),
         "collector_events_per_s": round(coll["events_per_s"]),

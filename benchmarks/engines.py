@@ -44,8 +44,8 @@ def engines(name: str) -> Iterator[tuple[str, str]]:
             dbname=u.database or "postgres",
             autocommit=True,
         ) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {db}")  # type: ignore[arg-type]
-            conn.execute(f"CREATE DATABASE {db}")  # type: ignore[arg-type]
+            conn.execute(f"DROP DATABASE IF EXISTS {db}")
+            conn.execute(f"CREATE DATABASE {db}")
         url = u.set(database=db).render_as_string(hide_password=False)
         migrate(url)
         yield url, kafka

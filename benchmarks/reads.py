@@ -1,0 +1,197 @@
+"""Reads at scale: 16 concurrent clients asking the api for a month of daily points grouped by
+service, then `/metrics` scraped as Prometheus would. Over a database the caller prepared (a
+computed month); the api runs as its own process (`itsm-metrics api`)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks import procs
+from benchmarks.realistic import month_end
+from services.local.engines import free_port
+
+# Indicators with a `service` dimension, of every family.
+INDICATORS = (
+    "ticket_opened_count",
+    "ticket_resolved_count",
+    "incident_backlog_count",
+    "incident_response_time_seconds",
+    "incident_resolution_time_seconds",
+    "incident_sla_resolution_met_ratio",
+    "incident_reassignment_ratio",
+    "change_count",
+    "csat_score",
+    "service_availability_ratio",
+)
+
+
+def run_reads(
+    db_url: str,
+    kafka: str,
+    month_start: datetime,
+    seconds: float = 30.0,
+    *,
+    clients: int = 16,
+    max_requests: int = 100_000,
+    scrapes: int = 20,
+    indicators: Sequence[str] = INDICATORS,
+) -> dict[str, Any]:
+    """Start the api on the prepared database, read for `seconds` (at most `max_requests`),
+    scrape `/metrics` `scrapes` times, stop the api. Figures in ms and counts."""
+    with api(db_url, kafka) as (url, pid):
+        reads = read_load(url, month_start, seconds, clients, max_requests, indicators)
+        scraped = scrape(url, scrapes) if scrapes else {}
+        peak = max(procs.memory_kb(pid))
+    return {**reads, **scraped, "api_peak_rss_mb": round(peak / 1024, 1)}
+
+
+@contextlib.contextmanager
+def api(db_url: str, kafka: str, ready_timeout: float = 90.0) -> Iterator[tuple[str, int]]:
+    """`itsm-metrics api` on a free loopback port: its base URL and pid while it runs."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="itsm-reads-") as tmp:
+        log_path = Path(tmp) / "api.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [*procs.command(), "api"],
+                env=procs.environment(db_url, kafka, port),
+                cwd=tmp,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            if procs.wait_ready(url, proc, ready_timeout) is None:
+                tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+                raise RuntimeError(f"the api did not become ready: {' | '.join(tail)}")
+            print(f"  api ready at {url}", flush=True)
+            yield url, proc.pid
+        finally:
+            procs.stop(proc, signal.SIGTERM, grace=30)
+
+
+def read_load(
+    url: str,
+    month_start: datetime,
+    seconds: float,
+    clients: int,
+    max_requests: int,
+    indicators: Sequence[str],
+) -> dict[str, Any]:
+    """`clients` threads, each with its own connection, asking in turn for each indicator's
+    daily points by service over the month, until `seconds` pass or `max_requests` are sent."""
+    params = {
+        "window": "day",
+        "group_by": "service",
+        "start": _z(month_start),
+        "end": _z(month_end(month_start)),
+    }
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    lock = threading.Lock()
+    issued = 0
+    deadline = time.monotonic() + seconds
+
+    def client(offset: int) -> None:
+        nonlocal issued
+        own: list[float] = []
+        with httpx.Client(base_url=url, timeout=60) as http:
+            k = offset
+            while time.monotonic() < deadline:
+                with lock:
+                    if issued >= max_requests:
+                        break
+                    issued += 1
+                path = f"/v1/indicators/{indicators[k % len(indicators)]}"
+                k += 1
+                started = time.perf_counter()
+                try:
+                    resp = http.get(path, params=params)
+                    outcome = None if resp.status_code == 200 else f"HTTP {resp.status_code}"
+                except httpx.HTTPError as err:
+                    outcome = type(err).__name__
+                own.append(time.perf_counter() - started)
+                if outcome is not None:
+                    with lock:
+                        errors[outcome] += 1
+        with lock:
+            latencies.extend(own)
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    next_report = started + 5.0
+    while alive := [t for t in threads if t.is_alive()]:
+        alive[0].join(max(0.0, next_report - time.monotonic()))
+        if time.monotonic() >= next_report:
+            print(f"  reads: {issued:,} requests so far, {sum(errors.values())} errors", flush=True)
+            next_report += 5.0
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    return {
+        "reads_clients": clients,
+        "reads_requests": len(latencies),
+        "reads_per_s": round(len(latencies) / elapsed, 1),
+        "reads_errors": sum(errors.values()),
+        "reads_error_kinds": ", ".join(f"{k} ×{n}" for k, n in errors.most_common(3)) or "none",
+        "reads_p50_ms": _ms(latencies, 0.5),
+        "reads_p99_ms": _ms(latencies, 0.99),
+    }
+
+
+def scrape(url: str, times: int) -> dict[str, Any]:
+    """`/metrics` `times` times in a row: latency and the number of series (sample lines)."""
+    latencies: list[float] = []
+    series = size = 0
+    errors = 0
+    with httpx.Client(base_url=url, timeout=120) as http:
+        for _ in range(times):
+            started = time.perf_counter()
+            try:
+                resp = http.get("/metrics")
+            except httpx.HTTPError:
+                errors += 1
+                continue
+            latencies.append(time.perf_counter() - started)
+            if resp.status_code != 200:
+                errors += 1
+                continue
+            body = resp.text
+            size = len(resp.content)
+            series = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
+    print(f"  /metrics: {series:,} series, {size / 1e6:.1f} MB", flush=True)
+    latencies.sort()
+    return {
+        "metrics_scrapes": times,
+        "metrics_errors": errors,
+        "metrics_p50_ms": _ms(latencies, 0.5),
+        "metrics_p99_ms": _ms(latencies, 0.99),
+        "metrics_series": series,
+        "metrics_bytes": size,
+    }
+
+
+def _ms(sorted_seconds: list[float], q: float) -> float | None:
+    if not sorted_seconds:
+        return None
+    i = min(len(sorted_seconds) - 1, int(q * (len(sorted_seconds) - 1) + 0.5))
+    return round(1000 * sorted_seconds[i], 1)
+
+
+def _z(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")

@@ -237,6 +237,8 @@ def bind(
         **dict(plan[0].params),
         "starts": [s for s, _ in windows],
         "ends": [e for _, e in windows],
+        "lo": min((s for s, _ in windows), default=now),
+        "hi": max((e for _, e in windows), default=now),
         "now": now,
         **{f"f_{d}": v for d, v in (filters or {}).items()},
     }

@@ -6,7 +6,7 @@ the previous N windows; the scores are upserted into `indicator_drift`."""
 
 from __future__ import annotations
 
-import statistics
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -27,15 +27,20 @@ MIN_WINDOWS = 4  # fewer previous windows give no baseline (score 0)
 def baseline(previous: Sequence[float]) -> tuple[float, float] | None:
     """Mean and *population* standard deviation of the previous windows: the baseline describes
     exactly these N windows rather than estimating a wider population. None when fewer than 4."""
-    if len(previous) < MIN_WINDOWS:
+    n = len(previous)
+    if n < MIN_WINDOWS:
         return None
-    return statistics.fmean(previous), statistics.pstdev(previous)
+    mean = math.fsum(previous) / n
+    return mean, math.sqrt(math.fsum((x - mean) ** 2 for x in previous) / n)
 
 
 def drift_score(previous: Sequence[float], current: float) -> float:
     """(current − mean) / stddev of the previous windows; 0 when fewer than 4 windows or the
     stddev is 0 (a flat baseline says nothing about spread)."""
-    base = baseline(previous)
+    return _score(baseline(previous), current)
+
+
+def _score(base: tuple[float, float] | None, current: float) -> float:
     if base is None or base[1] == 0:
         return 0.0
     mean, stddev = base
@@ -90,7 +95,7 @@ _SERIES = text(
         FROM indicator_values iv
         JOIN w ON w.window_kind = iv.window_kind AND w.window_start = iv.window_start
               AND w.window_start = w.current_start
-        WHERE iv.value IS NOT NULL
+        WHERE iv.value IS NOT NULL AND iv.indicator = :indicator
           AND iv.dim_keys NOT LIKE '%,%,%'
           AND (iv.dim_keys NOT LIKE '%,%' OR 'service' = ANY (string_to_array(iv.dim_keys, ',')))
     )
@@ -129,37 +134,54 @@ def update_drift(conn: Connection, catalog: Catalog, tz: ZoneInfo, *, now: datet
             kinds.append(kind)
             starts.append(s)
             currents.append(current)
-    rows: Any = conn.execute(_SERIES, {"kinds": kinds, "starts": starts, "currents": currents})
-    out = []
-    for r in rows:
-        ind = get(r.indicator)
-        previous = filled(
-            dict(zip(r.h_starts, r.h_values, strict=True)),
-            history[r.window_kind],
-            ind is not None and ind.aggregate == "count",
-        )
-        base = baseline(previous)
-        sc = drift_score(previous, r.value)
-        out.append(
-            {
-                "indicator": r.indicator,
-                "window_kind": r.window_kind,
-                "dimensions": r.dimensions,
-                "window_start": r.window_start,
-                "value": r.value,
-                "score": sc,
-                "baseline_mean": None if base is None else base[0],
-                "baseline_stddev": None if base is None else base[1],
-                "windows": len(previous),
-                "drifting": drifting(sc, _direction(r.indicator, catalog), threshold),
-                "computed_at": now,
-            }
-        )
-    if out:
-        stmt = insert(indicator_drift)
-        excluded = {c: stmt.excluded[c] for c in out[0] if c not in _KEY}
-        conn.execute(stmt.on_conflict_do_update(index_elements=_KEY, set_=excluded), out)
-    return len(out)
+    # One indicator at a time: the series of a busy month are hundreds of thousands.
+    ids = conn.execute(
+        text(
+            "SELECT DISTINCT indicator FROM indicator_values "
+            "WHERE (window_kind, window_start) IN (SELECT * FROM unnest(CAST(:kinds AS text[]), "
+            "CAST(:starts AS timestamptz[])))"
+        ),
+        {"kinds": list(WINDOW_KINDS), "starts": [window_start(k, now, tz) for k in WINDOW_KINDS]},
+    ).scalars()
+    scored = 0
+    for indicator in sorted(ids):
+        params = {"kinds": kinds, "starts": starts, "currents": currents, "indicator": indicator}
+        out = [
+            _scored(r, history[r.window_kind], catalog, threshold, now)
+            for r in conn.execute(_SERIES, params)
+        ]
+        if out:
+            stmt = insert(indicator_drift)
+            excluded = {c: stmt.excluded[c] for c in out[0] if c not in _KEY}
+            conn.execute(stmt.on_conflict_do_update(index_elements=_KEY, set_=excluded), out)
+        scored += len(out)
+    return scored
+
+
+def _scored(
+    r: Any, starts: Sequence[datetime], catalog: Catalog, threshold: float, now: datetime
+) -> dict[str, Any]:
+    ind = get(r.indicator)
+    previous = filled(
+        dict(zip(r.h_starts, r.h_values, strict=True)),
+        starts,
+        ind is not None and ind.aggregate == "count",
+    )
+    base = baseline(previous)
+    sc = _score(base, r.value)
+    return {
+        "indicator": r.indicator,
+        "window_kind": r.window_kind,
+        "dimensions": r.dimensions,
+        "window_start": r.window_start,
+        "value": r.value,
+        "score": sc,
+        "baseline_mean": None if base is None else base[0],
+        "baseline_stddev": None if base is None else base[1],
+        "windows": len(previous),
+        "drifting": drifting(sc, _direction(r.indicator, catalog), threshold),
+        "computed_at": now,
+    }
 
 
 def _direction(indicator: str, catalog: Catalog) -> Direction:

@@ -139,14 +139,13 @@ class Aggregator:
                 if not first:
                     return -1
                 for unit in first[: self._room(now, first[0])]:
-                    rows = queue.claim(conn, unit, now, lanes)
-                    if not rows:
-                        continue  # another aggregator holds them
                     if queue.try_lock(conn, unit):
-                        units.append(unit)
-                        claimed += rows
-                    else:
-                        queue.postpone(conn, rows, now + timedelta(seconds=1))
+                        rows = queue.claim(conn, unit, now, lanes)
+                        if rows:
+                            units.append(unit)
+                            claimed += rows
+                    else:  # another aggregator (or this one's other loop) computes it now
+                        queue.postpone(conn, unit, lanes, now + timedelta(seconds=1))
                 if units:
                     conn.execute(_WORK_MEM)
                     self._compute(conn, horizon, units, claimed)
@@ -283,6 +282,7 @@ class Aggregator:
         scheduler = BackgroundScheduler(timezone=UTC)
         jobs: list[tuple[Callable[[], None], float, str]] = [
             (self._safe_recompute, self.settings.aggregator_interval_seconds, "dirty_windows"),
+            (self._safe_sla, self.settings.aggregator_interval_seconds, "sla"),
             (self._safe_slow, self.settings.aggregator_interval_seconds, "slow_windows"),
             (self._safe_refresh, self.settings.aggregator_refresh_seconds, "clock_refresh"),
             (self._safe_drift, 60, "drift"),
@@ -338,12 +338,19 @@ class Aggregator:
             _warn("prune failed, will retry", err)
 
     def _safe_recompute(self) -> None:
-        """Events' instants: SLA decisions first (they mark windows), then the `point` lane."""
+        """Events' instants: the `point` lane."""
         try:
-            self.evaluate_sla()
             self.recompute_dirty(budget=RUN_SECONDS, lanes=queue.FAST_LANES)
         except DBAPIError as err:
             _warn("aggregator run failed, will retry", err)
+
+    def _safe_sla(self) -> None:
+        """SLA decisions of changed incidents and passed deadlines (they mark windows), in a
+        loop of their own: evaluating a busy stream of incidents never delays a fresh count."""
+        try:
+            self.evaluate_sla()
+        except DBAPIError as err:
+            _warn("SLA evaluation failed, will retry", err)
 
     def _safe_slow(self) -> None:
         """States, time shares and percentiles, beside the fast loop (another connection)."""

@@ -47,6 +47,7 @@ class Row:
     scopes: frozenset[str]
     first_received_at: datetime
     attempts: int
+    version: int = 0  # the row's xmin when read
 
 
 @dataclass
@@ -239,14 +240,18 @@ _MORE = text(
     LIMIT :limit
     """
 )
+# Rows are read with their version (`xmin`), not locked: a unit's computation holds no queue
+# row, so marks upserted meanwhile (new events, follow-ups of another lane) never wait for it;
+# `done` deletes only the rows still at the version read, and a row marked again stays due.
+# Two aggregators never compute the same unit at once: `try_lock`.
 _CLAIM_ROWS = text(
     """
-    SELECT window_kind, window_start, window_end, lane, scopes, first_received_at, attempts
+    SELECT window_kind, window_start, window_end, lane, scopes, first_received_at, attempts,
+           xmin::text::bigint AS version
     FROM window_queue
     WHERE parked_at IS NULL AND due_at <= :now AND lane = ANY(:lanes)
       AND window_kind = ANY(:kinds) AND window_start >= :lo AND window_start < :hi
     ORDER BY window_kind, window_start, lane
-    FOR UPDATE SKIP LOCKED
     """
 )
 
@@ -298,8 +303,8 @@ def _unit(kind: str, start: datetime, tz: ZoneInfo) -> Unit:
 
 
 def claim(conn: Connection, unit: Unit, now: datetime, lanes: Sequence[str] = LANES) -> list[Row]:
-    """Lock the due rows of a unit in these lanes (rows another aggregator holds are
-    skipped)."""
+    """The due rows of a unit in these lanes, with their versions (the caller holds the unit:
+    `try_lock`)."""
     kinds = ["hour", "day"] if unit.kind == "day" else [unit.kind]
     params = {"now": now, "kinds": kinds, "lo": unit.start, "hi": unit.end, "lanes": list(lanes)}
     rows = conn.execute(_CLAIM_ROWS, params).all()
@@ -312,6 +317,7 @@ def claim(conn: Connection, unit: Unit, now: datetime, lanes: Sequence[str] = LA
             frozenset(r.scopes),
             r.first_received_at,
             r.attempts,
+            int(r.version),
         )
         for r in rows
         if r.window_kind == unit.kind or unit.kind == "day"
@@ -330,36 +336,41 @@ def try_lock(conn: Connection, unit: Unit) -> bool:
 
 
 def done(conn: Connection, rows: Sequence[Row]) -> None:
-    """Delete the rows a unit computed (rows marked again meanwhile are new rows: a concurrent
-    upsert waited for this transaction)."""
+    """Delete the rows a unit computed, unless another transaction marked them again since
+    they were read (their version moved): those stay due and are computed once more. A row
+    this unit marked itself is done (a marker waiting on it inserts a new row)."""
     if rows:
         conn.execute(
             text(
                 """
                 DELETE FROM window_queue q
                 USING unnest(CAST(:kinds AS text[]), CAST(:starts AS timestamptz[]),
-                             CAST(:lanes AS text[])) AS r(kind, start, lane)
+                             CAST(:lanes AS text[]), CAST(:versions AS bigint[]))
+                      AS r(kind, start, lane, version)
                 WHERE q.window_kind = r.kind AND q.window_start = r.start AND q.lane = r.lane
+                  AND q.xmin::text::bigint IN (
+                      r.version, pg_current_xact_id()::text::bigint % 4294967296)
                 """
             ),
-            _keys(rows),
+            {**_keys(rows), "versions": [r.version for r in rows]},
         )
 
 
-def postpone(conn: Connection, rows: Sequence[Row], until: datetime) -> None:
-    """Leave rows another aggregator's unit holds for a little later (no busy loop on them)."""
-    if rows:
-        conn.execute(
-            text(
-                """
-                UPDATE window_queue q SET due_at = :until
-                FROM unnest(CAST(:kinds AS text[]), CAST(:starts AS timestamptz[]),
-                            CAST(:lanes AS text[])) AS r(kind, start, lane)
-                WHERE q.window_kind = r.kind AND q.window_start = r.start AND q.lane = r.lane
-                """
-            ),
-            {**_keys(rows), "until": until},
-        )
+def postpone(conn: Connection, unit: Unit, lanes: Sequence[str], until: datetime) -> None:
+    """Leave the due rows of a unit another transaction computes for a little later (no busy
+    loop on them). Rows of the lanes it computes are then computed once more after it: their
+    version moved."""
+    kinds = ["hour", "day"] if unit.kind == "day" else [unit.kind]
+    conn.execute(
+        text(
+            """
+            UPDATE window_queue SET due_at = :until
+            WHERE parked_at IS NULL AND due_at < :until AND lane = ANY(:lanes)
+              AND window_kind = ANY(:kinds) AND window_start >= :lo AND window_start < :hi
+            """
+        ),
+        {"until": until, "lanes": list(lanes), "kinds": kinds, "lo": unit.start, "hi": unit.end},
+    )
 
 
 def backoff(attempts: int) -> timedelta:

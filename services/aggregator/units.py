@@ -32,7 +32,15 @@ from services.aggregator.compute import (
 from services.aggregator.indicators import Indicator
 from services.aggregator.objectives import evaluate_windows
 from services.aggregator.policy import dim_keys, stored_groupings
-from services.aggregator.queue import Horizon, Row, Scopes, Unit, enqueue, follow_ups
+from services.aggregator.queue import (
+    Horizon,
+    QueueRow,
+    Row,
+    Scopes,
+    Unit,
+    enqueue,
+    follow_ups,
+)
 from services.catalog import Catalog
 from shared.windows import window_end, window_start, windows_overlapping
 
@@ -90,9 +98,14 @@ def process_days(conn: Connection, ctx: Context, days: Sequence[Unit], rows: Seq
         old = [d for d in days if d not in recent]
         _recent_days(conn, ctx, recent, hours, mergeable)
         _old_days(conn, ctx, old, kept, mergeable)
+    states = _states_due(conn, ctx, rows) if direct else set()
     for plan in plans(direct):
-        _write(conn, ctx, plan, "hour", [(h, h + HOUR) for h in kept_begun])
-        _write(conn, ctx, plan, "day", [(d.start, d.end) for d in begun])
+        _write(
+            conn, ctx, plan, "hour", [(h, h + HOUR) for h in kept_begun if ("hour", h) in states]
+        )
+        _write(
+            conn, ctx, plan, "day", [(d.start, d.end) for d in begun if ("day", d.start) in states]
+        )
     percentile_days = [
         (d.start, d.end)
         for d in begun
@@ -110,11 +123,32 @@ def process_windows(
     percentiles when due (their other points add up from their days), their objectives."""
     begun = [(u.start, u.end) for u in units if u.start < ctx.now]
     direct = [i for i in ctx.selected(rows) if not i.mergeable]
+    states = _states_due(conn, ctx, rows) if direct else set()
     for plan in plans(direct):
-        _write(conn, ctx, plan, kind, begun)
+        _write(conn, ctx, plan, kind, [w for w in begun if (kind, w[0]) in states])
     due = {r.start for r in rows if r.lane == "percentiles"}
     _percentiles(conn, ctx, kind, [(u.start, u.end) for u in units if u.start in due])
     _objectives(conn, ctx, kind, begun)
+
+
+def _states_due(conn: Connection, ctx: Context, rows: Sequence[Row]) -> set[tuple[str, datetime]]:
+    """The windows whose states and time shares (backlog, availability, …) are recomputed now:
+    those whose intervals moved (`span` rows), and those whose instants moved (`point` rows)
+    once they have ended. A running window's states wait for the slower cadence, as moved
+    intervals do: a `span` row is queued for them, so a busy current window costs one
+    recompute of its states per cadence, not one per event."""
+    due: set[tuple[str, datetime]] = set()
+    later: dict[tuple[str, datetime], QueueRow] = {}
+    for r in rows:
+        key = (r.kind, r.start)
+        if r.lane == "span" or (r.lane == "point" and (r.end <= ctx.now or not ctx.horizon.slow)):
+            due.add(key)
+        elif r.lane == "point" and r.scopes:
+            scopes = ",".join(sorted(r.scopes))
+            due_at = ctx.now + ctx.horizon.slow
+            later[key] = (r.kind, r.start, "span", r.end, scopes, r.first_received_at, due_at)
+    enqueue(conn, [row for key, row in later.items() if key not in due], ctx.now)
+    return due
 
 
 def _recent_days(

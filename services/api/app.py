@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request, Response
@@ -28,7 +29,14 @@ from services.catalog import CatalogCache
 from shared.settings import Settings
 
 
-def create_app(settings: Settings, engine: Engine, publisher: Publisher | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    engine: Engine,
+    publisher: Publisher | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> FastAPI:
+    """`clock` says which windows are current for /metrics (a replay or a benchmark sets it)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -46,9 +54,11 @@ def create_app(settings: Settings, engine: Engine, publisher: Publisher | None =
     app.state.series_cache = SeriesCache()
     stored = CollectorRegistry()
     stored.register(
-        IndicatorCollector(engine, tz, app.state.catalogs, max_series=settings.metrics_max_series)
+        IndicatorCollector(
+            engine, tz, app.state.catalogs, clock, max_series=settings.metrics_max_series
+        )
     )
-    stored.register(ObjectiveCollector(engine, tz))
+    stored.register(ObjectiveCollector(engine, tz, clock))
     app.state.exposition = CachedExposition(stored, settings.metrics_max_age_seconds)
     Gauge(
         "itsm_exposition_age_seconds",

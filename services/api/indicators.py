@@ -3,6 +3,7 @@ the others computed at query time by the same statement (services/aggregator/pol
 
 from __future__ import annotations
 
+import gzip
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
@@ -153,35 +154,48 @@ def plan(
 
 
 def series(conn: Connection, active: Catalog, q: SeriesQuery) -> IndicatorSeries:
-    if q.stored:
-        points = _stored(conn, q.ind.id, q.window, q.grouping, q.filters, q.first, q.end)
-    else:
-        points = _computed(
-            conn, active, q.ind, q.window, q.grouping, q.filters, q.first, q.end, q.now, q.tz
-        )
+    points = _stored(conn, q) if q.stored else _computed(conn, active, q)
     if q.zero_fill:
         points = _zero_filled(points, q.window, q.first, q.end, q.now, q.filters, q.tz)
     return IndicatorSeries(indicator=q.ind.id, unit=q.ind.unit, window=q.window, points=points)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A series encoded once: its JSON, and gzipped when it is worth it (a month of daily
+    points by service is ~1 MB of JSON, ~60 kB gzipped)."""
+
+    body: bytes
+    gzipped: bytes | None
+
+    @classmethod
+    def of(cls, found: IndicatorSeries) -> Answer:
+        body = found.model_dump_json().encode()
+        small = len(body) < GZIP_FROM_BYTES
+        return cls(body, None if small else gzip.compress(body, compresslevel=6, mtime=0))
+
+
+GZIP_FROM_BYTES = 1400
+
+
 class SeriesCache:
-    """Serialized answers of stored groupings, each kept with the version of the rows it was
-    read from: the number of rows and the sum of their transaction ids (`xmin`). Any write to
-    those rows changes it (a row written again gets a newer transaction id, a row removed or
-    added changes the number, and an insert's id is above that of any row it replaces), so a
-    hit costs one indexed read of the versions instead of building and encoding the points.
+    """Encoded answers of stored groupings, each kept with the version of the rows it was read
+    from: the number of rows and the sum of their transaction ids (`xmin`). Any write to those
+    rows changes it (a row written again gets a newer transaction id, a row removed or added
+    changes the number, and an insert's id is above that of any row it replaces), so a hit
+    costs one indexed read of the versions instead of building and encoding the points.
     Groupings computed at query time are not cached."""
 
     def __init__(self, entries: int = 256) -> None:
         self.entries = entries
         self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple[object, ...], tuple[tuple[int, ...], bytes]] = OrderedDict()
+        self._cache: OrderedDict[tuple[object, ...], tuple[tuple[int, ...], Answer]] = OrderedDict()
 
-    def body(self, conn: Connection, active: Catalog, catalog_sha: str, q: SeriesQuery) -> bytes:
+    def answer(self, conn: Connection, active: Catalog, catalog_sha: str, q: SeriesQuery) -> Answer:
         if not q.stored:
-            return series(conn, active, q).model_dump_json().encode()
+            return Answer.of(series(conn, active, q))
         key = q.cache_key(catalog_sha)
-        rows = _stored_rows(q.ind.id, q.window, q.grouping, q.filters, q.first, q.end)
+        rows = _stored_rows(q)
         xids: ColumnElement[int] = func.coalesce(func.sum(literal_column("xmin::text::bigint")), 0)
         found = conn.execute(select(func.count(), xids).select_from(indicator_values).where(*rows))
         version = tuple(int(v) for v in found.one())
@@ -190,81 +204,56 @@ class SeriesCache:
             if hit is not None and hit[0] == version:
                 self._cache.move_to_end(key)
                 return hit[1]
-        body = series(conn, active, q).model_dump_json().encode()
+        answer = Answer.of(series(conn, active, q))
         with self._lock:
-            self._cache[key] = (version, body)
+            self._cache[key] = (version, answer)
             self._cache.move_to_end(key)
             while len(self._cache) > self.entries:
                 self._cache.popitem(last=False)
-        return body
+        return answer
 
 
-def _stored_rows(
-    indicator_id: str,
-    window: str,
-    grouping: tuple[str, ...],
-    filters: dict[str, str],
-    first: datetime,
-    end: datetime,
-) -> tuple[ColumnElement[bool], ...]:
+def _stored_rows(q: SeriesQuery) -> tuple[ColumnElement[bool], ...]:
     iv = indicator_values.c
     return (
-        iv.indicator == indicator_id,
-        iv.window_kind == window,
-        iv.dim_keys == ",".join(grouping),
-        iv.window_start >= first,
-        iv.window_start < end,
-        iv.dimensions.op("@>")(cast(filters, JSONB)),
+        iv.indicator == q.ind.id,
+        iv.window_kind == q.window,
+        iv.dim_keys == ",".join(q.grouping),
+        iv.window_start >= q.first,
+        iv.window_start < q.end,
+        iv.dimensions.op("@>")(cast(q.filters, JSONB)),
         iv.value.is_not(None),
     )
 
 
-def _stored(
-    conn: Connection,
-    indicator_id: str,
-    window: str,
-    grouping: tuple[str, ...],
-    filters: dict[str, str],
-    first: datetime,
-    end: datetime,
-) -> list[Point]:
+def _stored(conn: Connection, q: SeriesQuery) -> list[Point]:
     iv = indicator_values.c
     rows = conn.execute(
         select(iv.window_start, iv.window_end, iv.dimensions, iv.value, iv["count"], iv.p50, iv.p90)
-        .where(*_stored_rows(indicator_id, window, grouping, filters, first, end))
+        .where(*_stored_rows(q))
         .order_by(iv.window_start, iv.dimensions)
     ).all()
     return [Point(**r._mapping) for r in rows]
 
 
-def _computed(
-    conn: Connection,
-    active: Catalog,
-    ind: Indicator,
-    window: str,
-    grouping: tuple[str, ...],
-    filters: dict[str, str],
-    first: datetime,
-    end: datetime,
-    now: datetime,
-    tz: ZoneInfo,
-) -> list[Point]:
+def _computed(conn: Connection, active: Catalog, q: SeriesQuery) -> list[Point]:
     """A grouping that is not stored, from the projections by the aggregator's statement."""
     windows = []
-    w = first
-    while w < end and w < now:
-        windows.append((w, window_end(window, w, tz)))
+    w = q.first
+    while w < q.end and w < q.now:
+        windows.append((w, window_end(q.window, w, q.tz)))
         w = windows[-1][1]
     conn.execute(text(f"SET LOCAL statement_timeout = '{int(QUERY_SECONDS * 1000)}ms'"))
     try:
         found = query_points(
-            conn, ind, windows, grouping, filters, now=now, params=catalog_params(active)
+            conn, q.ind, windows, q.grouping, q.filters, now=q.now, params=catalog_params(active)
         )
     except OperationalError as err:
         if getattr(err.orig, "sqlstate", None) != "57014":  # query_canceled
             raise
+        grouping = ", ".join(q.grouping) or "nothing"
         raise QueryTooExpensive(
-            f"{ind.id} by {', '.join(grouping) or 'nothing'} per {window} is computed at query "
+            f"{q.ind.id} by {grouping} per {q.window} is computed at query "
             f"time and took over {QUERY_SECONDS} s: narrow start..end, filter, or group by a "
             "stored grouping (see the README's Indicators section)"
         ) from None

@@ -89,3 +89,57 @@ def test_retry_needs_to_be_told_which_windows(db_url: str) -> None:
     result = run(["windows", "retry"], ITSM_DATABASE_URL=db_url)
     assert result.returncode != 0
     assert "--all" in result.stderr
+
+
+def test_a_mark_during_a_units_computation_neither_waits_nor_is_lost(engine: Engine) -> None:
+    day = utc(2026, 10, 6)
+    store(engine, [ticket_event("M1", utc(2026, 10, 6, 9), "new", service="email")])
+    agg = aggregator(engine, clock=lambda: utc(2026, 10, 20))
+    agg.expand_marks()
+    horizon = agg.horizon(utc(2026, 10, 20))
+    unit = queue.Unit("day", day, utc(2026, 10, 7))
+    with engine.begin() as computing:  # a unit being computed: its rows read, not locked
+        assert queue.try_lock(computing, unit)
+        claimed = queue.claim(computing, unit, horizon.now)
+        assert {(r.kind, r.lane) for r in claimed} >= {("day", "point"), ("hour", "point")}
+        with engine.begin() as marking:  # a new event for the same day meanwhile
+            marking.execute(text("SET LOCAL lock_timeout = '1s'"))  # it must not wait
+            row = ("day", day, "point", utc(2026, 10, 7), "ticket", horizon.now, horizon.now)
+            queue.enqueue(marking, [row], horizon.now)
+        queue.done(computing, claimed)
+    with engine.connect() as conn:
+        left = conn.execute(
+            text(
+                "SELECT window_kind FROM window_queue WHERE window_start >= :s AND lane = 'point'"
+            ),
+            {"s": day},
+        ).scalars()
+        # the day marked again stays due; the hour nobody marked again is done
+        assert sorted(left) == ["day"]
+
+
+def test_a_running_windows_states_wait_for_the_slower_cadence_its_counts_do_not(
+    engine: Engine,
+) -> None:
+    from shared.settings import Settings
+
+    now = [utc(2026, 10, 6, 12, 30)]
+    slow = Settings(_env_file=None, aggregator_slow_seconds=30, hour_retention_days=36500)  # type: ignore[call-arg]
+    agg = aggregator(engine, slow, clock=lambda: now[0])
+    store(engine, [ticket_event("B1", utc(2026, 10, 6, 9), "new", service="email")])
+    agg.evaluate_sla()
+    agg.recompute_dirty(lanes=queue.LANES)
+    now[0] += timedelta(seconds=31)
+    agg.recompute_dirty(lanes=queue.LANES)  # the first ticket: day, backlog and all
+    day = utc(2026, 10, 6)
+    assert opened(engine, day) == 1.0
+    backlog = points(engine, "incident_backlog_count", "day", day)
+    assert backlog is not None and backlog["value"] == 1.0
+    store(engine, [ticket_event("B2", utc(2026, 10, 6, 12, 10), "new", service="email")])
+    agg.recompute_dirty(lanes=queue.FAST_LANES)
+    assert opened(engine, day) == 2.0  # the count at once
+    # the running day's backlog waits for the slower cadence, as a `span` row
+    assert points(engine, "incident_backlog_count", "day", day)["value"] == 1.0  # type: ignore[index]
+    now[0] += timedelta(seconds=31)
+    agg.recompute_dirty(lanes=queue.SLOW_LANES)
+    assert points(engine, "incident_backlog_count", "day", day)["value"] == 2.0  # type: ignore[index]

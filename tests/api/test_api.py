@@ -286,6 +286,29 @@ def test_a_cached_answer_follows_every_write_to_its_points(
     assert read() == [("2026-10-05", "email", 2.0), ("2026-10-05", "erp", 2.0)]
 
 
+def test_a_large_answer_is_gzipped_for_clients_that_accept_it(
+    client: TestClient, engine: Engine
+) -> None:
+    store(
+        engine,
+        [
+            ticket_event(f"G{n}", utc(2026, 10, 1 + n // 40, 9), "new", service=f"svc{n % 40}")
+            for n in range(400)
+        ],
+    )
+    aggregate(engine)
+    params = {"window": "day", "group_by": "service", "start": "2026-10-01T00:00:00Z"}
+    params["end"] = "2026-11-01T00:00:00Z"
+    url = "/v1/indicators/ticket_opened_count"
+    zipped = client.get(url, params=params, headers={"Accept-Encoding": "gzip"})
+    plain = client.get(url, params=params, headers={"Accept-Encoding": "identity"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert "content-encoding" not in plain.headers
+    assert int(zipped.headers["content-length"]) < int(plain.headers["content-length"]) / 5
+    assert zipped.json() == plain.json()
+    assert len(plain.json()["points"]) == 400  # 40 services, each on 10 days
+
+
 def test_metrics_serve_the_last_rendering_and_refresh_it_in_the_background() -> None:
     from prometheus_client import CollectorRegistry, Gauge
 

@@ -3,7 +3,7 @@ incidents, placed in the window of the timestamp named by `assigned_by`."""
 
 from __future__ import annotations
 
-from services.aggregator.indicators import Aggregate, Indicator, Unit, register
+from services.aggregator.indicators import Aggregate, Indicator, Unit, bounded, register
 from shared.indicator_ids import Direction
 
 TICKET_DIMENSIONS = ("service", "priority", "assignment_group", "kind")
@@ -26,7 +26,12 @@ def per_row(
     where: tuple[str, ...] = (),
 ) -> Indicator:
     """One sample `v` per row of `table` whose `assigned_by` timestamp lies in the window."""
-    conditions = [f"{assigned_by} >= w.window_start", f"{assigned_by} < w.window_end", *where]
+    conditions = [
+        f"{assigned_by} >= w.window_start",
+        f"{assigned_by} < w.window_end",
+        *bounded(assigned_by),
+        *where,
+    ]
     source = f"FROM {table} WHERE {' AND '.join(conditions)}"
     return Indicator(
         id=id,
@@ -337,6 +342,7 @@ register(
             FROM events e JOIN config_items ci ON ci.ci_id = e.entity_id
             WHERE e.type = 'itsm.config.ci.upserted'
               AND e.time >= w.window_start AND e.time < w.window_end
+              AND e.time >= CAST(:lo AS timestamptz) AND e.time < CAST(:hi AS timestamptz)
               AND e.time > ci.created_at
               AND NOT EXISTS (SELECT 1 FROM changes ch
                               WHERE ch.change_id = e.data->>'change_id' AND ch.approved)
@@ -458,6 +464,7 @@ register(
                                  'itsm.knowledge.article.updated')
                   AND e.entity_kind = 'article' AND e.entity_id = a.article_id
                   AND e.time >= w.window_start AND e.time < w.window_end
+              AND e.time >= CAST(:lo AS timestamptz) AND e.time < CAST(:hi AS timestamptz)
             )::int::float8 AS v
             FROM knowledge_articles a
             WHERE a.published_at < w.window_end

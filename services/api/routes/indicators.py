@@ -47,7 +47,8 @@ def get_indicator(
 ) -> Response:
     """Points of one indicator per window, filtered by dimensions and grouped by `group_by`
     (repeat it or comma-separate: `group_by=service,priority`). Answers of stored groupings
-    are cached, keyed by the request and validated against the stored rows."""
+    are cached, keyed by the request and validated against the stored rows; gzipped when the
+    client accepts it."""
     values = dict(
         zip(
             DIMENSIONS,
@@ -70,5 +71,8 @@ def get_indicator(
         tz=ZoneInfo(settings.reporting_timezone),
         hour_retention_days=settings.hour_retention_days,
     )
-    body = request.app.state.series_cache.body(db, active, sha, query)
-    return Response(content=body, media_type="application/json")
+    answer = request.app.state.series_cache.answer(db, active, sha, query)
+    if answer.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
+        headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+        return Response(answer.gzipped, media_type="application/json", headers=headers)
+    return Response(answer.body, media_type="application/json", headers={"Vary": "Accept-Encoding"})

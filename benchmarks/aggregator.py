@@ -303,7 +303,7 @@ def exposition(db_url: str, kafka: str, scrapes: int = 40) -> dict[str, Any]:
     process of `run_reads` reads the windows of the real date). The first scrape waits for a
     rendering: what every scrape would cost with ITSM_METRICS_MAX_AGE_SECONDS=0, and what the
     background refresh costs. The others, one every 0.5 s, are served the last rendering while
-    it is refreshed every 10 s (the default)."""
+    it is refreshed every 10 s (the default is 30 s: a refresh is what contends here)."""
     settings = _settings(db_url, kafka_bootstrap_servers=kafka, metrics_max_age_seconds=10)
     engine = make_engine(db_url)
     app = create_app(settings, engine, clock=Clock(NOW + timedelta(minutes=2)))

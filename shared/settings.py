@@ -62,7 +62,7 @@ class Settings(BaseSettings):
         "the rest counted in itsm_exposition_series_dropped (every grouping stays over HTTP)",
     )
     metrics_max_age_seconds: float = Field(
-        default=10.0,
+        default=30.0,
         ge=0,
         description="/metrics serves indicator values rendered at most this long ago and "
         "refreshes them in the background (0: render on every scrape)",

@@ -190,6 +190,7 @@ class SeriesCache:
         self.entries = entries
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[object, ...], tuple[tuple[int, ...], Answer]] = OrderedDict()
+        self._building: dict[tuple[object, ...], threading.Lock] = {}
 
     def answer(self, conn: Connection, active: Catalog, catalog_sha: str, q: SeriesQuery) -> Answer:
         if not q.stored:
@@ -199,18 +200,33 @@ class SeriesCache:
         xids: ColumnElement[int] = func.coalesce(func.sum(literal_column("xmin::text::bigint")), 0)
         found = conn.execute(select(func.count(), xids).select_from(indicator_values).where(*rows))
         version = tuple(int(v) for v in found.one())
+        hit = self._hit(key, version)
+        if hit is not None:
+            return hit
+        # One computation per key at a time: clients asking for the same answer at once wait
+        # for it instead of each building it.
+        with self._lock:
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            hit = self._hit(key, version)
+            if hit is not None:
+                return hit
+            answer = Answer.of(series(conn, active, q))
+            with self._lock:
+                self._cache[key] = (version, answer)
+                self._cache.move_to_end(key)
+                while len(self._cache) > self.entries:
+                    evicted, _ = self._cache.popitem(last=False)
+                    self._building.pop(evicted, None)
+        return answer
+
+    def _hit(self, key: tuple[object, ...], version: tuple[int, ...]) -> Answer | None:
         with self._lock:
             hit = self._cache.get(key)
-            if hit is not None and hit[0] == version:
-                self._cache.move_to_end(key)
-                return hit[1]
-        answer = Answer.of(series(conn, active, q))
-        with self._lock:
-            self._cache[key] = (version, answer)
+            if hit is None or hit[0] != version:
+                return None
             self._cache.move_to_end(key)
-            while len(self._cache) > self.entries:
-                self._cache.popitem(last=False)
-        return answer
+            return hit[1]
 
 
 def _stored_rows(q: SeriesQuery) -> tuple[ColumnElement[bool], ...]:

@@ -280,13 +280,16 @@ class Aggregator:
 
     def run(self, stop: threading.Event) -> None:
         scheduler = BackgroundScheduler(timezone=UTC)
+        every = self.settings.aggregator_interval_seconds
+        # Each loop in a thread of its own: events' instants (the `point` lane) never wait for
+        # SLA evaluation, for states, time shares and percentiles, or for drift.
         jobs: list[tuple[Callable[[], None], float, str]] = [
-            (self._safe_recompute, self.settings.aggregator_interval_seconds, "dirty_windows"),
-            (self._safe_sla, self.settings.aggregator_interval_seconds, "sla"),
-            (self._safe_slow, self.settings.aggregator_interval_seconds, "slow_windows"),
+            (self._guarded(self._fast, "point_lane"), every, "point_lane"),
+            (self._guarded(self.evaluate_sla, "sla"), every, "sla"),
+            (self._guarded(self._slow, "slow_lanes"), every, "slow_lanes"),
             (self._safe_refresh, self.settings.aggregator_refresh_seconds, "clock_refresh"),
-            (self._safe_drift, 60, "drift"),
-            (self._safe_prune, 300, "prune"),
+            (self._guarded(self.drift, "drift"), 60, "drift"),
+            (self._guarded(self.prune, "prune"), 300, "prune"),
         ]
         for fn, seconds, name in jobs:
             scheduler.add_job(
@@ -323,41 +326,25 @@ class Aggregator:
             self._last_refresh = since  # cover the missed stretch next time
             _warn("aggregator clock refresh failed, will retry", err)
 
-    def _safe_drift(self) -> None:
-        started = time.perf_counter()
-        try:
-            self.drift()
-        except DBAPIError as err:
-            _warn("drift run failed, will retry", err)
-        self.metrics.run_seconds.labels("drift").observe(time.perf_counter() - started)
+    def _guarded(self, run: Callable[[], object], job: str) -> Callable[[], None]:
+        """`run` as the scheduler's `job`: timed (itsm_aggregator_run_seconds{job}), and a
+        database error logged (it runs again next time)."""
 
-    def _safe_prune(self) -> None:
-        try:
-            self.prune()
-        except DBAPIError as err:
-            _warn("prune failed, will retry", err)
+        def guarded() -> None:
+            started = time.perf_counter()
+            try:
+                run()
+            except DBAPIError as err:
+                _warn(f"aggregator job {job} failed, will retry", err)
+            self.metrics.run_seconds.labels(job).observe(time.perf_counter() - started)
 
-    def _safe_recompute(self) -> None:
-        """Events' instants: the `point` lane."""
-        try:
-            self.recompute_dirty(budget=RUN_SECONDS, lanes=queue.FAST_LANES)
-        except DBAPIError as err:
-            _warn("aggregator run failed, will retry", err)
+        return guarded
 
-    def _safe_sla(self) -> None:
-        """SLA decisions of changed incidents and passed deadlines (they mark windows), in a
-        loop of their own: evaluating a busy stream of incidents never delays a fresh count."""
-        try:
-            self.evaluate_sla()
-        except DBAPIError as err:
-            _warn("SLA evaluation failed, will retry", err)
+    def _fast(self) -> None:
+        self.recompute_dirty(budget=RUN_SECONDS, lanes=queue.FAST_LANES)
 
-    def _safe_slow(self) -> None:
-        """States, time shares and percentiles, beside the fast loop (another connection)."""
-        try:
-            self.recompute_dirty(budget=RUN_SECONDS, lanes=queue.SLOW_LANES)
-        except DBAPIError as err:
-            _warn("aggregator slow run failed, will retry", err)
+    def _slow(self) -> None:
+        self.recompute_dirty(budget=RUN_SECONDS, lanes=queue.SLOW_LANES)
 
 
 def _unreachable(err: DBAPIError) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from services.aggregator.indicators import Indicator, all_indicators
+from services.aggregator.indicators import Indicator, all_indicators, get
 from services.catalog.model import Catalog, Measurement
 
 # Seconds of the measurement's period inside the window, and its whole length.
@@ -78,4 +78,9 @@ def indicators_for(conn: Connection, catalog: Catalog) -> list[Indicator]:
 
 
 def find(conn: Connection, catalog: Catalog, indicator_id: str) -> Indicator | None:
-    return next((i for i in indicators_for(conn, catalog) if i.id == indicator_id), None)
+    """A built-in indicator (no query: they come first and custom ids never shadow them), else
+    a custom one."""
+    builtin = get(indicator_id)
+    if builtin is not None:
+        return builtin
+    return next((i for i in custom_indicators(conn, catalog) if i.id == indicator_id), None)

@@ -130,7 +130,10 @@ def evaluate_windows(
     values = _values(conn, kind, starts, wanted)
     for indicator in sorted({i for i, _ in wanted}):
         ind = get(indicator)
-        if ind is not None and not is_stored(ind, kind, ("service",)):
+        # an indicator without a `service` dimension has no per-service value (no_data)
+        if ind is None or "service" not in ind.all_dimensions:
+            continue
+        if not is_stored(ind, kind, ("service",)):
             for p in query_points(conn, ind, windows, ("service",), {}, now=now, params=params):
                 if (indicator, p.dimensions["service"]) in wanted and p.value is not None:
                     values[(indicator, p.dimensions["service"], p.window_start)] = p.value

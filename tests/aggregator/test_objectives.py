@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
 from services.aggregator.objectives import (
@@ -197,4 +197,35 @@ def test_a_day_without_tickets_meets_a_count_objective(engine: Engine) -> None:
     assert sorted((r.service, r.value, r.status) for r in rows) == [
         ("email", 1.0, "met"),
         ("erp", 0.0, "met"),  # erp's own objective: 0 ≤ 1
+    ]
+
+
+def test_an_objective_on_an_indicator_without_a_service_dimension_parks_nothing(
+    engine: Engine,
+) -> None:
+    # call_answer_ratio has no `service` dimension (the example catalog's call objective): its
+    # per-service value cannot exist, so its windows are evaluated (no data), never failed
+    with engine.begin() as conn:
+        apply_catalog(
+            conn,
+            CATALOG
+            + '  - {service: "*", indicator: call_answer_ratio, window: week, comparator: ">=",'
+            " target: 0.9}\n",
+            "test",
+        )
+    store(engine, [ticket_event("A", at(9), "new", service="email")])
+    aggregate(engine)
+    c = objective_status.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(c.service, c.status).where(
+                c.indicator == "call_answer_ratio",
+                c.window_start == DAY,  # a Monday
+            )
+        ).all()
+        parked = conn.execute(text("SELECT count(*) FROM window_queue WHERE attempts > 0"))
+        assert parked.scalar_one() == 0
+    assert sorted((r.service, r.status) for r in rows) == [
+        ("email", "no_data"),
+        ("erp", "no_data"),
     ]

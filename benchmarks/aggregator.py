@@ -36,6 +36,7 @@ from benchmarks import procs, reads
 from benchmarks.engines import engines
 from benchmarks.realistic import catalog_yaml, load_month, world
 from benchmarks.realistic_world import KIND_WEIGHTS, PRIORITY_WEIGHTS, cdf, pick
+from services.aggregator import queue
 from services.aggregator.jobs import Aggregator
 from services.aggregator.metrics import AggregatorMetrics
 from services.api.app import create_app
@@ -101,26 +102,17 @@ def recompute_month(db_url: str) -> dict[str, Any]:
                 print(f"  recompute: {units} units in {chunks} chunks so far", flush=True)
                 next_report += 15
     elapsed = time.perf_counter() - started
-    with engine.connect() as conn:
-        by_kind = conn.execute(
-            text(
-                "SELECT window_kind, count(*) AS points, count(DISTINCT window_start) AS windows "
-                "FROM indicator_values GROUP BY 1"
-            )
-        ).all()
+    with engine.connect() as conn:  # what `itsm-metrics windows status` reports
+        by_kind = conn.execute(queue.POINTS_PER_KIND).all()
     engine.dispose()
-    points = {r.window_kind: (r.points, r.windows) for r in by_kind}
     return {
         "sla_evaluated": evaluated,
         "sla_s": round(sla_s, 1),
         "recompute_units": units,
         "recompute_chunks": chunks,
         "recompute_s": round(elapsed, 1),
-        "points_stored": sum(p for p, _ in points.values()),
-        **{
-            f"points_per_{kind}_window": round(p / max(w, 1))
-            for kind, (p, w) in sorted(points.items())
-        },
+        "points_stored": sum(int(r.points) for r in by_kind),
+        **{f"points_per_{r.window_kind}_window": round(r.mean) for r in by_kind},
         "recompute_peak_rss_mb": _peak_rss_mb(),
     }
 

@@ -264,6 +264,11 @@ class Unit:
     start: datetime
     end: datetime
 
+    @property
+    def window_kinds(self) -> list[str]:
+        """The kinds of the queue rows it covers: a day's unit holds its hours too."""
+        return ["hour", "day"] if self.kind == "day" else [self.kind]
+
 
 def next_units(
     conn: Connection, horizon: Horizon, room: int, lanes: Sequence[str] = LANES
@@ -278,12 +283,11 @@ def next_units(
     unit = _unit(kind, first.window_start, horizon.tz)
     units = [unit]
     if first.attempts == 0 and unit.end <= horizon.now and room > 1:
-        kinds = ["hour", "day"] if kind == "day" else [kind]
         for r in conn.execute(
             _MORE,
             {
                 "now": horizon.now,
-                "kinds": kinds,
+                "kinds": unit.window_kinds,
                 "before": unit.start,
                 "limit": room * 30,
                 "lanes": list(lanes),
@@ -305,8 +309,13 @@ def _unit(kind: str, start: datetime, tz: ZoneInfo) -> Unit:
 def claim(conn: Connection, unit: Unit, now: datetime, lanes: Sequence[str] = LANES) -> list[Row]:
     """The due rows of a unit in these lanes, with their versions (the caller holds the unit:
     `try_lock`)."""
-    kinds = ["hour", "day"] if unit.kind == "day" else [unit.kind]
-    params = {"now": now, "kinds": kinds, "lo": unit.start, "hi": unit.end, "lanes": list(lanes)}
+    params = {
+        "now": now,
+        "kinds": unit.window_kinds,
+        "lo": unit.start,
+        "hi": unit.end,
+        "lanes": list(lanes),
+    }
     rows = conn.execute(_CLAIM_ROWS, params).all()
     return [
         Row(
@@ -360,7 +369,6 @@ def postpone(conn: Connection, unit: Unit, lanes: Sequence[str], until: datetime
     """Leave the due rows of a unit another transaction computes for a little later (no busy
     loop on them). Rows of the lanes it computes are then computed once more after it: their
     version moved."""
-    kinds = ["hour", "day"] if unit.kind == "day" else [unit.kind]
     conn.execute(
         text(
             """
@@ -369,7 +377,13 @@ def postpone(conn: Connection, unit: Unit, lanes: Sequence[str], until: datetime
               AND window_kind = ANY(:kinds) AND window_start >= :lo AND window_start < :hi
             """
         ),
-        {"until": until, "lanes": list(lanes), "kinds": kinds, "lo": unit.start, "hi": unit.end},
+        {
+            "until": until,
+            "lanes": list(lanes),
+            "kinds": unit.window_kinds,
+            "lo": unit.start,
+            "hi": unit.end,
+        },
     )
 
 

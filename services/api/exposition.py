@@ -158,10 +158,8 @@ class IndicatorCollector(Collector):
         indicators = {ind.id: ind for ind in known}
         families = {i: self._family(ind) for i, ind in indicators.items()}
         totals: set[tuple[str, str, str]] = set()
-        for r in rows:
-            ind = indicators.get(r.indicator)
-            if ind is None:
-                continue
+        for r in rows:  # only known indicators' rows were read
+            ind = indicators[r.indicator]
             period = windows[(r.window_kind, r.window_start)]
             if not r.dimensions:
                 totals.add((r.indicator, r.window_kind, period))

@@ -337,12 +337,12 @@ register(
         assigned_by="event time",
         dimensions=("ci",),
         aggregate="count",
-        samples_sql="""
+        samples_sql=f"""
             SELECT e.entity_id AS ci, 1.0 AS v
             FROM events e JOIN config_items ci ON ci.ci_id = e.entity_id
             WHERE e.type = 'itsm.config.ci.upserted'
               AND e.time >= w.window_start AND e.time < w.window_end
-              AND e.time >= CAST(:lo AS timestamptz) AND e.time < CAST(:hi AS timestamptz)
+              AND {" AND ".join(bounded("e.time"))}
               AND e.time > ci.created_at
               AND NOT EXISTS (SELECT 1 FROM changes ch
                               WHERE ch.change_id = e.data->>'change_id' AND ch.approved)
@@ -457,14 +457,14 @@ register(
         dimensions=("service",),
         aggregate="ratio",
         placement="state",
-        samples_sql="""
+        samples_sql=f"""
             SELECT a.service, EXISTS (
                 SELECT 1 FROM events e
                 WHERE e.type IN ('itsm.knowledge.article.published',
                                  'itsm.knowledge.article.updated')
                   AND e.entity_kind = 'article' AND e.entity_id = a.article_id
                   AND e.time >= w.window_start AND e.time < w.window_end
-              AND e.time >= CAST(:lo AS timestamptz) AND e.time < CAST(:hi AS timestamptz)
+                  AND {" AND ".join(bounded("e.time"))}
             )::int::float8 AS v
             FROM knowledge_articles a
             WHERE a.published_at < w.window_end

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         description="hour windows older than this are not stored; queries compute them",
     )
     reporting_timezone: str = "UTC"
+    read_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="an indicator answer is served again without looking at the database for "
+        "this long (then revalidated against the stored rows); 0: every request looks",
+    )
     metrics_max_series: int = Field(
         default=50_000,
         ge=0,

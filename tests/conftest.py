@@ -125,6 +125,7 @@ def make_settings(db_url: str, kafka: str, **overrides: Any) -> Settings:
         "aggregator_slow_seconds": 0,
         "hour_retention_days": 36500,
         "metrics_max_age_seconds": 0,  # a scrape reads what the test just stored
+        "read_cache_seconds": 0,  # and so does a read
         "collector_batch_size": 500,
         "data_dir": Path("/nonexistent-test-data-dir"),
         **overrides,

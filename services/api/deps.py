@@ -1,4 +1,5 @@
-"""FastAPI dependencies as Annotated aliases, so routes read like their signature."""
+"""FastAPI dependencies as Annotated aliases, so routes read like their signature. Those that do
+no I/O are `async`: FastAPI runs a plain function in a worker thread, a hop per dependency."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from shared.errors import Forbidden, Unauthorized
 from shared.settings import Settings
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -24,7 +25,7 @@ def _db(request: Request) -> Iterator[Connection]:
         yield conn
 
 
-def _catalogs(request: Request) -> CatalogCache:
+async def _catalogs(request: Request) -> CatalogCache:
     cache: CatalogCache = request.app.state.catalogs
     return cache
 
@@ -46,7 +47,7 @@ def _matches(token: str, *configured: str | None) -> bool:
     return any(c and hmac.compare_digest(token.encode(), c.encode()) for c in configured)
 
 
-def require_ingest(request: Request, settings: SettingsDep) -> None:
+async def require_ingest(request: Request, settings: SettingsDep) -> None:
     """Write scope (SPEC §7.1): the ingest or admin token; refused when neither is configured."""
     if not (settings.ingest_token or settings.admin_token):
         raise Forbidden("ingest is disabled: no ITSM_INGEST_TOKEN or ITSM_ADMIN_TOKEN configured")
@@ -59,7 +60,7 @@ def require_ingest(request: Request, settings: SettingsDep) -> None:
         raise Unauthorized("invalid bearer token")
 
 
-def require_admin(request: Request, settings: SettingsDep) -> None:
+async def require_admin(request: Request, settings: SettingsDep) -> None:
     """Admin scope: only the admin token; refused when none is configured. Guards what may
     carry personal data, such as the raw payloads of dead letters (SPEC §3.6)."""
     if not settings.admin_token:
@@ -73,7 +74,7 @@ def require_admin(request: Request, settings: SettingsDep) -> None:
         raise Unauthorized("invalid bearer token")
 
 
-def require_read(request: Request, settings: SettingsDep) -> None:
+async def require_read(request: Request, settings: SettingsDep) -> None:
     """Read endpoints are open unless ITSM_READ_TOKEN is configured."""
     if not settings.read_token:
         return

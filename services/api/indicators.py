@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import gzip
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -184,13 +186,55 @@ class SeriesCache:
     rows changes it (a row written again gets a newer transaction id, a row removed or added
     changes the number, and an insert's id is above that of any row it replaces), so a hit
     costs one indexed read of the versions instead of building and encoding the points.
-    Groupings computed at query time are not cached."""
+    Groupings computed at query time are not cached that way.
 
-    def __init__(self, entries: int = 256) -> None:
+    Every answer (stored or computed) is also remembered for `fresh_seconds` under the request
+    as it came (`remember`/`recent`): asked again within that time, it is served without a
+    database connection, a catalog lookup or a version read. Sixteen dashboards polling the same
+    month cost one validation per second instead of one per request; an answer is at most that
+    much older than the stored rows (which lag events by seconds anyway)."""
+
+    def __init__(
+        self,
+        entries: int = 256,
+        fresh_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.entries = entries
+        self.fresh_seconds = fresh_seconds
+        self.clock = clock
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[object, ...], tuple[tuple[int, ...], Answer]] = OrderedDict()
         self._building: dict[tuple[object, ...], threading.Lock] = {}
+        self._recent: OrderedDict[tuple[object, ...], tuple[float, Answer]] = OrderedDict()
+        self._revalidating: set[tuple[object, ...]] = set()
+
+    def recent(self, request: tuple[object, ...]) -> Answer | None:
+        """The answer given to this same request less than `fresh_seconds` ago; an older one
+        while another request revalidates it (a burst of the same request is answered from
+        memory and validated once). None: the caller reads, then calls `remember`."""
+        if self.fresh_seconds <= 0:
+            return None
+        with self._lock:
+            found = self._recent.get(request)
+            if found is None:
+                return None
+            if self.clock() - found[0] < self.fresh_seconds or request in self._revalidating:
+                return found[1]
+            self._revalidating.add(request)
+            return None
+
+    def remember(self, request: tuple[object, ...], answer: Answer | None) -> None:
+        """The answer read for `request`; None when reading failed (only ends the
+        revalidation)."""
+        with self._lock:
+            self._revalidating.discard(request)
+            if answer is None or self.fresh_seconds <= 0:
+                return
+            self._recent[request] = (self.clock(), answer)
+            self._recent.move_to_end(request)
+            while len(self._recent) > self.entries:
+                self._recent.popitem(last=False)
 
     def answer(self, conn: Connection, active: Catalog, catalog_sha: str, q: SeriesQuery) -> Answer:
         if not q.stored:

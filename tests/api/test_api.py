@@ -286,6 +286,37 @@ def test_a_cached_answer_follows_every_write_to_its_points(
     assert read() == [("2026-10-05", "email", 2.0), ("2026-10-05", "erp", 2.0)]
 
 
+def test_the_same_request_is_answered_from_memory_for_read_cache_seconds(
+    settings: Settings, with_data: Engine
+) -> None:
+    """Within `read_cache_seconds` an answer is served without a database read (a write
+    meanwhile is not seen); after it, the first request revalidates while the others are still
+    served the previous answer, and then everyone sees the write."""
+    now = [0.0]
+    app = create_app(settings.model_copy(update={"read_cache_seconds": 5.0}), with_data)
+    app.state.series_cache.clock = lambda: now[0]
+    params = {"window": "day", "start": "2026-10-05T00:00:00Z", "end": "2026-10-06T00:00:00Z"}
+
+    def opened(c: TestClient) -> float:
+        body = c.get("/v1/indicators/ticket_opened_count", params=params).json()
+        return float(sum(p["value"] for p in body["points"]))
+
+    with TestClient(app) as c:
+        before = opened(c)
+        store(with_data, [ticket_event("RC1", utc(2026, 10, 5, 15), "new", service="erp")])
+        aggregate(with_data)
+        now[0] = 4.9
+        assert opened(c) == before  # fresh in memory: not read again
+        # expired, and another request is revalidating it: still the previous answer
+        asked = ("ticket_opened_count", "day", utc(2026, 10, 5), utc(2026, 10, 6), (), ())
+        now[0] = 5.0
+        cache = app.state.series_cache
+        assert cache.recent(asked) is None  # this caller revalidates
+        assert opened(c) == before  # the others are not held up
+        cache.remember(asked, None)  # the revalidation failed: the next request reads
+        assert opened(c) == before + 1
+
+
 def test_a_large_answer_is_gzipped_for_clients_that_accept_it(
     client: TestClient, engine: Engine
 ) -> None:

@@ -5,10 +5,13 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
 
 from services.api import indicators
 from services.api.deps import Catalogs, Db, Read, SettingsDep
 from services.api.schemas import ErrorBody, IndicatorList, IndicatorSeries
+from shared.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["indicators"], dependencies=[Read])
 
@@ -27,12 +30,10 @@ def list_indicators(db: Db, catalogs: Catalogs) -> IndicatorList:
     response_model=IndicatorSeries,
     responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
 )
-def get_indicator(
+async def get_indicator(
     request: Request,
     indicator_id: str,
-    db: Db,
     settings: SettingsDep,
-    catalogs: Catalogs,
     window: str = "day",
     start: datetime | None = None,
     end: datetime | None = None,
@@ -46,8 +47,9 @@ def get_indicator(
     group_by: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
     """Points of one indicator per window, filtered by dimensions and grouped by `group_by`
-    (repeat it or comma-separate: `group_by=service,priority`). Answers of stored groupings
-    are cached, keyed by the request and validated against the stored rows; gzipped when the
+    (repeat it or comma-separate: `group_by=service,priority`). Answers are cached: the same
+    request within `ITSM_READ_CACHE_SECONDS` gets the same answer without a database read, and
+    answers of stored groupings are kept, validated against the stored rows; gzipped when the
     client accepts it."""
     values = dict(
         zip(
@@ -58,21 +60,48 @@ def get_indicator(
     )
     filters = {k: v for k, v in values.items() if v is not None}
     groups = [g.strip() for item in group_by or [] for g in item.split(",") if g.strip()]
-    active, sha = catalogs.get(db)
-    query = indicators.plan(
-        db,
-        active,
-        indicator_id,
-        window=window,
-        start=start,
-        end=end,
-        filters=filters,
-        group_by=groups,
-        tz=ZoneInfo(settings.reporting_timezone),
-        hour_retention_days=settings.hour_retention_days,
-    )
-    answer = request.app.state.series_cache.answer(db, active, sha, query)
+    state = request.app.state
+    cache: indicators.SeriesCache = state.series_cache
+    asked = (indicator_id, window, start, end, tuple(sorted(filters.items())), tuple(groups))
+    answer = cache.recent(asked)
+    if answer is None:  # not fresh in memory: read in a worker thread (the event loop never waits)
+        read: indicators.Answer | None = None
+        try:
+            read = await run_in_threadpool(
+                _answer, state, settings, indicator_id, window, start, end, filters, groups
+            )
+        finally:
+            cache.remember(asked, read)
+        answer = read
     if answer.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
         headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
         return Response(answer.gzipped, media_type="application/json", headers=headers)
     return Response(answer.body, media_type="application/json", headers={"Vary": "Accept-Encoding"})
+
+
+def _answer(
+    state: State,
+    settings: Settings,
+    indicator_id: str,
+    window: str,
+    start: datetime | None,
+    end: datetime | None,
+    filters: dict[str, str],
+    groups: list[str],
+) -> indicators.Answer:
+    with state.engine.connect() as db:
+        active, sha = state.catalogs.get(db)
+        query = indicators.plan(
+            db,
+            active,
+            indicator_id,
+            window=window,
+            start=start,
+            end=end,
+            filters=filters,
+            group_by=groups,
+            tz=ZoneInfo(settings.reporting_timezone),
+            hour_retention_days=settings.hour_retention_days,
+        )
+        answer: indicators.Answer = state.series_cache.answer(db, active, sha, query)
+        return answer

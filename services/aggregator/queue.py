@@ -12,7 +12,7 @@ cadence, so a busy current window costs one recompute of those per cadence, not 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,6 +109,17 @@ class Horizon:
     tz: ZoneInfo
     hours_since: datetime
     slow: timedelta
+    # A running window's exact percentiles cost a scan of its rows: a month of a million
+    # tickets takes 10–20 s. They wait at least `slow`, and longer when they cost more
+    # (jobs.Aggregator measures them), so they never take more than a share of a core.
+    percentiles_wait: Mapping[str, timedelta] = field(default_factory=dict)
+
+    def percentiles_due(self, kind: str, end: datetime) -> datetime:
+        """When the exact percentiles of a window of `kind` ending at `end` are due."""
+        wait = self.slow
+        if end > self.now and self.slow:  # slow 0: no slower cadence at all
+            wait = max(wait, self.percentiles_wait.get(kind, wait))
+        return self.now + wait
 
 
 def expand_marks(conn: Connection, horizon: Horizon, limit: int = MARKS_PER_CLAIM) -> int:
@@ -203,18 +214,19 @@ def enqueue(
 def follow_ups(
     windows: Iterable[tuple[str, datetime, datetime]],
     *,
-    now: datetime,
-    slow: timedelta,
+    horizon: Horizon,
     percentiles: bool,
 ) -> list[QueueRow]:
     """Rows for windows whose merged points changed: their objectives (a `point` row with no
     scope: nothing to recompute but objectives and what derives from them) and, when they hold
     durations, their exact percentiles after the slower cadence."""
+    now = horizon.now
     out = []
     for kind, start, end in windows:
         out.append((kind, start, "point", end, "", now, now))
         if percentiles:
-            out.append((kind, start, "percentiles", end, "", now, now + slow))
+            due = horizon.percentiles_due(kind, end)
+            out.append((kind, start, "percentiles", end, "", now, due))
     return out
 
 

@@ -309,8 +309,7 @@ def _follow_up(
     }
     rows = follow_ups(
         sorted(windows),
-        now=ctx.now,
-        slow=ctx.horizon.slow,
+        horizon=ctx.horizon,
         percentiles=any(i.is_duration for i in mergeable),
     )
     # a day is this unit: its objectives are evaluated now, only its percentiles wait

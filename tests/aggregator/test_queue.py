@@ -143,3 +143,56 @@ def test_a_running_windows_states_wait_for_the_slower_cadence_its_counts_do_not(
     now[0] += timedelta(seconds=31)
     agg.recompute_dirty(lanes=queue.SLOW_LANES)
     assert points(engine, "incident_backlog_count", "day", day)["value"] == 2.0  # type: ignore[index]
+
+
+def test_a_running_windows_percentiles_wait_longer_the_more_they_cost() -> None:
+    """At most a tenth of a core per running window: percentiles that took 20 s come due
+    200 s later; cheap ones at the slower cadence; an ended window's at the slower cadence."""
+    from zoneinfo import ZoneInfo
+
+    now = utc(2026, 10, 28, 12)
+    horizon = queue.Horizon(
+        now=now,
+        tz=ZoneInfo("UTC"),
+        hours_since=utc(2026, 7, 1),
+        slow=timedelta(seconds=30),
+        percentiles_wait={"month": timedelta(seconds=200), "day": timedelta(seconds=5)},
+    )
+    rows = queue.follow_ups(
+        [
+            ("month", utc(2026, 10, 1), utc(2026, 11, 1)),
+            ("day", utc(2026, 10, 28), utc(2026, 10, 29)),
+            ("week", utc(2026, 10, 26), utc(2026, 11, 2)),
+            ("month", utc(2026, 9, 1), utc(2026, 10, 1)),
+        ],
+        horizon=horizon,
+        percentiles=True,
+    )
+    due = {(r[0], r[1].month): r[6] - now for r in rows if r[2] == "percentiles"}
+    assert due == {
+        ("month", 10): timedelta(seconds=200),
+        ("day", 10): timedelta(seconds=30),
+        ("week", 10): timedelta(seconds=30),
+        ("month", 9): timedelta(seconds=30),
+    }
+    # objectives of every window are due at once
+    assert {r[6] for r in rows if r[2] == "point"} == {now}
+
+
+def test_the_aggregator_measures_what_a_running_windows_percentiles_cost(
+    engine: Engine,
+) -> None:
+    from shared.settings import Settings
+
+    now = [utc(2026, 10, 6, 12, 30)]
+    slow = Settings(_env_file=None, aggregator_slow_seconds=30, hour_retention_days=36500)  # type: ignore[call-arg]
+    agg = aggregator(engine, slow, clock=lambda: now[0])
+    store(engine, [ticket_event("P1", utc(2026, 10, 6, 9), "resolved", service="email")])
+    agg.recompute_dirty(lanes=queue.LANES)
+    assert agg.horizon(now[0]).percentiles_wait == {}  # none computed yet
+    now[0] += timedelta(seconds=31)
+    agg.recompute_dirty(lanes=queue.SLOW_LANES)  # the running windows' percentiles
+    waits = agg.horizon(now[0]).percentiles_wait
+    assert {"day", "week", "month"} <= set(waits)
+    # measured: ten times what the unit took (a few ms to a second here)
+    assert all(timedelta(0) < w < timedelta(seconds=60) for w in waits.values())

@@ -247,6 +247,8 @@ def test_measurements_now_show_on_metrics_in_the_current_window(
         ("Training Hours", "2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z", "lower_snake_case"),
         ("csat_score", "2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z", "built-in"),
         ("http_requests", "2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z", "operational"),
+        # the api's own gauge, served beside the snapshot: a family may appear once per scrape
+        ("exposition_stale", "2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z", "operational"),
         ("training_hours", "2026-10-02T00:00:00Z", "2026-10-01T00:00:00Z", "period_end"),
         ("training_hours", "2026-10-02T00:00:00Z", "2026-10-02T00:00:00Z", "period_end"),
     ],

@@ -1,6 +1,8 @@
 """Reads at scale: 16 concurrent clients asking the api for a month of daily points grouped by
 service, then `/metrics` scraped as Prometheus would. Over a database the caller prepared (a
-computed month); the api runs as its own process (`itsm-metrics api`)."""
+computed month); the api runs as its own process (`itsm-metrics api`). `/metrics` serves the
+snapshot an aggregator stored (SPEC §8): without one, a scrape has the api's own metrics only
+and counts as stale."""
 
 from __future__ import annotations
 
@@ -168,13 +170,16 @@ def _client(
     return own, errors
 
 
-def scrape(url: str, times: int) -> dict[str, Any]:
-    """`/metrics` `times` times in a row: latency and the number of series (sample lines)."""
+def scrape(url: str, times: int, every: float = 0.0) -> dict[str, Any]:
+    """`/metrics` `times` times, `every` seconds apart: latency, the number of series (sample
+    lines) and how many scrapes said the snapshot was stale (`itsm_exposition_stale 1`)."""
     latencies: list[float] = []
     series = size = 0
-    errors = 0
+    errors = stale = 0
     with httpx.Client(base_url=url, timeout=120) as http:
-        for _ in range(times):
+        for i in range(times):
+            if i and every:
+                time.sleep(every)
             started = time.perf_counter()
             try:
                 resp = http.get("/metrics")
@@ -187,12 +192,14 @@ def scrape(url: str, times: int) -> dict[str, Any]:
                 continue
             body = resp.text
             size = len(resp.content)
+            stale += "\nitsm_exposition_stale 1.0\n" in body
             series = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
     print(f"  /metrics: {series:,} series, {size / 1e6:.1f} MB", flush=True)
     latencies.sort()
     return {
         "metrics_scrapes": times,
         "metrics_errors": errors,
+        "metrics_stale": stale,
         "metrics_p50_ms": _ms(latencies, 0.5),
         "metrics_p99_ms": _ms(latencies, 0.99),
         "metrics_series": series,

@@ -438,6 +438,23 @@ indicator_drift = Table(
     _ts("computed_at", nullable=False),
 )
 
+# The /metrics snapshot (SPEC §8): the aggregator renders the indicator, objective and drift
+# series every ITSM_EXPOSITION_INTERVAL_SECONDS and stores the text here; the api serves it
+# and never computes a series. `rendered_at` is the database's clock when the rendering read
+# its data, so the api judges staleness on the same clock whatever host it runs on.
+exposition_snapshot = Table(
+    "exposition_snapshot",
+    metadata,
+    Column("name", Text, primary_key=True),
+    _ts("rendered_at", nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("series", Integer, nullable=False),
+    Column("dropped", Integer, nullable=False),
+    Column("render_seconds", Float, nullable=False),
+)
+# The one snapshot there is: indicators, objectives and drift.
+INDICATORS_SNAPSHOT = "indicators"
+
 # Applied service catalogs — SPEC §6.1: every version kept, at most one active (the partial
 # unique index), so every process reads the same catalog and a bad file never replaces it.
 catalog_versions = Table(

@@ -10,7 +10,8 @@ Direction = Literal["higher_is_better", "lower_is_better", "neutral"]
 
 # A custom indicator id becomes the Prometheus metric `itsm_<id>` (SPEC §8).
 METRIC_ID = re.compile(r"[a-z][a-z0-9_]{0,99}")
-# Operational metric names (SPEC §8) a custom id must not shadow.
+# Operational metric names (SPEC §8) a custom id must not shadow: the snapshot of indicators
+# and the api's own metrics are served as one text, where a family may appear only once.
 RESERVED_PREFIXES = (
     "collector_",
     "aggregator_",
@@ -19,6 +20,7 @@ RESERVED_PREFIXES = (
     "event_to_indicator",
     "objective_",
     "indicator_",
+    "exposition_",
 )
 
 

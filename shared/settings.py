@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigError
@@ -64,14 +64,21 @@ class Settings(BaseSettings):
     metrics_max_series: int = Field(
         default=50_000,
         ge=0,
-        description="series budget of /metrics for indicator values: the most important kept, "
-        "the rest counted in itsm_exposition_series_dropped (every grouping stays over HTTP)",
+        description="series budget of /metrics for indicator values, applied when the "
+        "aggregator renders its snapshot: the most important kept, the rest counted in "
+        "itsm_exposition_series_dropped (every grouping stays over HTTP)",
     )
-    metrics_max_age_seconds: float = Field(
-        default=30.0,
-        ge=0,
-        description="/metrics serves indicator values rendered at most this long ago and "
-        "refreshes them in the background (0: render on every scrape)",
+    exposition_interval_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="how often the aggregator renders the /metrics snapshot of indicator "
+        "values, objectives and drift that the api serves",
+    )
+    exposition_stale_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="the api serves no indicator, objective or drift series when the snapshot "
+        "is older than this (itsm_exposition_stale 1); must exceed the interval",
     )
 
     data_dir: Path = Path(".itsm")
@@ -80,6 +87,15 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
+
+    @model_validator(mode="after")
+    def _stale_after_the_interval(self) -> Settings:
+        # A snapshot is renewed every interval: a threshold under it would flap to stale.
+        if self.exposition_stale_seconds <= self.exposition_interval_seconds:
+            raise ValueError(
+                "ITSM_EXPOSITION_STALE_SECONDS must exceed ITSM_EXPOSITION_INTERVAL_SECONDS"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod

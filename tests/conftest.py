@@ -63,6 +63,19 @@ class Postgres:
             conn.execute(f"CREATE DATABASE {TEMPLATE}")
         migrate(self.url_for(TEMPLATE))
 
+    def allow_connections(self, url: str, allowed: bool) -> None:
+        """Let clients connect to the database of `url` again, or end its sessions and refuse
+        new ones (superusers included): the database as a running service sees it when its
+        server is gone."""
+        name = make_url(url).database
+        with self._admin() as conn:
+            conn.execute(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS {str(allowed).lower()}")
+            if not allowed:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (name,),
+                )
+
     def fresh(self, *, migrated: bool = True) -> str:
         name = f"itsm_test_{os.getpid()}_{next(_counter)}"
         with self._admin() as conn:
@@ -124,8 +137,10 @@ def make_settings(db_url: str, kafka: str, **overrides: Any) -> Settings:
         # their fixtures live in October 2026 whatever the date of the run.
         "aggregator_slow_seconds": 0,
         "hour_retention_days": 36500,
-        "metrics_max_age_seconds": 0,  # a scrape reads what the test just stored
-        "read_cache_seconds": 0,  # and so does a read
+        "read_cache_seconds": 0,  # a read reads what the test just stored
+        # A scrape serves the aggregator's snapshot: tests publish it (helpers.publish) right
+        # before scraping; an aggregator loop renders one every half second.
+        "exposition_interval_seconds": 0.5,
         "collector_batch_size": 500,
         "data_dir": Path("/nonexistent-test-data-dir"),
         **overrides,

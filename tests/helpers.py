@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 
 from services.aggregator.jobs import Aggregator
+from services.aggregator.snapshot import Snapshot
 from services.collector.store import Incoming, store_batch
 from shared.db import indicator_values
 from shared.events import validate_event
@@ -115,6 +116,16 @@ def aggregate(engine: Engine, settings: Settings | None = None) -> int:
     while (n := agg.recompute_dirty()) > 0:
         total += n
     return total
+
+
+def publish(
+    engine: Engine, settings: Settings | None = None, clock: Callable[[], datetime] | None = None
+) -> Snapshot:
+    """Render and store the /metrics snapshot now, as the aggregator's `exposition` job does,
+    so that a scrape serves what the test just aggregated."""
+    snapshot = aggregator(engine, settings, clock).publish_exposition()
+    assert snapshot is not None, "the snapshot was not stored (see the log)"
+    return snapshot
 
 
 def points(

@@ -1,1 +1,2 @@
-"""Aggregator: recompute dirty indicator windows set-based in SQL, on a schedule."""
+"""Aggregator: recompute dirty indicator windows set-based in SQL, on a schedule, and render the
+/metrics snapshot the api serves."""

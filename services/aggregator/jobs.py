@@ -1,8 +1,9 @@
 """Scheduler jobs: turn dirty marks into queued windows, compute them unit by unit, record
-freshness. Several aggregator processes may run: each unit is computed by one of them
-(advisory lock + SKIP LOCKED), and each unit is its own transaction, so a backfill of years
-goes in bounded steps with the current windows taken first between them, and a unit that fails
-is retried and then parked without holding back the others."""
+freshness, render the /metrics snapshot (snapshot.py). Several aggregator processes may run:
+each unit is computed by one of them (advisory lock + SKIP LOCKED), and each unit is its own
+transaction, so a backfill of years goes in bounded steps with the current windows taken first
+between them, and a unit that fails is retried and then parked without holding back the
+others."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.policy import hours_kept_since
 from services.aggregator.queue import Horizon, Row, Unit
 from services.aggregator.sla import evaluate_pending
+from services.aggregator.snapshot import Snapshot, SnapshotWriter
 from services.aggregator.units import Context, process_days, process_windows
 from services.catalog import Catalog, CatalogCache
 from services.catalog.store import DEFAULT_SHA
@@ -70,6 +72,7 @@ class Aggregator:
         # measured cost of a running window's unit that computed its percentiles, per kind
         self._percentile_seconds: dict[str, float] = {}
         self._drift_next = 0.0  # monotonic time before which drift is not scored again
+        self.snapshots = SnapshotWriter(engine, self.tz, clock, settings.metrics_max_series)
 
     def catalog(self, conn: Connection) -> tuple[Catalog, str]:
         """The active catalog, parsed again only when another version became active."""
@@ -294,14 +297,23 @@ class Aggregator:
     def run(self, stop: threading.Event) -> None:
         scheduler = BackgroundScheduler(timezone=UTC)
         every = self.settings.aggregator_interval_seconds
+        expo = self.settings.exposition_interval_seconds
         # Each loop in a thread of its own: events' instants (the `point` lane) never wait for
-        # SLA evaluation, for states, time shares and percentiles, or for drift.
+        # SLA evaluation, for states, time shares and percentiles, for drift, or for the
+        # rendering of /metrics.
         jobs: list[tuple[Callable[[], None], float, str]] = [
             (self._guarded(self._fast, "point_lane"), every, "point_lane"),
             (self._guarded(self.evaluate_sla, "sla"), every, "sla"),
             (self._guarded(self._slow, "slow_lanes"), every, "slow_lanes"),
             (self._safe_refresh, self.settings.aggregator_refresh_seconds, "clock_refresh"),
             (self._guarded(self._paced_drift, "drift"), 60, "drift"),
+            # Another aggregator's snapshot from less than half an interval ago is as good: with
+            # several aggregators it is renewed every half to whole interval, not N times.
+            (
+                self._guarded(lambda: self.publish_exposition(expo / 2), "exposition"),
+                expo,
+                "exposition",
+            ),
             (self._guarded(self.prune, "prune"), 300, "prune"),
         ]
         for fn, seconds, name in jobs:
@@ -338,6 +350,11 @@ class Aggregator:
         started = time.monotonic()
         self.drift()
         self._drift_next = started + (time.monotonic() - started) / COSTLY_SHARE
+
+    def publish_exposition(self, skip_younger_than: float = 0.0) -> Snapshot | None:
+        """Render the /metrics snapshot of indicators, objectives and drift and store it for the
+        api to serve (SPEC §8); None when nothing was stored (see SnapshotWriter.publish)."""
+        return self.snapshots.publish(skip_younger_than)
 
     def _safe_refresh(self) -> None:
         now = self.clock()

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api import errors
-from services.api.exposition import CachedExposition, IndicatorCollector, ObjectiveCollector
+from services.api.exposition import SnapshotReader
 from services.api.indicators import SeriesCache
 from services.api.ingest import Publisher
 from services.api.routes import (
@@ -34,10 +32,7 @@ def create_app(
     settings: Settings,
     engine: Engine,
     publisher: Publisher | None = None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
-    """`clock` says which windows are current for /metrics (a replay or a benchmark sets it)."""
-
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -50,22 +45,10 @@ def create_app(
         lifespan=lifespan,
     )
     registry = CollectorRegistry()
-    tz = ZoneInfo(settings.reporting_timezone)
     app.state.catalogs = CatalogCache()
     app.state.series_cache = SeriesCache(fresh_seconds=settings.read_cache_seconds)
-    stored = CollectorRegistry()
-    stored.register(
-        IndicatorCollector(
-            engine, tz, app.state.catalogs, clock, max_series=settings.metrics_max_series
-        )
-    )
-    stored.register(ObjectiveCollector(engine, tz, clock))
-    app.state.exposition = CachedExposition(stored, settings.metrics_max_age_seconds)
-    Gauge(
-        "itsm_exposition_age_seconds",
-        "Age of the indicator values served by /metrics (rendered in the background)",
-        registry=registry,
-    ).set_function(app.state.exposition.age)
+    # /metrics serves the snapshot the aggregator renders (SPEC §8); the api computes no series.
+    app.state.exposition = SnapshotReader(engine, settings.exposition_stale_seconds)
     app.state.settings = settings
     app.state.engine = engine
     app.state.publisher = publisher or Publisher(settings)

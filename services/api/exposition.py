@@ -1,327 +1,147 @@
-"""`/metrics` over stored indicator values (SPEC §8): a custom collector that reads the points of
-the current and the previous window of each kind. A scrape reads; it never computes."""
+"""`/metrics` of the stored indicators (SPEC §8): the api serves the snapshot the aggregator keeps
+(services/aggregator/snapshot.py) and never computes a series. A scrape reads the snapshot's
+`rendered_at` and size (one row by its key, a few bytes); the body, megabytes at scale, is
+fetched again only when another rendering was stored, and kept in memory between scrapes.
+
+A snapshot older than ITSM_EXPOSITION_STALE_SECONDS, none at all, or one that cannot be read is
+not served: the indicator, objective and drift series are absent and `itsm_exposition_stale` is
+1, never a zero that would read as an empty backlog. `itsm_exposition_age_seconds` is the
+snapshot's age on the database's clock; while the database cannot be read, the age of the copy
+last read, counted on from then; NaN when no snapshot was ever read."""
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from typing import Any
-from zoneinfo import ZoneInfo
+from dataclasses import dataclass
+from datetime import datetime
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Connection, Row, and_, func, literal_column, or_, select
+from sqlalchemy import Connection, Float, cast, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from services.aggregator.indicators import Indicator, all_indicators
-from services.aggregator.indicators.custom import indicators_for
-from services.catalog import CatalogCache
-from shared.db import indicator_drift, indicator_values, objective_status
-from shared.windows import WINDOW_KINDS, previous_start, window_start
+from shared.db import INDICATORS_SNAPSHOT, exposition_snapshot
 
 log = logging.getLogger("itsm.api.exposition")
 
-QUANTILES = (("0.5", "p50"), ("0.9", "p90"))
+_s = exposition_snapshot.c
+_AGE = cast(func.extract("epoch", func.clock_timestamp() - _s.rendered_at), Float).label("age")
+_SIZE = func.octet_length(_s.body).label("size")  # from the TOAST header: the body is not read
 
 
-def current_windows(now: datetime, tz: ZoneInfo) -> dict[tuple[str, datetime], str]:
-    """(kind, start) → period label, for the current and previous window of every kind."""
-    out: dict[tuple[str, datetime], str] = {}
-    for kind in WINDOW_KINDS:
-        cur = window_start(kind, now, tz)
-        out[(kind, cur)] = "current"
-        out[(kind, previous_start(kind, cur, tz))] = "previous"
-    return out
+@dataclass(frozen=True)
+class Served:
+    """What one scrape serves of the snapshot: its body (empty when stale) and its state."""
+
+    body: bytes
+    age: float  # seconds; NaN when no snapshot was ever read
+    stale: bool
 
 
-# Which stored groupings become series: the total, each single dimension, and an enumerated
-# dimension beside `service` (per-service alerting). Every grouping stays available over HTTP;
-# this keeps Prometheus' cardinality bounded (SPEC §8).
-# The series budget (SPEC §8): at most this many indicator series per scrape. What exceeds it
-# is left out in this order of importance, the least important first: per CI, then an
-# enumerated dimension beside a service, per assignment group, the other single dimensions,
-# per customer, per service, the total; hours before weeks before months before days; the
-# previous window before the current one. `itsm_exposition_series_dropped` says how many.
-MAX_SERIES = 100_000
-_RANK = """
-    CASE dim_keys WHEN '' THEN 0 WHEN 'service' THEN 1 WHEN 'customer' THEN 2
-        WHEN 'assignment_group' THEN 4 WHEN 'ci' THEN 6
-        ELSE CASE WHEN strpos(dim_keys, ',') > 0 THEN 5 ELSE 3 END END
-"""
-_KIND_RANK = "array_position(ARRAY['day', 'month', 'week', 'hour'], window_kind)"
-
-
-class IndicatorCollector(Collector):
-    def __init__(
-        self,
-        engine: Engine,
-        tz: ZoneInfo,
-        catalogs: CatalogCache | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        max_series: int = MAX_SERIES,
-    ) -> None:
-        self.engine = engine
-        self.tz = tz
-        self.catalogs = catalogs or CatalogCache()
-        self.clock = clock
-        self.max_series = max_series
-
-    def describe(self) -> Iterator[Metric]:
-        # The built-in families; custom measurement ones depend on the data (see collect).
-        for ind in all_indicators():
-            yield self._family(ind)
-        yield GaugeMetricFamily("itsm_exposition_series_dropped", "series left out")
-
-    def _family(self, ind: Indicator) -> GaugeMetricFamily:
-        labels = ["window", "period", *ind.all_dimensions]
-        if ind.is_duration:
-            labels.append("quantile")
-        return GaugeMetricFamily(ind.metric_name, ind.definition, labels=labels)
-
-    def collect(self) -> Iterator[Metric]:
-        windows = current_windows(self.clock(), self.tz)
-        try:
-            with self.engine.connect() as conn:
-                known = indicators_for(conn, self.catalogs.get(conn)[0])
-                rows, dropped = self._rows(conn, windows, {ind.id for ind in known})
-        except DBAPIError as err:
-            log.warning(
-                "metrics scrape could not read indicator values",
-                extra={"error": str(err).splitlines()[0][:200]},
-            )
-            known, rows, dropped = all_indicators(), [], 0
-        yield from self._families_of(windows, known, rows, dropped)
-
-    def _rows(
-        self, conn: Connection, windows: dict[tuple[str, datetime], str], ids: set[str]
-    ) -> tuple[list[Row[Any]], int]:
-        """The stored points of the current and previous windows that fit in the budget, most
-        important first, and how many series were left out."""
-        currents = [(k, s) for (k, s), p in windows.items() if p == "current"]
-        iv = indicator_values.c
-        candidates = (
-            select(
-                iv.indicator,
-                iv.window_kind,
-                iv.window_start,
-                iv.dimensions,
-                iv.value,
-                iv.p50,
-                iv.p90,
-                # a duration is three series: the mean and two quantiles
-                literal_column("CASE WHEN p50 IS NULL THEN 1 ELSE 3 END").label("cost"),
-                literal_column(_RANK).label("rank"),
-                literal_column(_KIND_RANK).label("kind_rank"),
-                or_(*(and_(iv.window_kind == k, iv.window_start == s) for k, s in currents)).label(
-                    "is_current"
-                ),
-            )
-            .where(
-                or_(*(and_(iv.window_kind == k, iv.window_start == s) for k, s in windows)),
-                iv.value.is_not(None),
-                iv.indicator.in_(sorted(ids)),
-                or_(
-                    ~iv.dim_keys.contains(","),
-                    and_(iv.dim_keys.like("%service%"), ~iv.dim_keys.like("%,%,%")),
-                ),
-            )
-            .subquery()
-        )
-        c = candidates.c
-        # The budget is cut inside PostgreSQL: a running sum of series in the order of
-        # importance; a scrape never fetches the rows it leaves out.
-        order = [c.rank, c.kind_rank, c.is_current.desc(), c.indicator]
-        order += [c.window_start, c.dimensions]
-        ranked = select(
-            candidates,
-            func.sum(c.cost).over(order_by=order, rows=(None, 0)).label("running"),
-            func.sum(c.cost).over().label("total"),
-        ).subquery()
-        rows = list(conn.execute(select(ranked).where(ranked.c.running <= self.max_series)))
-        if rows:
-            return rows, int(rows[0].total) - int(rows[-1].running)
-        left_out = conn.execute(select(func.coalesce(func.sum(c.cost), 0))).scalar_one()
-        return [], int(left_out)
-
-    def _families_of(
-        self,
-        windows: dict[tuple[str, datetime], str],
-        known: list[Indicator],
-        rows: list[Row[Any]],
-        dropped: int,
-    ) -> Iterator[Metric]:
-        indicators = {ind.id: ind for ind in known}
-        families = {i: self._family(ind) for i, ind in indicators.items()}
-        totals: set[tuple[str, str, str]] = set()
-        for r in rows:  # only known indicators' rows were read
-            ind = indicators[r.indicator]
-            period = windows[(r.window_kind, r.window_start)]
-            if not r.dimensions:
-                totals.add((r.indicator, r.window_kind, period))
-            base = [
-                r.window_kind,
-                period,
-                *(str(r.dimensions.get(d, "")) for d in ind.all_dimensions),
-            ]
-            fam = families[r.indicator]
-            if ind.is_duration:
-                fam.add_metric([*base, ""], r.value)
-                for q, attr in QUANTILES:
-                    value = getattr(r, attr)
-                    if value is not None:
-                        fam.add_metric([*base, q], value)
-            else:
-                fam.add_metric(base, r.value)
-        # A count with nothing to count is 0 (an empty window stores no point).
-        for ind in indicators.values():
-            if ind.aggregate != "count":
-                continue
-            for kind, period in sorted({(k, p) for (k, _), p in windows.items()}):
-                if (ind.id, kind, period) not in totals:
-                    families[ind.id].add_metric(
-                        [kind, period, *("" for _ in ind.all_dimensions)], 0.0
-                    )
-        yield from families.values()
-        budget = GaugeMetricFamily(
-            "itsm_exposition_series_dropped",
-            f"Indicator series left out of this scrape by the series budget ({self.max_series})",
-        )
-        budget.add_metric([], float(dropped))
-        yield budget
-
-
-STATUS_VALUES = {"met": 1.0, "warning": 0.5, "breached": 0.0}  # no_data: no sample
-
-
-class ObjectiveCollector(Collector):
-    """`itsm_objective_status`, `itsm_objective_target` (current window of each objective) and
-    `itsm_indicator_drift_score` (current window; the total and per-service series) — SPEC §8."""
+class SnapshotReader:
+    """The stored snapshot for scrapes, its body cached until another rendering is stored."""
 
     def __init__(
         self,
         engine: Engine,
-        tz: ZoneInfo,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        stale_after: float,
+        name: str = INDICATORS_SNAPSHOT,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
-        self.tz = tz
-        self.clock = clock
+        self.stale_after = stale_after
+        self.name = name
+        self.monotonic = monotonic
+        self._lock = threading.Lock()  # one reader at a time: a new body is fetched once
+        self._key: tuple[datetime, int] | None = None  # (rendered_at, size) of the cached body
+        self._body = b""
+        self._age: tuple[float, float] | None = None  # (age, monotonic) at the last read
+        self._failing = False
 
-    def describe(self) -> Iterator[Metric]:
-        yield from self._families()
-
-    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
-        labels = ["service", "indicator", "window"]
-        return (
-            GaugeMetricFamily(
-                "itsm_objective_status",
-                "Objective status in the current window: 1 met, 0.5 warning, 0 breached",
-                labels=labels,
-            ),
-            GaugeMetricFamily(
-                "itsm_objective_target", "Objective target in the current window", labels=labels
-            ),
-            GaugeMetricFamily(
-                "itsm_indicator_drift_score",
-                "(current − mean) / stddev of the previous complete windows (SPEC §6.4)",
-                labels=["indicator", "window", "service"],
-            ),
-        )
-
-    def collect(self) -> Iterator[Metric]:
-        status, target, drift = self._families()
-        now = self.clock()
-        current = [(k, window_start(k, now, self.tz)) for k in WINDOW_KINDS]
-        os_, dr = objective_status.c, indicator_drift.c
-        try:
-            with self.engine.connect() as conn:
-                objectives = conn.execute(
-                    select(os_.service, os_.indicator, os_.window_kind, os_.target, os_.status)
-                    .where(
-                        or_(
-                            *(and_(os_.window_kind == k, os_.window_start == s) for k, s in current)
-                        )
-                    )
-                    .order_by(os_.service, os_.indicator, os_.window_kind)
-                ).all()
-                drifts = conn.execute(
-                    select(dr.indicator, dr.window_kind, dr.dimensions, dr.score)
-                    .where(
-                        or_(*(and_(dr.window_kind == k, dr.window_start == s) for k, s in current))
-                    )
-                    .order_by(dr.indicator, dr.window_kind)
-                ).all()
-        except DBAPIError as err:
-            log.warning(
-                "metrics scrape could not read objectives or drift",
-                extra={"error": str(err).splitlines()[0][:200]},
-            )
-            objectives, drifts = [], []
-        for r in objectives:
-            labels = [r.service, r.indicator, r.window_kind]
-            target.add_metric(labels, r.target)
-            if r.status in STATUS_VALUES:
-                status.add_metric(labels, STATUS_VALUES[r.status])
-        for d in drifts:  # the total and per-service series only (SPEC §8 cardinality)
-            if set(d.dimensions) <= {"service"}:
-                drift.add_metric(
-                    [d.indicator, d.window_kind, d.dimensions.get("service", "")], d.score
-                )
-        yield from (status, target, drift)
-
-
-class CachedExposition:
-    """The database-backed part of `/metrics` (indicators, objectives, drift), rendered at most
-    every `max_age` seconds. A scrape is served the last rendering; when that is older than
-    `max_age`, the scrape starts one refresh in the background (stale while revalidating), so a
-    scrape costs the bytes it sends whatever the number of series. The first scrape waits for a
-    rendering; `max_age` 0 renders on every scrape. `itsm_exposition_age_seconds` says how old
-    the rendering served is."""
-
-    def __init__(
-        self,
-        registry: CollectorRegistry,
-        max_age: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.registry = registry
-        self.max_age = max_age
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._body: bytes | None = None
-        self._rendered_at = 0.0
-        self._refreshing = False
-
-    def render(self) -> bytes:
-        if self.max_age <= 0:
-            self._rendered_at = self.clock()
-            return generate_latest(self.registry)
+    def read(self) -> Served:
         with self._lock:
-            body = self._body
-            stale = self.clock() - self._rendered_at > self.max_age
-            start = body is not None and stale and not self._refreshing
-            if start:
-                self._refreshing = True
-        if body is None:
-            return self._refresh()
-        if start:
-            threading.Thread(target=self._refresh, name="metrics-refresh", daemon=True).start()
-        return body
+            try:
+                age = self._refresh()
+            except DBAPIError as err:
+                self._unreadable(err)
+                return Served(b"", self._age_now(), stale=True)
+            if self._failing:
+                self._failing = False
+                log.info("exposition snapshot readable again", extra={"snapshot": self.name})
+            if age is None:
+                return Served(b"", math.nan, stale=True)
+            stale = age > self.stale_after
+            return Served(b"" if stale else self._body, age, stale)
 
-    def age(self) -> float:
-        return max(0.0, self.clock() - self._rendered_at) if self._rendered_at else 0.0
+    def _refresh(self) -> float | None:
+        """Read the snapshot's head, and its body when it changed and is fresh; its age (None
+        when there is no snapshot)."""
+        with self.engine.connect() as conn:
+            head = conn.execute(
+                select(_s.rendered_at, _SIZE, _AGE).where(_s.name == self.name)
+            ).one_or_none()
+            if head is None:
+                self._key, self._body, self._age = None, b"", None
+                return None
+            age = float(head.age)
+            if (head.rendered_at, head.size) != self._key and age <= self.stale_after:
+                age = self._fetch(conn)
+        self._age = (age, self.monotonic())
+        return age
 
-    def _refresh(self) -> bytes:
-        try:
-            body = generate_latest(self.registry)
-            with self._lock:
-                self._body, self._rendered_at = body, self.clock()
-            return body
-        finally:
-            with self._lock:
-                self._refreshing = False
+    def _fetch(self, conn: Connection) -> float:
+        """Cache the body; the row as a whole, so the body and the key it is cached under are
+        one version whatever was stored since the head was read. Returns its age."""
+        row = conn.execute(
+            select(_s.rendered_at, _SIZE, _AGE, _s.body).where(_s.name == self.name)
+        ).one()
+        self._key, self._body = (row.rendered_at, row.size), bytes(row.body)
+        log.debug(
+            "exposition snapshot fetched",
+            extra={"snapshot": self.name, "bytes": row.size, "rendered_at": str(row.rendered_at)},
+        )
+        return float(row.age)
+
+    def _age_now(self) -> float:
+        """The age of the copy last read, counted on; NaN when none was."""
+        if self._age is None:
+            return math.nan
+        age, at = self._age
+        return age + (self.monotonic() - at)
+
+    def _unreadable(self, err: DBAPIError) -> None:
+        if not self._failing:  # one line when it starts; the gauges say it on every scrape
+            self._failing = True
+            log.warning(
+                "exposition snapshot cannot be read, indicator series left out of /metrics",
+                extra={
+                    "snapshot": self.name,
+                    "error": str(getattr(err, "orig", err)).strip().splitlines()[0][:300],
+                },
+            )
+
+
+class ExpositionStatus(Collector):
+    """`itsm_exposition_age_seconds` and `itsm_exposition_stale` of one scrape."""
+
+    def __init__(self, served: Served) -> None:
+        self.served = served
+
+    def collect(self) -> Iterator[Metric]:
+        age = GaugeMetricFamily(
+            "itsm_exposition_age_seconds",
+            "Age of the indicator snapshot the aggregator rendered for /metrics (NaN: none read)",
+        )
+        age.add_metric([], self.served.age)
+        stale = GaugeMetricFamily(
+            "itsm_exposition_stale",
+            "1 when /metrics leaves out indicator, objective and drift series because their "
+            "snapshot is stale, missing or unreadable; 0 when it serves them",
+        )
+        stale.add_metric([], 1.0 if self.served.stale else 0.0)
+        yield from (age, stale)

@@ -49,6 +49,10 @@ OPERATIONAL_PLAIN = {
     "itsm_aggregator_window_failures_total",
     "itsm_aggregator_window_points",
     "itsm_http_requests_total",
+    # the api's /metrics: the state of the snapshot it serves, and what the budget left out
+    "itsm_exposition_age_seconds",
+    "itsm_exposition_stale",
+    "itsm_exposition_series_dropped",
 }
 OPERATIONAL_HISTOGRAMS = {
     "itsm_collector_batch_seconds",

@@ -53,6 +53,8 @@ def stack(
         # the exact percentiles of today (and states at a current window's end) come on this
         # slower cadence: 30 s by default, 2 s here
         ITSM_AGGREGATOR_SLOW_SECONDS="2",
+        # the /metrics snapshot: every 15 s by default, every second here
+        ITSM_EXPOSITION_INTERVAL_SECONDS="1",
     )
     log = tmp_path_factory.mktemp("e2e") / "services.log"
     procs = {name: spawn([name], env, log) for name in ("collector", "aggregator", "api")}
@@ -157,15 +159,23 @@ def test_events_over_http_and_kafka_become_indicator_values(stack: Stack) -> Non
     month = stack.get("/v1/indicators/ticket_opened_count", window="month").json()["points"]
     assert [p["value"] for p in month if p["dimensions"] == {}][-1] == 4
 
-    metrics = stack.get("/metrics").text
+    # /metrics serves the aggregator's snapshot, rendered every second here: the one rendered
+    # after the percentiles above were stored
+    median = (
+        'itsm_incident_resolution_time_seconds{assignment_group="",customer="",'
+        'period="current",priority="",quantile="0.5",'
+        'service="",window="day"} 1200.0'
+    )
+
+    def scraped() -> str | None:
+        text: str = stack.get("/metrics").text
+        return text if median in text else None
+
+    metrics = wait_until(scraped, timeout=15, what="a /metrics snapshot with today's percentiles")
+    assert "itsm_exposition_stale 0.0" in metrics
     assert (
         'itsm_ticket_opened_count{assignment_group="",customer="",kind="",'
         'period="current",priority="",service="",window="day"} 4.0' in metrics
-    )
-    assert (
-        'itsm_incident_resolution_time_seconds{assignment_group="",customer="",'
-        'period="current",priority="",quantile="0.5",'
-        'service="",window="day"} 1200.0' in metrics
     )
     assert (
         'itsm_ticket_resolved_count{assignment_group="",customer="",kind="",'

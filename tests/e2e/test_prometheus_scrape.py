@@ -16,7 +16,7 @@ from services.local.engines import free_port
 from shared.settings import Settings
 from tests.conftest import wait_until
 from tests.e2e.conftest import service_env, spawn, stop
-from tests.helpers import aggregate, store, ticket_event
+from tests.helpers import aggregate, publish, store, ticket_event
 
 pytestmark = pytest.mark.e2e
 
@@ -43,6 +43,7 @@ def test_prometheus_scrapes_indicator_gauges(
         ],
     )
     aggregate(engine)
+    publish(engine, settings)  # the aggregator's exposition job: the snapshot the api serves
 
     api_port, prom_port = free_port(), free_port()
     api = spawn(
@@ -105,6 +106,8 @@ def test_prometheus_scrapes_indicator_gauges(
         assert float(total["value"][1]) == 3  # type: ignore[index]
         [up] = query('up{job="itsm-api"}')
         assert float(up["value"][1]) == 1  # type: ignore[index]
+        [stale] = query('itsm_exposition_stale{job="itsm-api"}')
+        assert float(stale["value"][1]) == 0  # type: ignore[index]
     finally:
         prom.terminate()
         prom.wait(20)

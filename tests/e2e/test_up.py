@@ -24,7 +24,10 @@ pytestmark = pytest.mark.e2e
 
 def start_up(data_dir: Path, port: int, log: Path, *args: str) -> subprocess.Popen[bytes]:
     env = service_env(
-        ITSM_DATA_DIR=str(data_dir), ITSM_API_PORT=str(port), ITSM_AGGREGATOR_INTERVAL_SECONDS="0.5"
+        ITSM_DATA_DIR=str(data_dir),
+        ITSM_API_PORT=str(port),
+        ITSM_AGGREGATOR_INTERVAL_SECONDS="0.5",
+        ITSM_EXPOSITION_INTERVAL_SECONDS="1",
     )
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "up", *args],

@@ -5,6 +5,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services.api.exposition import ExpositionStatus
 from services.api.schemas import Health
 from shared.db import check_migrated
 from shared.errors import ItsmError
@@ -45,9 +46,11 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    """The process' own metrics, then the stored indicator values, objectives and drift
-    (rendered at most ITSM_METRICS_MAX_AGE_SECONDS ago, within ITSM_METRICS_MAX_SERIES)."""
+    """The process' own metrics and the snapshot's state, then the snapshot of indicator values,
+    objectives and drift the aggregator rendered (absent when stale or unreadable). The two
+    texts name different families (the snapshot's are indicator ids, which may not start with
+    an operational prefix, `itsm_objective_*`, `itsm_indicator_*`, `itsm_exposition_series_*`)."""
     state = request.app.state
-    stored = await run_in_threadpool(state.exposition.render)
-    own = generate_latest(state.registry)
-    return Response(content=own + stored, media_type=CONTENT_TYPE_LATEST)
+    served = await run_in_threadpool(state.exposition.read)
+    own = generate_latest(state.registry) + generate_latest(ExpositionStatus(served))
+    return Response(content=own + served.body, media_type=CONTENT_TYPE_LATEST)

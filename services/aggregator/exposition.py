@@ -1,0 +1,256 @@
+"""What `/metrics` says about indicators, objectives and drift (SPEC §8): custom collectors that
+read the stored points of the current and the previous window of each kind, within the series
+budget. The aggregator renders them into the snapshot the api serves (snapshot.py); a scrape
+never runs them. A failed read raises: the caller keeps the last snapshot rather than write
+zeros for counts it could not read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Connection, Row, and_, func, literal_column, or_, select
+from sqlalchemy.engine import Engine
+
+from services.aggregator.indicators import Indicator, all_indicators
+from services.aggregator.indicators.custom import indicators_for
+from services.catalog import CatalogCache
+from shared.db import indicator_drift, indicator_values, objective_status
+from shared.windows import WINDOW_KINDS, previous_start, window_start
+
+QUANTILES = (("0.5", "p50"), ("0.9", "p90"))
+
+
+def current_windows(now: datetime, tz: ZoneInfo) -> dict[tuple[str, datetime], str]:
+    """(kind, start) → period label, for the current and previous window of every kind."""
+    out: dict[tuple[str, datetime], str] = {}
+    for kind in WINDOW_KINDS:
+        cur = window_start(kind, now, tz)
+        out[(kind, cur)] = "current"
+        out[(kind, previous_start(kind, cur, tz))] = "previous"
+    return out
+
+
+# Which stored groupings become series: the total, each single dimension, and an enumerated
+# dimension beside `service` (per-service alerting). Every grouping stays available over HTTP;
+# this keeps Prometheus' cardinality bounded (SPEC §8).
+# The series budget (SPEC §8): at most this many indicator series per scrape. What exceeds it
+# is left out in this order of importance, the least important first: per CI, then an
+# enumerated dimension beside a service, per assignment group, the other single dimensions,
+# per customer, per service, the total; hours before weeks before months before days; the
+# previous window before the current one. `itsm_exposition_series_dropped` says how many.
+MAX_SERIES = 100_000
+_RANK = """
+    CASE dim_keys WHEN '' THEN 0 WHEN 'service' THEN 1 WHEN 'customer' THEN 2
+        WHEN 'assignment_group' THEN 4 WHEN 'ci' THEN 6
+        ELSE CASE WHEN strpos(dim_keys, ',') > 0 THEN 5 ELSE 3 END END
+"""
+_KIND_RANK = "array_position(ARRAY['day', 'month', 'week', 'hour'], window_kind)"
+
+
+class IndicatorCollector(Collector):
+    def __init__(
+        self,
+        engine: Engine,
+        tz: ZoneInfo,
+        catalogs: CatalogCache | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_series: int = MAX_SERIES,
+    ) -> None:
+        self.engine = engine
+        self.tz = tz
+        self.catalogs = catalogs or CatalogCache()
+        self.clock = clock
+        self.max_series = max_series
+        self.dropped = 0  # series the last collection left out
+
+    def describe(self) -> Iterator[Metric]:
+        # The built-in families; custom measurement ones depend on the data (see collect).
+        for ind in all_indicators():
+            yield self._family(ind)
+        yield GaugeMetricFamily("itsm_exposition_series_dropped", "series left out")
+
+    def _family(self, ind: Indicator) -> GaugeMetricFamily:
+        labels = ["window", "period", *ind.all_dimensions]
+        if ind.is_duration:
+            labels.append("quantile")
+        return GaugeMetricFamily(ind.metric_name, ind.definition, labels=labels)
+
+    def collect(self) -> Iterator[Metric]:
+        windows = current_windows(self.clock(), self.tz)
+        # A DBAPIError propagates: nothing is rendered from a read that failed.
+        with self.engine.connect() as conn:
+            known = indicators_for(conn, self.catalogs.get(conn)[0])
+            rows, dropped = self._rows(conn, windows, {ind.id for ind in known})
+        self.dropped = dropped
+        yield from self._families_of(windows, known, rows, dropped)
+
+    def _rows(
+        self, conn: Connection, windows: dict[tuple[str, datetime], str], ids: set[str]
+    ) -> tuple[list[Row[Any]], int]:
+        """The stored points of the current and previous windows that fit in the budget, most
+        important first, and how many series were left out."""
+        currents = [(k, s) for (k, s), p in windows.items() if p == "current"]
+        iv = indicator_values.c
+        candidates = (
+            select(
+                iv.indicator,
+                iv.window_kind,
+                iv.window_start,
+                iv.dimensions,
+                iv.value,
+                iv.p50,
+                iv.p90,
+                # a duration is three series: the mean and two quantiles
+                literal_column("CASE WHEN p50 IS NULL THEN 1 ELSE 3 END").label("cost"),
+                literal_column(_RANK).label("rank"),
+                literal_column(_KIND_RANK).label("kind_rank"),
+                or_(*(and_(iv.window_kind == k, iv.window_start == s) for k, s in currents)).label(
+                    "is_current"
+                ),
+            )
+            .where(
+                or_(*(and_(iv.window_kind == k, iv.window_start == s) for k, s in windows)),
+                iv.value.is_not(None),
+                iv.indicator.in_(sorted(ids)),
+                or_(
+                    ~iv.dim_keys.contains(","),
+                    and_(iv.dim_keys.like("%service%"), ~iv.dim_keys.like("%,%,%")),
+                ),
+            )
+            .subquery()
+        )
+        c = candidates.c
+        # The budget is cut inside PostgreSQL: a running sum of series in the order of
+        # importance; a scrape never fetches the rows it leaves out.
+        order = [c.rank, c.kind_rank, c.is_current.desc(), c.indicator]
+        order += [c.window_start, c.dimensions]
+        ranked = select(
+            candidates,
+            func.sum(c.cost).over(order_by=order, rows=(None, 0)).label("running"),
+            func.sum(c.cost).over().label("total"),
+        ).subquery()
+        rows = list(conn.execute(select(ranked).where(ranked.c.running <= self.max_series)))
+        if rows:
+            return rows, int(rows[0].total) - int(rows[-1].running)
+        left_out = conn.execute(select(func.coalesce(func.sum(c.cost), 0))).scalar_one()
+        return [], int(left_out)
+
+    def _families_of(
+        self,
+        windows: dict[tuple[str, datetime], str],
+        known: list[Indicator],
+        rows: list[Row[Any]],
+        dropped: int,
+    ) -> Iterator[Metric]:
+        indicators = {ind.id: ind for ind in known}
+        families = {i: self._family(ind) for i, ind in indicators.items()}
+        totals: set[tuple[str, str, str]] = set()
+        for r in rows:  # only known indicators' rows were read
+            ind = indicators[r.indicator]
+            period = windows[(r.window_kind, r.window_start)]
+            if not r.dimensions:
+                totals.add((r.indicator, r.window_kind, period))
+            base = [
+                r.window_kind,
+                period,
+                *(str(r.dimensions.get(d, "")) for d in ind.all_dimensions),
+            ]
+            fam = families[r.indicator]
+            if ind.is_duration:
+                fam.add_metric([*base, ""], r.value)
+                for q, attr in QUANTILES:
+                    value = getattr(r, attr)
+                    if value is not None:
+                        fam.add_metric([*base, q], value)
+            else:
+                fam.add_metric(base, r.value)
+        # A count with nothing to count is 0 (an empty window stores no point).
+        for ind in indicators.values():
+            if ind.aggregate != "count":
+                continue
+            for kind, period in sorted({(k, p) for (k, _), p in windows.items()}):
+                if (ind.id, kind, period) not in totals:
+                    families[ind.id].add_metric(
+                        [kind, period, *("" for _ in ind.all_dimensions)], 0.0
+                    )
+        yield from families.values()
+        budget = GaugeMetricFamily(
+            "itsm_exposition_series_dropped",
+            f"Indicator series left out of this scrape by the series budget ({self.max_series})",
+        )
+        budget.add_metric([], float(dropped))
+        yield budget
+
+
+STATUS_VALUES = {"met": 1.0, "warning": 0.5, "breached": 0.0}  # no_data: no sample
+
+
+class ObjectiveCollector(Collector):
+    """`itsm_objective_status`, `itsm_objective_target` (current window of each objective) and
+    `itsm_indicator_drift_score` (current window; the total and per-service series) — SPEC §8."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        tz: ZoneInfo,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = engine
+        self.tz = tz
+        self.clock = clock
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        labels = ["service", "indicator", "window"]
+        return (
+            GaugeMetricFamily(
+                "itsm_objective_status",
+                "Objective status in the current window: 1 met, 0.5 warning, 0 breached",
+                labels=labels,
+            ),
+            GaugeMetricFamily(
+                "itsm_objective_target", "Objective target in the current window", labels=labels
+            ),
+            GaugeMetricFamily(
+                "itsm_indicator_drift_score",
+                "(current − mean) / stddev of the previous complete windows (SPEC §6.4)",
+                labels=["indicator", "window", "service"],
+            ),
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        status, target, drift = self._families()
+        now = self.clock()
+        current = [(k, window_start(k, now, self.tz)) for k in WINDOW_KINDS]
+        os_, dr = objective_status.c, indicator_drift.c
+        with self.engine.connect() as conn:  # a DBAPIError propagates, as for the indicators
+            objectives = conn.execute(
+                select(os_.service, os_.indicator, os_.window_kind, os_.target, os_.status)
+                .where(
+                    or_(*(and_(os_.window_kind == k, os_.window_start == s) for k, s in current))
+                )
+                .order_by(os_.service, os_.indicator, os_.window_kind)
+            ).all()
+            drifts = conn.execute(
+                select(dr.indicator, dr.window_kind, dr.dimensions, dr.score)
+                .where(or_(*(and_(dr.window_kind == k, dr.window_start == s) for k, s in current)))
+                .order_by(dr.indicator, dr.window_kind)
+            ).all()
+        for r in objectives:
+            labels = [r.service, r.indicator, r.window_kind]
+            target.add_metric(labels, r.target)
+            if r.status in STATUS_VALUES:
+                status.add_metric(labels, STATUS_VALUES[r.status])
+        for d in drifts:  # the total and per-service series only (SPEC §8 cardinality)
+            if set(d.dimensions) <= {"service"}:
+                drift.add_metric(
+                    [d.indicator, d.window_kind, d.dimensions.get("service", "")], d.score
+                )
+        yield from (status, target, drift)

@@ -1,0 +1,171 @@
+"""The aggregator renders the /metrics snapshot and stores it (SPEC §8): the windows of its clock,
+within the series budget, nothing written when its read fails, never an older rendering over a
+newer one, and the scheduler's `exposition` job."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy import select, text
+from sqlalchemy.engine import Engine
+
+from services.aggregator.jobs import Aggregator
+from services.aggregator.metrics import AggregatorMetrics
+from services.aggregator.snapshot import Rendering, SnapshotWriter, render, store_snapshot
+from services.catalog import CatalogCache
+from shared.db import INDICATORS_SNAPSHOT, exposition_snapshot
+from shared.settings import Settings
+from tests.conftest import Running, wait_until
+from tests.helpers import UTC_TZ, aggregate, october, publish, store, ticket_event
+
+
+def stored(engine: Engine) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(select(exposition_snapshot)).one_or_none()
+
+
+def sample(body: bytes, prefix: str) -> float:
+    [line] = [ln for ln in body.decode().splitlines() if ln.startswith(prefix)]
+    return float(line.rsplit(" ", 1)[1])
+
+
+def opened_today(period: str) -> str:
+    """The start of the sample line of the day's total of tickets opened."""
+    return (
+        'itsm_ticket_opened_count{assignment_group="",customer="",kind="",'
+        f'period="{period}",priority="",service="",window="day"}} '
+    )
+
+
+def test_the_snapshot_holds_the_windows_of_the_aggregators_clock(engine: Engine) -> None:
+    e = ticket_event
+    # 10-05: two tickets (email, erp); 10-04: one
+    store(
+        engine,
+        [
+            e("W1", october(9), "new", service="email"),
+            e("W2", october(10), "new", service="erp"),
+            e("W3", october(9, day=4), "new", service="erp"),
+        ],
+    )
+    aggregate(engine)
+    snapshot = publish(engine, clock=lambda: october(12))
+    body = snapshot.rendering.body
+    assert sample(body, opened_today("current")) == 2.0
+    assert sample(body, opened_today("previous")) == 1.0
+    assert sample(body, "itsm_exposition_series_dropped ") == 0.0
+    row = stored(engine)
+    assert row.name == INDICATORS_SNAPSHOT
+    assert row.body == body
+    lines = body.decode().splitlines()
+    assert row.series == snapshot.rendering.series == sum(not ln.startswith("#") for ln in lines)
+    assert row.dropped == 0
+    # rendered_at is the database's wall clock, not the aggregator's October one
+    assert abs(row.rendered_at - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+def test_the_snapshot_keeps_within_the_series_budget_most_important_first(engine: Engine) -> None:
+    now = datetime.now(UTC)
+    store(
+        engine,
+        [
+            ticket_event(f"S{n}", now - timedelta(minutes=n), "new", service=f"svc{n}", priority=2)
+            for n in range(5)
+        ],
+    )
+    aggregate(engine)
+
+    def rendering(budget: int) -> tuple[Rendering, list[str]]:
+        r = render(engine, UTC_TZ, CatalogCache(), lambda: now, max_series=budget)
+        return r, r.body.decode().splitlines()
+
+    def opened(lines: list[str]) -> list[str]:
+        return [ln for ln in lines if ln.startswith("itsm_ticket_opened_count{")]
+
+    everything, lines = rendering(100_000)
+    assert everything.dropped == 0
+    assert "itsm_exposition_series_dropped 0.0" in lines
+    assert len([ln for ln in opened(lines) if 'service="svc' in ln]) >= 5
+    # the budget of 3 goes to the most important series: the totals of the day and the month
+    # (current windows first); per-service series and the rest are left out, and counted
+    tight, lines = rendering(3)
+    assert any('period="current"' in ln and 'window="day"' in ln for ln in opened(lines))
+    assert not any('service="svc1"' in ln for ln in lines)
+    assert tight.dropped > 0
+    assert sample(tight.body, "itsm_exposition_series_dropped ") == tight.dropped
+    assert tight.series < everything.series
+
+
+def test_a_failed_read_writes_nothing_and_the_stored_snapshot_stays(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    def indicator_values_away(away: bool) -> None:
+        names = ("indicator_values", "indicator_values_away")
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE {} RENAME TO {}".format(*names[:: 1 if away else -1])))
+
+    writer = SnapshotWriter(engine, UTC_TZ)
+    indicator_values_away(True)
+    with caplog.at_level(logging.WARNING, logger="itsm.aggregator.snapshot"):
+        assert writer.publish() is None
+    # nothing at all, rather than a zero for every count it could not read
+    assert stored(engine) is None
+    [warning] = [r for r in caplog.records if r.name == "itsm.aggregator.snapshot"]
+    assert warning.stage == "read"  # type: ignore[attr-defined]
+    assert "indicator_values" in warning.error  # type: ignore[attr-defined]
+
+    indicator_values_away(False)
+    first = writer.publish()
+    assert first is not None
+    indicator_values_away(True)
+    assert writer.publish() is None
+    row = stored(engine)
+    assert (row.rendered_at, row.body) == (first.rendered_at, first.rendering.body)
+    indicator_values_away(False)
+
+
+def test_an_older_rendering_never_replaces_a_newer_one(engine: Engine) -> None:
+    newer = publish(engine)
+    older = Rendering(b"# an older rendering\n", 0, 0, 0.1)
+    with engine.begin() as conn:
+        store_snapshot(conn, INDICATORS_SNAPSHOT, newer.rendered_at - timedelta(seconds=5), older)
+    assert stored(engine).body == newer.rendering.body
+
+
+def test_a_snapshot_rendered_moments_ago_is_not_rendered_again(engine: Engine) -> None:
+    writer = SnapshotWriter(engine, UTC_TZ)
+    first = writer.publish()
+    assert first is not None
+    # as another aggregator's job would: the stored one is younger than half an interval
+    assert writer.publish(skip_younger_than=60) is None
+    assert stored(engine).rendered_at == first.rendered_at
+    again = writer.publish()
+    assert again is not None and again.rendered_at > first.rendered_at
+    assert stored(engine).rendered_at == again.rendered_at
+
+
+def test_the_aggregator_loop_renders_the_snapshot_every_interval(
+    engine: Engine, settings: Settings
+) -> None:
+    registry = CollectorRegistry()
+    stop = threading.Event()
+    agg = Aggregator(settings, engine, AggregatorMetrics(registry))
+    running = Running(lambda: agg.run(stop), stop.set)
+    try:
+        first = wait_until(lambda: stored(engine), timeout=20, what="a snapshot").rendered_at
+        # exposition_interval_seconds is 0.5 in tests: the next one follows
+        wait_until(lambda: stored(engine).rendered_at > first, timeout=20, what="a second snapshot")
+    finally:
+        running.stop()
+    runs = registry.get_sample_value("itsm_aggregator_run_seconds_count", {"job": "exposition"})
+    assert runs is not None and runs >= 2
+
+
+def test_the_stale_threshold_must_exceed_the_interval() -> None:
+    with pytest.raises(ValueError, match="ITSM_EXPOSITION_STALE_SECONDS must exceed"):
+        Settings(_env_file=None, exposition_interval_seconds=60, exposition_stale_seconds=60)  # type: ignore[call-arg]

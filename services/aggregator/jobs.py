@@ -44,6 +44,10 @@ CHUNK_SECONDS = 1.0
 MAX_UNITS_PER_CHUNK = 31
 # One run of the dirty-window job at the most; the next run comes at the next interval.
 RUN_SECONDS = 10.0
+# A job over the stored values that lives above the aggregator (the improvements' verification
+# reads them with the api's indicator reads): the CLI passes it in, the aggregator never imports
+# the api. Called with a transaction, the active catalog and the aggregator's clock.
+Verifier = Callable[[Connection, Catalog, datetime], int]
 
 
 class Aggregator:
@@ -53,8 +57,10 @@ class Aggregator:
         engine: Engine,
         metrics: AggregatorMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        verify_improvements: Verifier | None = None,
     ) -> None:
         self.settings = settings
+        self._verify_improvements = verify_improvements
         self.engine = engine
         self.metrics = metrics or AggregatorMetrics()
         self.tz = ZoneInfo(settings.reporting_timezone)
@@ -291,6 +297,10 @@ class Aggregator:
             (self._guarded(self.drift, "drift"), 60, "drift"),
             (self._guarded(self.prune, "prune"), 300, "prune"),
         ]
+        if self._verify_improvements is not None:
+            jobs.append(
+                (self._guarded(self.verify_improvements, "improvements"), 60, "improvements")
+            )
         for fn, seconds, name in jobs:
             scheduler.add_job(
                 fn,
@@ -316,6 +326,14 @@ class Aggregator:
         with self.engine.begin() as conn:
             catalog, _ = self.catalog(conn)
             return update_drift(conn, catalog, self.tz, now=self.clock())
+
+    def verify_improvements(self) -> int:
+        """Verify the improvements whose verification period has ended (SPEC §7.4)."""
+        if self._verify_improvements is None:
+            return 0
+        with self.engine.begin() as conn:
+            catalog, _ = self.catalog(conn)
+            return self._verify_improvements(conn, catalog, self.clock())
 
     def _safe_refresh(self) -> None:
         now = self.clock()

@@ -15,6 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api import errors
 from services.api.exposition import CachedExposition, IndicatorCollector, ObjectiveCollector
+from services.api.improvements import routes as improvements
+from services.api.improvements.metrics import ImprovementCollector
 from services.api.indicators import SeriesCache
 from services.api.ingest import Publisher
 from services.api.routes import (
@@ -70,6 +72,8 @@ def create_app(
     app.state.engine = engine
     app.state.publisher = publisher or Publisher(settings)
     app.state.registry = registry
+    app.state.clock = clock  # what "now" is for improvements' baselines and periods
+    registry.register(ImprovementCollector(engine))
     _http_metrics(app, registry)
     errors.install(app)
     app.include_router(ops.router)
@@ -79,6 +83,7 @@ def create_app(
     app.include_router(indicators.router)
     app.include_router(objectives.router)
     app.include_router(entities.router)
+    app.include_router(improvements.router)
     return app
 
 

@@ -84,12 +84,15 @@ def cmd_collector(settings: Settings, _args: argparse.Namespace) -> None:
 
 def cmd_aggregator(settings: Settings, _args: argparse.Namespace) -> None:
     from services.aggregator.jobs import Aggregator
+    from services.api.improvements.service import verifier
 
     engine = _engine(settings)
     _metrics_port(settings.aggregator_metrics_port, "aggregator", "ITSM_AGGREGATOR_METRICS_PORT")
     if settings.catalog is not None:
         _apply_catalog_at_startup(engine, settings.catalog)
-    Aggregator(settings, engine).run(_stop_on_signals())
+    # The improvements' verification reads indicators as the api does: wired in here, so the
+    # aggregator never imports the api.
+    Aggregator(settings, engine, verify_improvements=verifier(settings)).run(_stop_on_signals())
 
 
 def _apply_catalog_at_startup(engine: Any, path: Path) -> None:

@@ -13,8 +13,10 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -467,6 +469,56 @@ catalog_versions = Table(
     Column("content", Text, nullable=False),
     Column("active", Boolean, nullable=False, server_default="false"),
     Index(None, "active", unique=True, postgresql_where=text("active")),
+)
+
+# The improvement register (SPEC §7.4): one row per improvement, its state, the baseline captured
+# on approval, the automatic verification's evidence and a manual decision beside it (JSONB: each
+# a small document the api returns as it was written), and every transition it went through.
+improvements = Table(
+    "improvements",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("service", Text),
+    Column("customer", Text),
+    Column("indicator", Text, nullable=False),
+    Column("window_kind", Text, nullable=False),
+    Column("target", Float, nullable=False),
+    Column("elements", ARRAY(Text), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("links", JSONB, nullable=False),
+    Column("actions", JSONB, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("due_date", Date),
+    Column("verification_windows", Integer, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("baseline", JSONB),
+    _ts("verify_from"),
+    _ts("verify_until"),
+    Column("evidence", JSONB),
+    Column("decision", JSONB),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+    Index(None, "state", "verify_until"),
+)
+
+improvement_transitions = Table(
+    "improvement_transitions",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column(
+        "improvement_id",
+        BigInteger,
+        ForeignKey("improvements.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("from_state", Text),
+    Column("to_state", Text, nullable=False),
+    Column("by", Text, nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+    _ts("at", nullable=False),
+    Index(None, "improvement_id", "id"),
 )
 
 

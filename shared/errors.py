@@ -59,6 +59,14 @@ class InvalidRequest(ItsmError):
     http_status = 422
 
 
+class Conflict(ItsmError):
+    """The request is valid but not in the resource's current state (an improvement's
+    transition that its state does not allow): `details` says what is allowed."""
+
+    code = "conflict"
+    http_status = 409
+
+
 class QueryTooExpensive(ItsmError):
     """A read that is computed at query time ran past its time limit."""
 

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     ingest_token: str | None = None
     admin_token: str | None = None
     read_token: str | None = None
+    manage_token: str | None = Field(
+        default=None, description="bearer token for writing improvements (the admin token too)"
+    )
 
     topic_prefix: str = "itsm."
     topic_partitions: int = 3

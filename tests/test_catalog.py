@@ -443,6 +443,23 @@ def test_other_bad_shapes() -> None:
     )
 
 
+def test_improvements_baseline_windows_default_4_and_bad_values_name_their_line() -> None:
+    assert Catalog.default().improvements.baseline_windows == 4
+    assert parse_catalog("improvements:\n").improvements.baseline_windows == 4
+    assert parse_catalog("improvements: {baseline_windows: 6}\n").improvements.baseline_windows == 6
+    assert refusal("customers: []\nimprovements:\n  baseline_windows: 0\n").message == (
+        "cat.yaml:3: improvements.baseline_windows: input should be greater than or equal to 1, "
+        "got 0"
+    )
+    assert refusal("improvements: {baseline_windows: '4'}\n").message == (
+        "cat.yaml:1: improvements.baseline_windows: input should be a valid integer, got '4'"
+    )
+    assert refusal("improvements: {baseline_window: 4}\n").message == (
+        "cat.yaml:1: improvements.baseline_window: unknown key 'baseline_window' "
+        "(did you mean 'baseline_windows'?)"
+    )
+
+
 def test_a_priority_covered_twice_for_one_service_is_refused() -> None:
     err = refusal("""
         sla_policies:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from services.aggregator.indicators import Indicator, all_indicators
 from services.aggregator.indicators.custom import indicators_for
 from services.catalog import CatalogCache
-from shared.db import indicator_drift, indicator_values, objective_status
+from shared.db import improvements, indicator_drift, indicator_values, objective_status
 from shared.windows import WINDOW_KINDS, previous_start, window_start
 
 QUANTILES = (("0.5", "p50"), ("0.9", "p90"))
@@ -254,3 +254,34 @@ class ObjectiveCollector(Collector):
                     [d.indicator, d.window_kind, d.dimensions.get("service", "")], d.score
                 )
         yield from (status, target, drift)
+
+
+class ImprovementCollector(Collector):
+    """`itsm_improvements{state,service}` (SPEC §8): counts only, never titles or owners.
+    Customer- and organisation-wide improvements count under service "" (a customer is not a
+    service, and a label per customer would multiply the series)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "itsm_improvements",
+            'Improvements per state and service (customer- and organisation-wide: service "")',
+            labels=["state", "service"],
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        c = improvements.c
+        service = func.coalesce(c.service, "")
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(c.state, service, func.count()).group_by(c.state, service).order_by(c.state)
+            ).all()
+        family = self._family()
+        for state, svc, n in rows:
+            family.add_metric([state, svc], float(n))
+        yield family

@@ -50,6 +50,10 @@ RUN_SECONDS = 10.0
 # 15 s waits 150 s before the next (never less than the slower cadence). The same share bounds
 # drift scoring, whose cost grows with the number of series.
 COSTLY_SHARE = 0.1
+# A job over the stored values that lives above the aggregator (the improvements' verification
+# reads them with the api's indicator reads): the CLI passes it in, the aggregator never imports
+# the api. Called with a transaction, the active catalog and the aggregator's clock.
+Verifier = Callable[[Connection, Catalog, datetime], int]
 
 
 class Aggregator:
@@ -59,8 +63,10 @@ class Aggregator:
         engine: Engine,
         metrics: AggregatorMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        verify_improvements: Verifier | None = None,
     ) -> None:
         self.settings = settings
+        self._verify_improvements = verify_improvements
         self.engine = engine
         self.metrics = metrics or AggregatorMetrics()
         self.tz = ZoneInfo(settings.reporting_timezone)
@@ -316,6 +322,10 @@ class Aggregator:
             ),
             (self._guarded(self.prune, "prune"), 300, "prune"),
         ]
+        if self._verify_improvements is not None:
+            jobs.append(
+                (self._guarded(self.verify_improvements, "improvements"), 60, "improvements")
+            )
         for fn, seconds, name in jobs:
             scheduler.add_job(
                 fn,
@@ -355,6 +365,14 @@ class Aggregator:
         """Render the /metrics snapshot of indicators, objectives and drift and store it for the
         api to serve (SPEC §8); None when nothing was stored (see SnapshotWriter.publish)."""
         return self.snapshots.publish(skip_younger_than)
+
+    def verify_improvements(self) -> int:
+        """Verify the improvements whose verification period has ended (SPEC §7.4)."""
+        if self._verify_improvements is None:
+            return 0
+        with self.engine.begin() as conn:
+            catalog, _ = self.catalog(conn)
+            return self._verify_improvements(conn, catalog, self.clock())
 
     def _safe_refresh(self) -> None:
         now = self.clock()

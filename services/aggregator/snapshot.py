@@ -23,7 +23,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from services.aggregator.exposition import MAX_SERIES, IndicatorCollector, ObjectiveCollector
+from services.aggregator.exposition import (
+    MAX_SERIES,
+    ImprovementCollector,
+    IndicatorCollector,
+    ObjectiveCollector,
+)
 from services.catalog import CatalogCache
 from shared.db import INDICATORS_SNAPSHOT, exposition_snapshot
 
@@ -62,6 +67,7 @@ def render(
     registry = CollectorRegistry()
     registry.register(indicators)
     registry.register(ObjectiveCollector(engine, tz, clock))
+    registry.register(ImprovementCollector(engine))
     body = generate_latest(registry)
     return Rendering(body, sample_lines(body), indicators.dropped, time.perf_counter() - started)
 

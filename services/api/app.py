@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -13,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api import errors
 from services.api.exposition import SnapshotReader
+from services.api.improvements import routes as improvements
 from services.api.indicators import SeriesCache
 from services.api.ingest import Publisher
 from services.api.routes import (
@@ -32,7 +34,11 @@ def create_app(
     settings: Settings,
     engine: Engine,
     publisher: Publisher | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
+    """`clock` says what "now" is for the improvements' baselines and verification periods (a
+    test or a replay sets it)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -53,6 +59,7 @@ def create_app(
     app.state.engine = engine
     app.state.publisher = publisher or Publisher(settings)
     app.state.registry = registry
+    app.state.clock = clock  # what "now" is for improvements' baselines and periods
     _http_metrics(app, registry)
     errors.install(app)
     app.include_router(ops.router)
@@ -62,6 +69,7 @@ def create_app(
     app.include_router(indicators.router)
     app.include_router(objectives.router)
     app.include_router(entities.router)
+    app.include_router(improvements.router)
     return app
 
 

@@ -74,6 +74,21 @@ async def require_admin(request: Request, settings: SettingsDep) -> None:
         raise Unauthorized("invalid bearer token")
 
 
+async def require_manage(request: Request, settings: SettingsDep) -> None:
+    """Manage scope (improvements, SPEC §7.4): the manage or the admin token; refused when
+    neither is configured. Its own token, so whoever runs the register need not hold the admin
+    token, which also reads dead letters' raw payloads."""
+    if not (settings.manage_token or settings.admin_token):
+        raise Forbidden("managing is disabled: no ITSM_MANAGE_TOKEN or ITSM_ADMIN_TOKEN configured")
+    token = _bearer(request)
+    if token is None:
+        raise Unauthorized("missing bearer token: send `Authorization: Bearer <manage token>`")
+    if not _matches(token, settings.manage_token, settings.admin_token):
+        if _matches(token, settings.ingest_token, settings.read_token):
+            raise Forbidden("this endpoint needs the manage or the admin token")
+        raise Unauthorized("invalid bearer token")
+
+
 async def require_read(request: Request, settings: SettingsDep) -> None:
     """Read endpoints are open unless ITSM_READ_TOKEN is configured."""
     if not settings.read_token:
@@ -81,10 +96,17 @@ async def require_read(request: Request, settings: SettingsDep) -> None:
     token = _bearer(request)
     if token is None:
         raise Unauthorized("missing bearer token: send `Authorization: Bearer <read token>`")
-    if not _matches(token, settings.read_token, settings.admin_token, settings.ingest_token):
+    if not _matches(
+        token,
+        settings.read_token,
+        settings.admin_token,
+        settings.ingest_token,
+        settings.manage_token,
+    ):
         raise Unauthorized("invalid bearer token")
 
 
 Ingest = Depends(require_ingest)
 Admin = Depends(require_admin)
+Manage = Depends(require_manage)
 Read = Depends(require_read)

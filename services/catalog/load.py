@@ -27,6 +27,7 @@ from services.catalog.model import (
     CatalogSettings,
     Customer,
     Holiday,
+    ImprovementSettings,
     Measurement,
     Objective,
     Service,
@@ -178,6 +179,7 @@ _FIELDS: dict[Loc, type[BaseModel]] = {
     ("objectives",): Objective,
     ("measurements",): Measurement,
     ("settings",): CatalogSettings,
+    ("improvements",): ImprovementSettings,
 }
 
 

@@ -299,6 +299,13 @@ class CatalogSettings(_Model):
     drift_threshold: Annotated[float, Strict(), Field(gt=0)] = 3.0
 
 
+class ImprovementSettings(_Model):
+    """The improvement register (SPEC §7.4): how many complete windows before the approval
+    make an improvement's baseline."""
+
+    baseline_windows: Annotated[int, Strict(), Field(ge=1, le=366)] = 4
+
+
 class Catalog(_Model):
     reporting_timezone: TimeZoneName = "UTC"
     customers: Section[Customer] = ()
@@ -310,6 +317,9 @@ class Catalog(_Model):
     settings: Annotated[CatalogSettings, BeforeValidator(lambda v: {} if v is None else v)] = (
         CatalogSettings()
     )
+    improvements: Annotated[
+        ImprovementSettings, BeforeValidator(lambda v: {} if v is None else v)
+    ] = ImprovementSettings()
 
     @field_validator("calendars")
     @classmethod

@@ -1,0 +1,126 @@
+"""`/v1/improvements` (SPEC §7.4): writes need the manage or admin token, reads the read token.
+Each write is one transaction, committed before the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Request
+
+from services.api.deps import Catalogs, Db, Manage, Read, SettingsDep
+from services.api.improvements import service as improvements
+from services.api.improvements.measure import Reading
+from services.api.improvements.schemas import (
+    Improvement,
+    ImprovementCreate,
+    ImprovementList,
+    ImprovementPatch,
+    Report,
+    TransitionRequest,
+)
+from services.api.schemas import ErrorBody
+
+router = APIRouter(prefix="/v1", tags=["improvements"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
+}
+
+
+async def _now(request: Request) -> datetime:
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock()
+
+
+async def _reading(settings: SettingsDep) -> Reading:
+    return Reading(ZoneInfo(settings.reporting_timezone), settings.hour_retention_days)
+
+
+Now = Annotated[datetime, Depends(_now)]
+Read_ = Annotated[Reading, Depends(_reading)]
+
+
+@router.post(
+    "/improvements",
+    status_code=201,
+    response_model=Improvement,
+    responses=_ERRORS,
+    dependencies=[Manage],
+)
+def create_improvement(
+    body: ImprovementCreate, db: Db, catalogs: Catalogs, now: Now
+) -> Improvement:
+    """Propose an improvement (state `proposed`)."""
+    found = improvements.create(db, catalogs.get(db)[0], body, now)
+    db.commit()
+    return found
+
+
+@router.get("/improvements", response_model=ImprovementList, responses=_ERRORS, dependencies=[Read])
+def list_improvements(
+    db: Db, state: str | None = None, service: str | None = None, customer: str | None = None
+) -> ImprovementList:
+    """Improvements, oldest first, filtered by state, service or customer."""
+    return improvements.list_all(db, state=state, service=service, customer=customer)
+
+
+@router.get(
+    "/improvements/{improvement_id}",
+    response_model=Improvement,
+    responses=_ERRORS,
+    dependencies=[Read],
+)
+def get_improvement(improvement_id: int, db: Db) -> Improvement:
+    """One improvement with its baseline, evidence, decision and every transition."""
+    return improvements.get(db, improvement_id)
+
+
+@router.patch(
+    "/improvements/{improvement_id}",
+    response_model=Improvement,
+    responses=_ERRORS,
+    dependencies=[Manage],
+)
+def patch_improvement(
+    improvement_id: int, body: ImprovementPatch, db: Db, catalogs: Catalogs, now: Now
+) -> Improvement:
+    """Change fields while the improvement is open (409 otherwise); not its state."""
+    found = improvements.update_fields(db, catalogs.get(db)[0], improvement_id, body, now)
+    db.commit()
+    return found
+
+
+@router.post(
+    "/improvements/{improvement_id}/transitions",
+    response_model=Improvement,
+    responses=_ERRORS,
+    dependencies=[Manage],
+)
+def transition_improvement(
+    improvement_id: int,
+    body: TransitionRequest,
+    db: Db,
+    catalogs: Catalogs,
+    now: Now,
+    reading: Read_,
+) -> Improvement:
+    """Move the improvement along `proposed → approved → in_progress → implemented →
+    verified | not_achieved`, or to `cancelled` from an open state; 409 lists the allowed
+    states. Approval captures the baseline; `implemented` starts the verification period."""
+    found = improvements.transition(db, catalogs.get(db)[0], improvement_id, body, now, reading)
+    db.commit()
+    return found
+
+
+@router.get(
+    "/improvements/{improvement_id}/report",
+    response_model=Report,
+    responses=_ERRORS,
+    dependencies=[Read],
+)
+def improvement_report(improvement_id: int, db: Db, catalogs: Catalogs) -> Report:
+    """The improvement's outcome in numbers: baseline, target, observed, change, evidence."""
+    return improvements.report(db, catalogs.get(db)[0], improvement_id)

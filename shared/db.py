@@ -521,6 +521,65 @@ improvement_transitions = Table(
     Index(None, "improvement_id", "id"),
 )
 
+# Service reviews that took place (SPEC §7.3): one row per review with its scope (`scope_kind`
+# service | customer | assignment_group, and the id) and period (the label as given, canonical,
+# and its bounds in the reporting time zone); participants and decisions are JSONB lists of text.
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("kind", Text, nullable=False),
+    Column("level", SmallInteger, nullable=False),
+    Column("scope_kind", Text, nullable=False),
+    Column("scope_id", Text, nullable=False),
+    Column("period", Text, nullable=False),
+    Column("period_kind", Text, nullable=False),
+    _ts("period_start", nullable=False),
+    _ts("period_end", nullable=False),
+    _ts("held_at", nullable=False),
+    Column("participants", JSONB, nullable=False),
+    Column("notes", Text, nullable=False, server_default=""),
+    Column("decisions", JSONB, nullable=False),
+    Column("recorded_by", Text, nullable=False),
+    _ts("created_at", nullable=False),
+    Index(None, "kind", "scope_kind", "scope_id", "held_at"),
+    Index(None, "period"),
+)
+
+# A review's action items, with their current state, and every change of state (who, when, note).
+review_action_items = Table(
+    "review_action_items",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("review_id", BigInteger, ForeignKey("reviews.id", ondelete="CASCADE"), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("due_date", Date),
+    Column("state", Text, nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+    _ts("updated_at", nullable=False),
+    Column("updated_by", Text, nullable=False),
+    Index(None, "review_id", "id"),
+)
+
+review_action_item_changes = Table(
+    "review_action_item_changes",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column(
+        "item_id",
+        BigInteger,
+        ForeignKey("review_action_items.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("from_state", Text),
+    Column("to_state", Text, nullable=False),
+    Column("by", Text, nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+    _ts("at", nullable=False),
+    Index(None, "item_id", "id"),
+)
+
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     return create_engine(

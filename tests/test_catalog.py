@@ -460,6 +460,116 @@ def test_improvements_baseline_windows_default_4_and_bad_values_name_their_line(
     )
 
 
+def test_the_example_schedules_team_and_customer_reviews() -> None:
+    reviews = load_catalog(EXAMPLE).reviews
+    assert {(r.kind, r.scope, r.every) for r in reviews} >= {
+        ("team", ("assignment_group", "service-desk"), "week"),
+        ("customer", ("customer", "acme"), "month"),
+        ("customer", ("service", "erp"), "quarter"),
+    }
+    assert {r.level for r in reviews} <= {1, 2, 3, 4}
+
+
+def test_review_schedule_defaults_and_forms() -> None:
+    assert Catalog.default().reviews == ()
+    assert parse_catalog("reviews:\n").reviews == ()
+    (team,) = parse_catalog(
+        yaml("""
+        reviews:
+          - {kind: team, level: 1, assignment_group: desk, every: week}
+        """)
+    ).reviews
+    assert (team.scope, team.participants, team.grace_days) == (("assignment_group", "desk"), (), 5)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            "{kind: customer, level: 5, customer: acme, every: month}",
+            "cat.yaml:5: reviews[0].level: input should be less than or equal to 4, got 5",
+        ),
+        (
+            "{kind: customer, level: 2, customer: acme, every: year}",
+            "cat.yaml:5: reviews[0].every: input should be 'week', 'month' or 'quarter', "
+            "got 'year'",
+        ),
+        (
+            "{kind: meeting, level: 2, customer: acme, every: month}",
+            "cat.yaml:5: reviews[0].kind: input should be 'customer' or 'team', got 'meeting'",
+        ),
+        (
+            "{kind: customer, level: 2, every: month}",
+            "cat.yaml:5: reviews[0]: a customer review needs a service or a customer (one of them)",
+        ),
+        (
+            "{kind: customer, level: 2, customer: acme, service: email, every: month}",
+            "cat.yaml:5: reviews[0]: a customer review needs a service or a customer (one of them)",
+        ),
+        (
+            "{kind: customer, level: 2, assignment_group: desk, every: month}",
+            "cat.yaml:5: reviews[0]: a customer review is of a service or a customer, not an "
+            "assignment_group",
+        ),
+        (
+            "{kind: team, level: 1, service: email, every: week}",
+            "cat.yaml:5: reviews[0]: a team review is of an assignment_group, not a service or "
+            "customer",
+        ),
+        (
+            "{kind: team, level: 1, every: week}",
+            "cat.yaml:5: reviews[0]: a team review needs an assignment_group",
+        ),
+        (
+            "{kind: customer, level: 2, customer: initech, every: month}",
+            "cat.yaml:5: reviews[0].customer: unknown customer 'initech' (known: acme)",
+        ),
+        (
+            "{kind: customer, level: 2, service: emial, every: month}",
+            "cat.yaml:5: reviews[0].service: unknown service 'emial' (did you mean 'email'?)",
+        ),
+        (
+            "{kind: team, level: 1, assignment_group: desk, every: week, grace_day: 2}",
+            "cat.yaml:5: reviews[0].grace_day: unknown key 'grace_day' (did you mean "
+            "'grace_days'?)",
+        ),
+        (
+            "{kind: team, level: 1, assignment_group: desk, every: week, grace_days: -1}",
+            "cat.yaml:5: reviews[0].grace_days: input should be greater than or equal to 0, got -1",
+        ),
+    ],
+)
+def test_bad_scheduled_reviews_name_their_line(entry: str, message: str) -> None:
+    text = (
+        "customers: [{id: acme}]\n"
+        "services: [{id: email, customer: acme}]\n"
+        "reviews:\n"
+        "  # the schedule\n"
+        f"  - {entry}\n"
+    )
+    assert refusal(text).message == message
+
+
+def test_a_review_scheduled_twice_is_refused_and_unlisted_scopes_pass() -> None:
+    err = refusal("""
+        reviews:
+          - {kind: customer, level: 2, customer: acme, every: month}
+          - {kind: customer, level: 3, customer: acme, every: quarter}
+          - {kind: customer, level: 3, customer: acme, every: month}
+        """)
+    assert err.message == (
+        "cat.yaml:4: reviews[2]: a customer review of customer 'acme' every month is already "
+        "scheduled by reviews[0]"
+    )
+    # No customers listed: a schedule naming one is not refused (as with the api's checks).
+    assert (
+        len(
+            parse_catalog("reviews: [{kind: customer, level: 2, customer: x, every: week}]").reviews
+        )
+        == 1
+    )
+
+
 def test_a_priority_covered_twice_for_one_service_is_refused() -> None:
     err = refusal("""
         sla_policies:

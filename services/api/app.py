@@ -17,6 +17,7 @@ from services.api.exposition import SnapshotReader
 from services.api.improvements import routes as improvements
 from services.api.indicators import SeriesCache
 from services.api.ingest import Publisher
+from services.api.reviews import routes as reviews
 from services.api.routes import (
     alertmanager,
     dead_letters,
@@ -36,8 +37,8 @@ def create_app(
     publisher: Publisher | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
-    """`clock` says what "now" is for the improvements' baselines and verification periods (a
-    test or a replay sets it)."""
+    """`clock` says what "now" is for the improvements' baselines and verification periods and
+    for the reviews' schedule (a test or a replay sets it)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,7 +60,7 @@ def create_app(
     app.state.engine = engine
     app.state.publisher = publisher or Publisher(settings)
     app.state.registry = registry
-    app.state.clock = clock  # what "now" is for improvements' baselines and periods
+    app.state.clock = clock  # what "now" is for improvements and the review schedule
     _http_metrics(app, registry)
     errors.install(app)
     app.include_router(ops.router)
@@ -70,6 +71,7 @@ def create_app(
     app.include_router(objectives.router)
     app.include_router(entities.router)
     app.include_router(improvements.router)
+    app.include_router(reviews.router)
     return app
 
 

@@ -30,6 +30,7 @@ from services.catalog.model import (
     ImprovementSettings,
     Measurement,
     Objective,
+    ScheduledReview,
     Service,
     SlaPolicy,
 )
@@ -180,6 +181,7 @@ _FIELDS: dict[Loc, type[BaseModel]] = {
     ("measurements",): Measurement,
     ("settings",): CatalogSettings,
     ("improvements",): ImprovementSettings,
+    ("reviews",): ScheduledReview,
 }
 
 
@@ -233,6 +235,31 @@ def _check_references(catalog: Catalog) -> Iterator[tuple[Loc, str]]:
             yield ("services", i, "customer"), _unknown("customer", service.customer, customers)
     yield from _check_policies(catalog, services, calendars)
     yield from _check_objectives(catalog, services)
+    yield from _check_reviews(catalog, services, customers)
+
+
+def _check_reviews(
+    catalog: Catalog, services: list[str], customers: list[str]
+) -> Iterator[tuple[Loc, str]]:
+    """The review schedule names known services and customers (when the catalog lists any;
+    assignment groups are not listed), and each scheduled review once."""
+    first: dict[tuple[str, tuple[str, str], str], int] = {}
+    for i, r in enumerate(catalog.reviews):
+        here: Loc = ("reviews", i)
+        for key, known in (("service", services), ("customer", customers)):
+            value = getattr(r, key)
+            if value is not None and known and value not in known:
+                yield (*here, key), _unknown(key, value, known)
+        key_ = (r.kind, r.scope, r.every)
+        if key_ in first:
+            yield (
+                here,
+                (
+                    f"a {r.kind} review of {r.scope[0]} {r.scope[1]!r} every {r.every} is "
+                    f"already scheduled by reviews[{first[key_]}]"
+                ),
+            )
+        first.setdefault(key_, i)
 
 
 def _check_policies(

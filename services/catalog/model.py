@@ -15,12 +15,14 @@ from pydantic import (
     Field,
     Strict,
     field_validator,
+    model_validator,
 )
 
 from shared.calendar import BusinessCalendar, DayHours
 from shared.errors import ItsmError
 from shared.events import TicketState
 from shared.indicator_ids import SPEC_INDICATOR_IDS, Direction, custom_id_problem
+from shared.periods import PeriodKind
 
 # Computed from the objectives themselves: an objective on them would be circular.
 OBJECTIVE_DERIVED_IDS = frozenset({"service_objectives_met_ratio", "service_health_score"})
@@ -306,6 +308,62 @@ class ImprovementSettings(_Model):
     baseline_windows: Annotated[int, Strict(), Field(ge=1, le=366)] = 4
 
 
+ReviewKind = Literal["customer", "team"]
+REVIEW_KINDS: tuple[ReviewKind, ...] = ("customer", "team")
+
+
+def review_scope_problem(
+    kind: str, service: str | None, customer: str | None, assignment_group: str | None
+) -> str | None:
+    """What is wrong with a review's scope (SPEC §7.3), or None: a customer review is of one
+    service or one customer, a team review of one assignment group."""
+    if kind == "customer":
+        if assignment_group is not None:
+            return "a customer review is of a service or a customer, not an assignment_group"
+        if (service is None) == (customer is None):
+            return "a customer review needs a service or a customer (one of them)"
+    elif kind == "team":
+        if service is not None or customer is not None:
+            return "a team review is of an assignment_group, not a service or customer"
+        if assignment_group is None:
+            return "a team review needs an assignment_group"
+    return None
+
+
+class ScheduledReview(_Model):
+    """A review held regularly (SPEC §7.3): a `customer` review of a service or a customer, or a
+    `team` review of an assignment group, at `level` 1-4 of the review mechanism, `every` week,
+    month or quarter, with its participants. A period's review is due from the period's end
+    until `grace_days` later, then overdue."""
+
+    kind: ReviewKind
+    level: Annotated[int, Strict(), Field(ge=1, le=4)]
+    service: Id | None = None
+    customer: Id | None = None
+    assignment_group: Id | None = None
+    every: PeriodKind
+    participants: tuple[str, ...] = ()
+    grace_days: Annotated[int, Strict(), Field(ge=0, le=366)] = 5
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> ScheduledReview:
+        problem = review_scope_problem(
+            self.kind, self.service, self.customer, self.assignment_group
+        )
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def scope(self) -> tuple[str, str]:
+        """(`service` | `customer` | `assignment_group`, its id)."""
+        for key in ("service", "customer", "assignment_group"):
+            value = getattr(self, key)
+            if value is not None:
+                return key, value
+        raise AssertionError("validated: a scheduled review has a scope")
+
+
 class Catalog(_Model):
     reporting_timezone: TimeZoneName = "UTC"
     customers: Section[Customer] = ()
@@ -320,6 +378,7 @@ class Catalog(_Model):
     improvements: Annotated[
         ImprovementSettings, BeforeValidator(lambda v: {} if v is None else v)
     ] = ImprovementSettings()
+    reviews: Section[ScheduledReview] = ()
 
     @field_validator("calendars")
     @classmethod

@@ -1,0 +1,107 @@
+"""`/v1/reviews` records and `/v1/reviews/schedule` (SPEC §7.3): writes need the manage or admin
+token, reads the read token. Each write is one transaction, committed before the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from services.api.deps import Catalogs, Db, Manage, Read, SettingsDep
+from services.api.reviews import service as reviews
+from services.api.reviews.schemas import (
+    ActionItem,
+    ActionItemPatch,
+    Review,
+    ReviewCreate,
+    ReviewList,
+    Schedule,
+)
+from services.api.schemas import ErrorBody
+from services.catalog.model import ReviewKind
+
+router = APIRouter(prefix="/v1", tags=["reviews"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
+}
+
+
+async def _now(request: Request) -> datetime:
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock()
+
+
+async def _tz(settings: SettingsDep) -> ZoneInfo:
+    return ZoneInfo(settings.reporting_timezone)
+
+
+Now = Annotated[datetime, Depends(_now)]
+Tz = Annotated[ZoneInfo, Depends(_tz)]
+
+
+@router.post(
+    "/reviews", status_code=201, response_model=Review, responses=_ERRORS, dependencies=[Manage]
+)
+def create_review(body: ReviewCreate, db: Db, catalogs: Catalogs, now: Now, tz: Tz) -> Review:
+    """Record a review that took place, with its action items."""
+    found = reviews.create(db, catalogs.get(db)[0], body, now, tz)
+    db.commit()
+    return found
+
+
+@router.get("/reviews", response_model=ReviewList, responses=_ERRORS, dependencies=[Read])
+def list_reviews(
+    db: Db,
+    kind: ReviewKind | None = None,
+    service: str | None = None,
+    customer: str | None = None,
+    assignment_group: str | None = None,
+    period: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> ReviewList:
+    """Reviews, the most recently held first, with their action items."""
+    scope = {"service": service, "customer": customer, "assignment_group": assignment_group}
+    return reviews.list_all(db, kind=kind, scope=scope, period=period, limit=limit)
+
+
+@router.get("/reviews/schedule", response_model=Schedule, responses=_ERRORS, dependencies=[Read])
+def review_schedule(
+    db: Db,
+    catalogs: Catalogs,
+    now: Now,
+    tz: Tz,
+    at: datetime | None = None,
+    periods: Annotated[int, Query(ge=1, le=24)] = 4,
+) -> Schedule:
+    """The catalog's review schedule at `at` (default now): for each scheduled review its
+    current period and the `periods - 1` before it, `held`, `upcoming`, `due` or `overdue`."""
+    return reviews.schedule(db, catalogs.get(db)[0], at or now, tz, periods)
+
+
+@router.get(
+    "/reviews/{review_id:int}", response_model=Review, responses=_ERRORS, dependencies=[Read]
+)
+def get_review(review_id: int, db: Db) -> Review:
+    """One review with its action items, the previous review of the same kind and scope with
+    its items' progress, and the items still open from earlier reviews."""
+    return reviews.get(db, review_id)
+
+
+@router.patch(
+    "/reviews/{review_id:int}/action-items/{item_id:int}",
+    response_model=ActionItem,
+    responses=_ERRORS,
+    dependencies=[Manage],
+)
+def patch_action_item(
+    review_id: int, item_id: int, body: ActionItemPatch, db: Db, now: Now
+) -> ActionItem:
+    """Change an action item's state, note, owner or due date: `open ↔ in_progress → done |
+    dropped`; a done or dropped item is final (409 with the allowed states)."""
+    found = reviews.update_item(db, review_id, item_id, body, now)
+    db.commit()
+    return found

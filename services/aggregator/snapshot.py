@@ -10,6 +10,7 @@ newer one."""
 
 from __future__ import annotations
 
+import gzip
 import logging
 import time
 from collections.abc import Callable
@@ -40,6 +41,7 @@ class Rendering:
     """One rendering of the indicator, objective and drift series."""
 
     body: bytes
+    gzipped: bytes  # the body as stored
     series: int  # sample lines
     dropped: int  # indicator series left out by the series budget
     seconds: float  # reading and formatting
@@ -69,7 +71,10 @@ def render(
     registry.register(ObjectiveCollector(engine, tz, clock))
     registry.register(ImprovementCollector(engine))
     body = generate_latest(registry)
-    return Rendering(body, sample_lines(body), indicators.dropped, time.perf_counter() - started)
+    gzipped = gzip.compress(body, compresslevel=6, mtime=0)
+    return Rendering(
+        body, gzipped, sample_lines(body), indicators.dropped, time.perf_counter() - started
+    )
 
 
 def sample_lines(body: bytes) -> int:
@@ -156,7 +161,7 @@ def store_snapshot(
     stmt = insert(exposition_snapshot).values(
         name=name,
         rendered_at=rendered_at,
-        body=rendering.body,
+        body_gzip=rendering.gzipped,
         series=rendering.series,
         dropped=rendering.dropped,
         render_seconds=rendering.seconds,
@@ -167,7 +172,7 @@ def store_snapshot(
             index_elements=[exposition_snapshot.c.name],
             set_={
                 "rendered_at": new.rendered_at,
-                "body": new.body,
+                "body_gzip": new.body_gzip,
                 "series": new.series,
                 "dropped": new.dropped,
                 "render_seconds": new.render_seconds,

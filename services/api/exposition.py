@@ -1,7 +1,8 @@
 """`/metrics` of the stored indicators (SPEC §8): the api serves the snapshot the aggregator keeps
 (services/aggregator/snapshot.py) and never computes a series. A scrape reads the snapshot's
-`rendered_at` and size (one row by its key, a few bytes); the body, megabytes at scale, is
-fetched again only when another rendering was stored, and kept in memory between scrapes.
+`rendered_at` and size (one row by its key, a few bytes); the body, stored gzipped (9 MB of text
+at a million tickets a month, 0.7 MB gzipped), is fetched again only when another rendering was
+stored, and kept in memory between scrapes.
 
 A snapshot older than ITSM_EXPOSITION_STALE_SECONDS, none at all, or one that cannot be read is
 not served: the indicator, objective and drift series are absent and `itsm_exposition_stale` is
@@ -11,6 +12,7 @@ last read, counted on from then; NaN when no snapshot was ever read."""
 
 from __future__ import annotations
 
+import gzip
 import logging
 import math
 import threading
@@ -31,7 +33,7 @@ log = logging.getLogger("itsm.api.exposition")
 
 _s = exposition_snapshot.c
 _AGE = cast(func.extract("epoch", func.clock_timestamp() - _s.rendered_at), Float).label("age")
-_SIZE = func.octet_length(_s.body).label("size")  # from the TOAST header: the body is not read
+_SIZE = func.octet_length(_s.body_gzip).label("size")  # the TOAST header: the body is not read
 
 
 @dataclass(frozen=True)
@@ -98,9 +100,9 @@ class SnapshotReader:
         """Cache the body; the row as a whole, so the body and the key it is cached under are
         one version whatever was stored since the head was read. Returns its age."""
         row = conn.execute(
-            select(_s.rendered_at, _SIZE, _AGE, _s.body).where(_s.name == self.name)
+            select(_s.rendered_at, _SIZE, _AGE, _s.body_gzip).where(_s.name == self.name)
         ).one()
-        self._key, self._body = (row.rendered_at, row.size), bytes(row.body)
+        self._key, self._body = (row.rendered_at, row.size), gzip.decompress(row.body_gzip)
         log.debug(
             "exposition snapshot fetched",
             extra={"snapshot": self.name, "bytes": row.size, "rendered_at": str(row.rendered_at)},

@@ -162,7 +162,7 @@ def test_a_scrape_fetches_the_body_only_after_a_new_rendering(
             columns.append([c.name for c in cursor.description])
 
     def bodies() -> int:
-        return sum("body" in c for c in columns)
+        return sum("body_gzip" in c for c in columns)
 
     open_today(engine, "B1")
     publish(engine)
@@ -171,7 +171,7 @@ def test_a_scrape_fetches_the_body_only_after_a_new_rendering(
     # three scrapes read the snapshot's head; the first alone fetched its body
     assert len(columns) == 4
     assert bodies() == 1
-    assert all(c == ["rendered_at", "size", "age"] for c in columns if "body" not in c)
+    assert all(c == ["rendered_at", "size", "age"] for c in columns if "body_gzip" not in c)
     open_today(engine, "B2")
     publish(engine)  # a new rendering: the next scrape fetches it, once
     assert f"{OPENED_TODAY} 2.0" in client.get("/metrics").text

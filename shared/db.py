@@ -443,8 +443,8 @@ indicator_drift = Table(
 # The /metrics snapshot (SPEC §8): the aggregator renders the indicator, objective and drift
 # series every ITSM_EXPOSITION_INTERVAL_SECONDS and stores the text here, gzipped (a month of a
 # million tickets: 9 MB of text, 0.7 MB gzipped, fetched by the api once per rendering); the
-# api serves it and never computes a series. `rendered_at` is the database's clock when the rendering read
-# its data, so the api judges staleness on the same clock whatever host it runs on.
+# api serves it and never computes a series. `rendered_at` is the database's clock when the
+# rendering read its data, so the api judges staleness on the same clock whatever host it runs on.
 exposition_snapshot = Table(
     "exposition_snapshot",
     metadata,

@@ -1,6 +1,8 @@
 """No poison pass (issue 10): a window whose recomputation fails is retried with backoff, alone,
 and parked with its error after a few failures, while every other window is computed; parked
-windows are visible (a metric, `itsm-metrics windows parked`) and come back with `windows retry`."""
+windows are visible (a metric, `itsm-metrics windows parked`) and come back with `windows retry`.
+And the queue's cadences: a running window's states and percentiles wait for the slower cadence,
+longer when they cost more; costly jobs (drift, the /metrics snapshot) are paced by their cost."""
 
 from __future__ import annotations
 
@@ -196,3 +198,24 @@ def test_the_aggregator_measures_what_a_running_windows_percentiles_cost(
     assert {"day", "week", "month"} <= set(waits)
     # measured: ten times what the unit took (a few ms to a second here)
     assert all(timedelta(0) < w < timedelta(seconds=60) for w in waits.values())
+
+
+def test_a_paced_job_takes_at_most_its_share_of_the_time() -> None:
+    """A run that took t seconds makes the job skip its runs for t / share seconds."""
+    import time as clock
+
+    from services.aggregator.jobs import _paced
+
+    runs: list[float] = []
+
+    def slow_run() -> None:
+        runs.append(clock.monotonic())
+        clock.sleep(0.05)
+
+    job = _paced(slow_run, 0.25)  # 0.05 s of work: the next run 0.2 s after the start
+    job()
+    job()  # too soon: skipped
+    assert len(runs) == 1
+    clock.sleep(0.2)
+    job()
+    assert len(runs) == 2 and runs[1] - runs[0] >= 0.2

@@ -15,6 +15,7 @@ from services.api.app import create_app
 from services.api.reviews.figures import trend
 from services.catalog import apply_catalog
 from shared.db import make_engine
+from shared.windows import WINDOW_KINDS
 from tests.conftest import make_settings
 from tests.helpers import aggregate, cloud_event, store, ticket_event, utc
 
@@ -475,13 +476,25 @@ def test_a_week_review_reads_the_week_window(client: TestClient) -> None:
         ({"service": HOSTILE, "period": "2026-10"}, "unknown service"),
         ({"customer": "acme", "period": "2026-13"}, "bad period"),
         ({"customer": "acme", "period": "October"}, "bad period"),
-        ({"customer": "acme", "period": "2026-Q4"}, "quarter reviews need the quarter window"),
     ],
 )
 def test_bad_requests_are_422(client: TestClient, params: dict[str, str], says: str) -> None:
     resp = client.get("/v1/reviews/customer", params=params, headers=READ)
     assert resp.status_code == 422, resp.text
     assert says in resp.json()["error"]["message"]
+
+
+def test_a_quarter_needs_the_quarter_window(client: TestClient) -> None:
+    resp = client.get(
+        "/v1/reviews/customer", params={"customer": "acme", "period": "2026-Q4"}, headers=READ
+    )
+    if "quarter" in WINDOW_KINDS:  # read from the quarter window once there is one
+        assert resp.status_code == 200, resp.text
+        assert (resp.json()["window"], resp.json()["previous_period"]) == ("quarter", "2026-Q3")
+        return
+    # no quarter made up from months: a mean, a ratio, an availability do not add up
+    assert resp.status_code == 422, resp.text
+    assert "quarter reviews need the quarter window" in resp.json()["error"]["message"]
 
 
 def test_missing_period_is_422_and_reads_need_the_read_token(client: TestClient) -> None:

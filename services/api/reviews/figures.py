@@ -65,7 +65,9 @@ class Reader:
 
     def indicator(self, indicator_id: str) -> Indicator:
         ind = find(self.conn, self.catalog, indicator_id)
-        if ind is None:  # a built-in id, or an objective's checked by the catalog
+        # Never for the built-in ids the review names; an objective's indicator is checked when
+        # its catalog is applied, but a custom one may have gone since.
+        if ind is None:
             raise InvalidRequest(f"unknown indicator {indicator_id!r}")
         return ind
 

@@ -11,7 +11,10 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query, Request
 
 from services.api.deps import Catalogs, Db, Manage, Read, SettingsDep
+from services.api.improvements.measure import Reading
+from services.api.reviews import customer as customer_review
 from services.api.reviews import service as reviews
+from services.api.reviews.customer_schemas import CustomerReview
 from services.api.reviews.schemas import (
     ActionItem,
     ActionItemPatch,
@@ -39,8 +42,13 @@ async def _tz(settings: SettingsDep) -> ZoneInfo:
     return ZoneInfo(settings.reporting_timezone)
 
 
+async def _reading(settings: SettingsDep) -> Reading:
+    return Reading(ZoneInfo(settings.reporting_timezone), settings.hour_retention_days)
+
+
 Now = Annotated[datetime, Depends(_now)]
 Tz = Annotated[ZoneInfo, Depends(_tz)]
+Reading_ = Annotated[Reading, Depends(_reading)]
 
 
 @router.post(
@@ -80,6 +88,35 @@ def review_schedule(
     """The catalog's review schedule at `at` (default now): for each scheduled review its
     current period and the `periods - 1` before it, `held`, `upcoming`, `due` or `overdue`."""
     return reviews.schedule(db, catalogs.get(db)[0], at or now, tz, periods)
+
+
+@router.get(
+    "/reviews/customer", response_model=CustomerReview, responses=_ERRORS, dependencies=[Read]
+)
+def customer_review_of(
+    db: Db,
+    catalogs: Catalogs,
+    now: Now,
+    reading: Reading_,
+    period: Annotated[str, Query(max_length=20, examples=["2026-10", "2026-W41"])],
+    customer: Annotated[str | None, Query(max_length=300)] = None,
+    service: Annotated[str | None, Query(max_length=300)] = None,
+) -> CustomerReview:
+    """The customer review of one `service` or `customer` for a month (`2026-10`) or an ISO
+    week (`2026-W41`): SLA per objective with the previous period and trend, objectives met,
+    service performance, satisfaction, workload, changes, problems, action items and
+    improvements. Indicator numbers are those `GET /v1/indicators/{id}` answers for the same
+    window and filter. A quarter (`2026-Q4`) is a 422 until the indicators have a quarter
+    window."""
+    return customer_review.review(
+        db,
+        catalogs.get(db)[0],
+        customer=customer,
+        service=service,
+        period_text=period,
+        reading=reading,
+        now=now,
+    )
 
 
 @router.get(

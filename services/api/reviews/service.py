@@ -128,6 +128,38 @@ def get(conn: Connection, review_id: int) -> Review:
     return _model(row, own).model_copy(update={"previous": previous, "carried_items": carried})
 
 
+def before_period(
+    conn: Connection, kind: str, scope_kind: str, scope_id: str, period: Period, tz: ZoneInfo
+) -> tuple[PreviousReview | None, list[ActionItem]]:
+    """For a review of `period`: the review of this kind and scope for the latest earlier period
+    of the same period kind (the newest one held for it) with all its items' progress, and the
+    still-open items of every review of this kind and scope for a period starting earlier."""
+    start = period.start(tz)
+    c = reviews.c
+    earlier = and_(
+        c.kind == kind, c.scope_kind == scope_kind, c.scope_id == scope_id, c.period_start < start
+    )
+    before = conn.execute(
+        select(reviews)
+        .where(earlier, c.period_kind == period.kind)
+        .order_by(c.period_start.desc(), c.held_at.desc(), c.id.desc())
+        .limit(1)
+    ).first()
+    previous = None
+    if before is not None:
+        previous = PreviousReview(
+            id=before.id,
+            level=before.level,
+            period=before.period,
+            held_at=before.held_at,
+            action_items=_items(conn, review_action_items.c.review_id == before.id),
+        )
+    still_open = _items(
+        conn, and_(earlier, review_action_items.c.state.in_(item_states.OPEN_STATES))
+    )
+    return previous, still_open
+
+
 def list_all(
     conn: Connection,
     *,

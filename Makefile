@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # The service catalog `make run` applies; ITSM_CATALOG in the environment overrides it.
 ITSM_CATALOG ?= deploy/catalog.example.yaml
 
-.PHONY: run test lint format clean prometheus bench
+.PHONY: run test lint format clean prometheus chromium bench
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
@@ -23,12 +23,16 @@ run: $(STAMP)
 	$(BIN)/itsm-metrics up --simulate --catalog $(ITSM_CATALOG)
 
 ## test: the whole suite against real engines
-test: $(STAMP) prometheus
+test: $(STAMP) prometheus chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## prometheus: promtool and a Prometheus server for the rules tests (Debian package; best effort)
 prometheus:
 	@bash scripts/ensure-prometheus.sh
+
+## chromium: headless Chromium for the printable pages' rendering tests (Debian package; best effort)
+chromium:
+	@bash scripts/ensure-chromium.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

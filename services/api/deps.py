@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy import Connection
 
 from services.catalog import CatalogCache
@@ -104,6 +104,17 @@ async def require_read(request: Request, settings: SettingsDep) -> None:
         settings.manage_token,
     ):
         raise Unauthorized("invalid bearer token")
+
+
+# `?format=html` for the printable pages (reviews, improvement reports); without it, a client
+# whose Accept names text/html (a browser) gets the page too.
+Format = Annotated[Literal["json", "html"] | None, Query(description="json or html")]
+
+
+def wants_html(request: Request, format: str | None) -> bool:
+    if format is not None:
+        return format == "html"
+    return "text/html" in request.headers.get("accept", "")
 
 
 Ingest = Depends(require_ingest)

@@ -578,3 +578,49 @@ def test_improvement_counts_are_not_rendered_when_the_database_is_away() -> None
     with pytest.raises(DBAPIError):
         list(ImprovementCollector(away).collect())
     away.dispose()
+
+
+# --- the printable report ---------------------------------------------------------------------
+
+
+def test_the_report_as_a_printable_page_escapes_every_value(
+    client: TestClient, settings: Settings, engine: Engine, clock: Clock
+) -> None:
+    hostile = "<script>alert(1)</script>"
+    made = create(client, title=hostile, owner=f'"{hostile}', description=f"a&b {hostile}")
+    to_implemented(client, clock, made["id"])
+    move(client, made["id"], "cancelled", note=hostile)
+    url = f"/v1/improvements/{made['id']}/report"
+    page = client.get(url, params={"format": "html"}, headers=READ)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<script" not in page.text.lower()  # escaped everywhere, and no script of ours
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert "&quot;&lt;script&gt;" in page.text and "a&amp;b" in page.text
+    # a browser asking for HTML gets the page; an API client the JSON
+    browser = client.get(url, headers={**READ, "Accept": "text/html,*/*;q=0.8"})
+    assert browser.headers["content-type"].startswith("text/html")
+    assert client.get(url, headers=READ).json()["improvement"]["title"] == hostile
+    assert client.get(url, params={"format": "xml"}, headers=READ).status_code == 422
+
+
+def test_the_report_page_renders_in_chromium_with_its_chart_and_asks_for_nothing(
+    client: TestClient, settings: Settings, engine: Engine, clock: Clock
+) -> None:
+    from tests import chromium
+
+    chromium.chromium()  # skips loudly when Chromium is missing
+    made = create(client, title="Fewer major e-mail incidents <b>now</b>")
+    to_implemented(client, clock, made["id"])
+    verify(settings, engine, utc(2026, 10, 8))
+    page = client.get(
+        f"/v1/improvements/{made['id']}/report", params={"format": "html"}, headers=READ
+    ).text
+    # baseline (4 days) and verification (2 days) on one chart, target and baseline lines
+    assert page.count("<circle") == 6 and "<polyline" in page
+    assert "target 1" in page and "baseline 2" in page
+    shown = chromium.render(page, "improvement-report")
+    assert shown.png.startswith(b"\x89PNG") and len(shown.png) > 20_000
+    assert shown.pdf.startswith(b"%PDF")
+    # the page itself, once for the screenshot and once for the PDF, and nothing it asked for
+    assert len(shown.requests) == 2
+    assert all(r.startswith("GET ") and r.endswith("/page.html HTTP/1.1") for r in shown.requests)

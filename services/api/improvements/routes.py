@@ -9,8 +9,10 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
 
-from services.api.deps import Catalogs, Db, Manage, Read, SettingsDep
+from services.api.deps import Catalogs, Db, Format, Manage, Read, SettingsDep, wants_html
+from services.api.improvements import report_html
 from services.api.improvements import service as improvements
 from services.api.improvements.measure import Reading
 from services.api.improvements.schemas import (
@@ -118,9 +120,15 @@ def transition_improvement(
 @router.get(
     "/improvements/{improvement_id}/report",
     response_model=Report,
-    responses=_ERRORS,
+    responses={**_ERRORS, 200: {"content": {"text/html": {}}}},
     dependencies=[Read],
 )
-def improvement_report(improvement_id: int, db: Db, catalogs: Catalogs) -> Report:
-    """The improvement's outcome in numbers: baseline, target, observed, change, evidence."""
-    return improvements.report(db, catalogs.get(db)[0], improvement_id)
+def improvement_report(
+    improvement_id: int, request: Request, db: Db, catalogs: Catalogs, format: Format = None
+) -> Report | HTMLResponse:
+    """The improvement's outcome in numbers: baseline, target, observed, change, evidence. As a
+    printable page with its chart when asked for HTML (`?format=html` or `Accept: text/html`)."""
+    found = improvements.report(db, catalogs.get(db)[0], improvement_id)
+    if wants_html(request, format):
+        return HTMLResponse(report_html.render(found))
+    return found

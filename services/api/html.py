@@ -1,0 +1,180 @@
+"""Printable HTML pages (SPEC §7.3: reviews and improvement reports as `?format=html`): one
+self-contained page per answer — inline CSS with an A4 print layout, inline SVG charts, no script,
+no font, image, stylesheet or link that would make the browser ask anything of anyone. Every
+value a user or an event controls goes through `esc`. Pure: strings in, a string out."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from datetime import date, datetime
+
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'none'"
+)
+_CSS = """
+:root { --ink: #1f2328; --muted: #656d76; --line: #d0d7de; --good: #1a7f37; --bad: #cf222e;
+        --accent: #0969da; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink);
+       margin: 2rem auto; max-width: 60rem; padding: 0 1rem; }
+h1 { font-size: 1.6rem; margin: 0 0 .2rem; } h2 { font-size: 1.15rem; margin: 1.6rem 0 .5rem;
+     border-bottom: 1px solid var(--line); padding-bottom: .2rem; }
+.sub { color: var(--muted); margin: 0 0 1rem; }
+table { border-collapse: collapse; width: 100%; margin: .4rem 0; }
+th, td { border-bottom: 1px solid var(--line); padding: .25rem .5rem; text-align: left;
+         vertical-align: top; }
+th { color: var(--muted); font-weight: 600; } td.num { text-align: right;
+     font-variant-numeric: tabular-nums; }
+.badge { display: inline-block; padding: 0 .5rem; border-radius: 1rem; border: 1px solid
+         var(--line); font-size: .85rem; } .good { color: var(--good); } .bad { color: var(--bad); }
+dl { display: grid; grid-template-columns: 12rem 1fr; gap: .2rem 1rem; margin: .4rem 0; }
+dt { color: var(--muted); } dd { margin: 0; }
+svg { max-width: 100%; height: auto; } svg text { font: 11px system-ui, sans-serif;
+      fill: var(--muted); }
+@page { size: A4; margin: 15mm; }
+@media print { body { margin: 0; max-width: none; font-size: 11pt; } h2 { break-after: avoid; }
+               table, svg, dl { break-inside: avoid; } }
+"""
+
+
+def esc(value: object) -> str:
+    """Any value as HTML text (quotes too: safe inside an attribute)."""
+    if value is None:
+        return "—"
+    return html.escape(str(value), quote=True)
+
+
+def number(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.{digits}g}" if abs(value) < 1 else f"{value:,.{digits - 1}f}"
+
+
+def when(value: datetime | date | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        return esc(value.strftime("%Y-%m-%d %H:%M %Z").strip())
+    return esc(value.isoformat())
+
+
+def page(title: str, subtitle: str, body: str) -> str:
+    """A whole document; `title` and `subtitle` are escaped here, `body` is HTML already."""
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        # The browser may fetch nothing for this page, whatever a value might smuggle in.
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        # no favicon request either
+        '<link rel="icon" href="data:,">'
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head>"
+        f"<body><h1>{esc(title)}</h1><p class='sub'>{esc(subtitle)}</p>{body}</body></html>\n"
+    )
+
+
+def section(heading: str, content: str) -> str:
+    return f"<section><h2>{esc(heading)}</h2>{content}</section>"
+
+
+def facts(pairs: Sequence[tuple[str, str]]) -> str:
+    """A definition list; values are HTML already (escape them with `esc`)."""
+    return "<dl>" + "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in pairs) + "</dl>"
+
+
+def table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[int] = ()
+) -> str:
+    """A table; cells are HTML already. `numeric`: the columns aligned right."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td class='num'>{cell}</td>" if i in numeric else f"<td>{cell}</td>"
+            for i, cell in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    if not rows:
+        body = f"<tr><td colspan='{len(headers)}'>none</td></tr>"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def line_chart(
+    points: Sequence[tuple[str, float | None]],
+    *,
+    reference: Sequence[tuple[str, float]] = (),
+    split: int | None = None,
+    width: int = 640,
+    height: int = 220,
+) -> str:
+    """An inline SVG line chart of `points` (label, value; None leaves a gap), with horizontal
+    reference lines (label, value: a target, a baseline) and, when `split` is given, a dashed
+    vertical line before the point of that index (what came before and after a change)."""
+    values = [v for _, v in points if v is not None] + [v for _, v in reference]
+    if not points or not values:
+        return "<p class='sub'>no values to chart</p>"
+    left, right, top, bottom = 56, 12, 12, 36
+    lo, hi = min(0.0, *values), max(values)
+    if hi == lo:
+        hi = lo + 1.0
+    plot_w, plot_h = width - left - right, height - top - bottom
+    step = plot_w / max(1, len(points) - 1)
+
+    def x(i: int) -> float:
+        return left + (i * step if len(points) > 1 else plot_w / 2)
+
+    def y(v: float) -> float:
+        return top + plot_h - (v - lo) / (hi - lo) * plot_h
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img">',
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" '
+        'stroke="#d0d7de"/>',
+        f'<text x="{left - 6}" y="{y(hi) + 4:.1f}" text-anchor="end">{esc(number(hi))}</text>',
+        f'<text x="{left - 6}" y="{y(lo) + 4:.1f}" text-anchor="end">{esc(number(lo))}</text>',
+    ]
+    for label, v in reference:
+        parts.append(
+            f'<line x1="{left}" y1="{y(v):.1f}" x2="{width - right}" y2="{y(v):.1f}" '
+            'stroke="#cf222e" stroke-dasharray="4 3"/>'
+            f'<text x="{width - right}" y="{y(v) - 4:.1f}" text-anchor="end">'
+            f"{esc(label)} {esc(number(v))}</text>"
+        )
+    if split is not None and 0 < split < len(points):
+        sx = (x(split - 1) + x(split)) / 2
+        parts.append(
+            f'<line x1="{sx:.1f}" y1="{top}" x2="{sx:.1f}" y2="{top + plot_h}" '
+            'stroke="#656d76" stroke-dasharray="2 3"/>'
+        )
+    run: list[str] = []
+    for i, (_, value) in enumerate(points):
+        if value is None:
+            if len(run) > 1:
+                parts.append(_polyline(run))
+            run = []
+            continue
+        run.append(f"{x(i):.1f},{y(value):.1f}")
+        parts.append(f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="3" fill="#0969da"/>')
+    if len(run) > 1:
+        parts.append(_polyline(run))
+    every = max(1, math.ceil(len(points) / 8))  # at most ~8 axis labels
+    for i, (label, _) in enumerate(points):
+        if i % every == 0 or i == len(points) - 1:
+            # the first and last labels inside the frame, not centred over its edge
+            anchor = "start" if i == 0 else "end" if i == len(points) - 1 else "middle"
+            parts.append(
+                f'<text x="{x(i):.1f}" y="{height - 14}" text-anchor="{anchor}">{esc(label)}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _polyline(coords: list[str]) -> str:
+    return f'<polyline fill="none" stroke="#0969da" stroke-width="2" points="{" ".join(coords)}"/>'

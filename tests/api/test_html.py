@@ -1,0 +1,60 @@
+"""The printable pages' building blocks (services/api/html.py): escaping, self-containment and
+the inline SVG chart, checked on their output."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+from services.api import html
+
+
+class Links(HTMLParser):
+    """Every tag and every attribute that could make a browser fetch something."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.fetching: list[tuple[str, str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        for name, value in attrs:
+            if name in ("src", "href", "srcset", "action", "poster", "data"):
+                self.fetching.append((tag, name, value))
+
+
+def test_a_page_is_self_contained_and_forbids_fetching_anything() -> None:
+    hostile = '<img src="http://evil.example/x.png"><script>alert(1)</script>'
+    page = html.page(
+        hostile, hostile, html.section(hostile, html.facts([(hostile, html.esc(hostile))]))
+    )
+    found = Links()
+    found.feed(page)
+    assert "script" not in found.tags and "img" not in found.tags
+    assert found.fetching == [("link", "href", "data:,")]  # the empty favicon, nothing else
+    assert f'content="{html.CSP}"' in page and "default-src 'none'" in html.CSP
+    assert "url(" not in page  # no stylesheet fetch either
+
+
+def test_esc_and_numbers() -> None:
+    assert html.esc(None) == "—"
+    assert html.esc('a"b<c>&') == "a&quot;b&lt;c&gt;&amp;"
+    assert [html.number(v) for v in (2.0, 1234.0, 0.12345, 12.3456, None)] == [
+        "2",
+        "1,234",
+        "0.123",
+        "12.35",
+        "—",
+    ]
+
+
+def test_a_line_chart_leaves_gaps_marks_references_and_the_split() -> None:
+    svg = html.line_chart(
+        [("d1", 2.0), ("d2", None), ("d3", 1.0), ("d4", 3.0)],
+        reference=[("target <1>", 1.0)],
+        split=2,
+    )
+    assert svg.count("<circle") == 3  # the missing value is no point
+    assert svg.count("<polyline") == 1  # d1 alone, then d3–d4: one line
+    assert "target &lt;1&gt; 1" in svg and svg.count('stroke-dasharray="2 3"') == 1
+    assert html.line_chart([("d1", None)]) == "<p class='sub'>no values to chart</p>"

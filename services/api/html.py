@@ -178,3 +178,40 @@ def line_chart(
 
 def _polyline(coords: list[str]) -> str:
     return f'<polyline fill="none" stroke="#0969da" stroke-width="2" points="{" ".join(coords)}"/>'
+
+
+def bars(
+    rows: Sequence[tuple[str, float | None, float | None]],
+    *,
+    width: int = 640,
+    row_height: int = 22,
+) -> str:
+    """An inline SVG of horizontal bars, one row per (label, value, previous): the value as a
+    bar, the previous period as a thin grey bar beneath it, both to one scale."""
+    values = [v for _, a, b in rows for v in (a, b) if v is not None]
+    if not rows or not values:
+        return "<p class='sub'>no values to chart</p>"
+    label_w, right = 170, 70
+    top = max(values) or 1.0
+    scale = (width - label_w - right) / top
+    height = row_height * len(rows) + 8
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img">']
+    for i, (label, value, previous) in enumerate(rows):
+        y = 4 + i * row_height
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + 12}" text-anchor="end">{esc(label[:28])}</text>'
+        )
+        if value is not None:
+            parts.append(
+                f'<rect x="{label_w}" y="{y + 2}" width="{value * scale:.1f}" height="11" '
+                'fill="#0969da"/>'
+                f'<text x="{label_w + value * scale + 6:.1f}" y="{y + 12}">'
+                f"{esc(number(value))}</text>"
+            )
+        if previous is not None:
+            parts.append(
+                f'<rect x="{label_w}" y="{y + 15}" width="{previous * scale:.1f}" height="4" '
+                'fill="#afb8c1"/>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -534,3 +534,52 @@ def test_trend_is_direction_aware() -> None:
     assert trend("lower_is_better", 0.1 + 0.2, 0.3) == "same"
     assert trend("higher_is_better", None, 0.3) is None
     assert trend("higher_is_better", 0.3, None) is None
+
+
+# --- the printable page ---------------------------------------------------------------------------
+
+
+def test_the_printable_review_escapes_every_value_and_keeps_the_sections(
+    client: TestClient,
+) -> None:
+    params = {"customer": "acme", "period": "2026-10"}
+    page = client.get("/v1/reviews/customer", params={**params, "format": "html"}, headers=READ)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    text = page.text
+    assert "<script" not in text.lower()  # the hostile title and item, escaped
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&#x27;; DROP TABLE tickets; --" in text
+    headings = [
+        "Contract and SLA",
+        "Service performance",
+        "Satisfaction",
+        "Scope and workload",
+        "Changes",
+        "Problems",
+        "Action items",
+        "Improvements",
+    ]
+    positions = [text.index(f"<h2>{h}</h2>") for h in headings]
+    assert positions == sorted(positions)  # the domain notes' order, as in the JSON
+    browser = client.get(
+        "/v1/reviews/customer", params=params, headers={**READ, "Accept": "text/html"}
+    )
+    assert browser.headers["content-type"].startswith("text/html")
+
+
+def test_the_printable_review_renders_in_chromium_and_asks_for_nothing(
+    client: TestClient,
+) -> None:
+    from tests import chromium
+
+    chromium.chromium()  # skips loudly when Chromium is missing
+    page = client.get(
+        "/v1/reviews/customer",
+        params={"customer": "acme", "period": "2026-10", "format": "html"},
+        headers=READ,
+    ).text
+    assert page.count("<svg") >= 2  # SLA bars and workload bars at least
+    shown = chromium.render(page, "customer-review")
+    assert shown.png.startswith(b"\x89PNG") and len(shown.png) > 20_000
+    assert shown.pdf.startswith(b"%PDF")
+    assert len(shown.requests) == 2  # the page, for the screenshot and for the PDF; nothing else
+    assert all(r.startswith("GET ") and r.endswith("/page.html HTTP/1.1") for r in shown.requests)

@@ -9,10 +9,12 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
 
-from services.api.deps import Catalogs, Db, Manage, Read, SettingsDep
+from services.api.deps import Catalogs, Db, Format, Manage, Read, SettingsDep, wants_html
 from services.api.improvements.measure import Reading
 from services.api.reviews import customer as customer_review
+from services.api.reviews import customer_html
 from services.api.reviews import service as reviews
 from services.api.reviews.customer_schemas import CustomerReview
 from services.api.reviews.schemas import (
@@ -91,9 +93,13 @@ def review_schedule(
 
 
 @router.get(
-    "/reviews/customer", response_model=CustomerReview, responses=_ERRORS, dependencies=[Read]
+    "/reviews/customer",
+    response_model=CustomerReview,
+    responses={**_ERRORS, 200: {"content": {"text/html": {}}}},
+    dependencies=[Read],
 )
 def customer_review_of(
+    request: Request,
     db: Db,
     catalogs: Catalogs,
     now: Now,
@@ -101,14 +107,16 @@ def customer_review_of(
     period: Annotated[str, Query(max_length=20, examples=["2026-10", "2026-W41"])],
     customer: Annotated[str | None, Query(max_length=300)] = None,
     service: Annotated[str | None, Query(max_length=300)] = None,
-) -> CustomerReview:
+    format: Format = None,
+) -> CustomerReview | HTMLResponse:
     """The customer review of one `service` or `customer` for a month (`2026-10`) or an ISO
     week (`2026-W41`): SLA per objective with the previous period and trend, objectives met,
     service performance, satisfaction, workload, changes, problems, action items and
     improvements. Indicator numbers are those `GET /v1/indicators/{id}` answers for the same
     window and filter. A quarter (`2026-Q4`) is a 422 until the indicators have a quarter
-    window."""
-    return customer_review.review(
+    window. As a printable page with charts when asked for HTML (`?format=html` or
+    `Accept: text/html`)."""
+    found = customer_review.review(
         db,
         catalogs.get(db)[0],
         customer=customer,
@@ -117,6 +125,9 @@ def customer_review_of(
         reading=reading,
         now=now,
     )
+    if wants_html(request, format):
+        return HTMLResponse(customer_html.render(found))
+    return found
 
 
 @router.get(

@@ -1,0 +1,235 @@
+"""The customer review as a printable page (`GET /v1/reviews/customer?…&format=html`): the same
+sections as the JSON, in the same order (the domain notes'), each number beside the previous
+period's and its trend, with bars for the SLA and the workload. Pure: a CustomerReview in, HTML
+out; every value escaped (html.esc)."""
+
+from __future__ import annotations
+
+from services.api import html
+from services.api.html import esc, number, when
+from services.api.reviews.customer_schemas import Breakdown, CustomerReview, Figure
+from services.api.reviews.schemas import ActionItem
+
+_TREND = {
+    "better": ("▲ better", "good"),
+    "worse": ("▼ worse", "bad"),
+    "up": ("▲", ""),
+    "down": ("▼", ""),
+}
+
+
+def render(review: CustomerReview) -> str:
+    scope = review.customer or review.service or ""
+    subtitle = (
+        f"{scope} · {review.period} ({when(review.period_start)} – {when(review.period_end)}) · "
+        f"compared with {review.previous_period} · services: {', '.join(review.services)}"
+    )
+    body = "".join(
+        [
+            html.section("Contract and SLA", _sla(review)),
+            html.section("Service performance", _performance(review)),
+            html.section("Satisfaction", _figures([review.satisfaction.csat])),
+            html.section("Scope and workload", _workload(review)),
+            html.section("Changes", _changes(review)),
+            html.section("Problems", _problems(review)),
+            html.section("Action items", _items(review)),
+            html.section("Improvements", _improvements(review)),
+        ]
+    )
+    return html.page(f"Customer review: {scope} {review.period}", subtitle, body)
+
+
+def _trend(trend: str | None) -> str:
+    if trend is None:
+        return "—"
+    text, cls = _TREND.get(trend, (trend, ""))
+    return f"<span class='{cls}'>{esc(text)}</span>"
+
+
+def _figures(figures: list[Figure]) -> str:
+    return html.table(
+        ["indicator", "value", "samples", "previous", "trend"],
+        [
+            [
+                esc(f.indicator),
+                esc(number(f.value)),
+                esc(number(f.count)),
+                esc(number(f.previous)),
+                _trend(f.trend),
+            ]
+            for f in figures
+        ],
+        numeric=(1, 2, 3),
+    )
+
+
+def _sla(review: CustomerReview) -> str:
+    met = review.objectives_met
+    status = {"met": "good", "breached": "bad"}
+    rows = [
+        [
+            esc(s.service),
+            esc(s.indicator),
+            esc(f"{s.comparator} {number(s.target)}"),
+            esc(number(s.value)),
+            f"<span class='badge {status.get(s.status, '')}'>{esc(s.status)}</span>",
+            esc(number(s.previous)),
+            esc(s.previous_status),
+            _trend(s.trend),
+        ]
+        for s in review.sla
+    ]
+    summary = html.facts(
+        [
+            ("Objectives met", esc(f"{met.met} of {met.total}")),
+            ("Warning / breached", esc(f"{met.warning} / {met.breached}")),
+            ("No data", esc(met.no_data)),
+            ("Met ratio", esc(number(met.ratio.value))),
+        ]
+    )
+    chart = html.bars([(f"{s.service} {s.indicator}", s.value, s.previous) for s in review.sla])
+    table = html.table(
+        ["service", "objective", "target", "value", "status", "previous", "then", "trend"],
+        rows,
+        numeric=(3, 5),
+    )
+    return summary + table + chart
+
+
+def _performance(review: CustomerReview) -> str:
+    perf = review.service_performance
+    figures = _figures(
+        [
+            perf.availability,
+            perf.major_incident_count,
+            perf.incident_resolution_time,
+            perf.incident_sla_resolution_met,
+        ]
+    )
+    cis = html.table(
+        ["CI", "name", "outages", "previous", "MTTR (s)"],
+        [
+            [
+                esc(c.ci),
+                esc(c.name),
+                esc(number(c.outages.value)),
+                esc(number(c.outages.previous)),
+                esc(number(c.mttr_seconds.value)),
+            ]
+            for c in perf.cis
+        ],
+        numeric=(2, 3, 4),
+    )
+    majors = html.table(
+        ["ticket", "title", "service", "opened", "resolved", "duration (h)", "timeline"],
+        [
+            [
+                esc(m.ticket_id),
+                esc(m.title),
+                esc(m.service),
+                when(m.opened_at),
+                when(m.resolved_at),
+                esc(number(None if m.duration_seconds is None else m.duration_seconds / 3600)),
+                "<br>".join(f"{when(t.at)} {esc(t.state)}" for t in m.timeline),
+            ]
+            for m in perf.major_incidents
+        ],
+        numeric=(5,),
+    )
+    return figures + "<h3>Outages per CI</h3>" + cis + "<h3>Major incidents</h3>" + majors
+
+
+def _breakdown(b: Breakdown) -> str:
+    return f"<h3>Opened by {esc(b.dimension)}</h3>" + html.bars(
+        [(g.key, g.value, g.previous) for g in b.groups]
+    )
+
+
+def _workload(review: CustomerReview) -> str:
+    w = review.workload
+    return _figures([w.opened, w.resolved, w.backlog]) + "".join(_breakdown(b) for b in w.opened_by)
+
+
+def _changes(review: CustomerReview) -> str:
+    c = review.changes
+    outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(c.by_outcome.items())) or "none"
+    listed = html.table(
+        ["change", "type", "service", "risk", "outcome", "implemented", "caused incidents"],
+        [
+            [
+                esc(r.change_id),
+                esc(r.change_type),
+                esc(r.service),
+                esc(r.risk),
+                esc(r.outcome),
+                when(r.implemented_at),
+                esc(", ".join(r.caused_incidents) or None),
+            ]
+            for r in c.changes
+        ],
+    )
+    return (
+        _figures([c.count, c.success, c.failure])
+        + html.facts([("By outcome", esc(outcomes)), ("Incidents caused", esc(c.caused_incidents))])
+        + _breakdown(c.by_type).replace("Opened by", "By", 1)
+        + listed
+    )
+
+
+def _problems(review: CustomerReview) -> str:
+    p = review.problems
+    note = f"<p class='sub'>{esc(p.note)}</p>" if p.note else ""
+    listed = html.table(
+        ["problem", "title", "service", "state", "opened", "resolved", "incidents"],
+        [
+            [
+                esc(r.ticket_id),
+                esc(r.title),
+                esc(r.service),
+                esc(r.state),
+                when(r.opened_at),
+                when(r.resolved_at),
+                esc(r.linked_incidents),
+            ]
+            for r in p.problems
+        ],
+        numeric=(6,),
+    )
+    return _figures([p.resolution_time, p.incident_problem_linked]) + note + listed
+
+
+def _item_rows(items: list[ActionItem]) -> list[list[str]]:
+    return [
+        [esc(i.period), esc(i.title), esc(i.owner), when(i.due), esc(i.state), esc(i.note or None)]
+        for i in items
+    ]
+
+
+def _items(review: CustomerReview) -> str:
+    headers = ["from", "item", "owner", "due", "state", "note"]
+    out = "<h3>Open items</h3>" + html.table(headers, _item_rows(review.action_items.open))
+    previous = review.action_items.previous_review
+    if previous is not None:
+        out += f"<h3>Items of the {esc(previous.period)} review</h3>" + html.table(
+            headers, _item_rows(previous.action_items)
+        )
+    return out
+
+
+def _improvements(review: CustomerReview) -> str:
+    return html.table(
+        ["#", "improvement", "indicator", "target", "baseline", "state", "due"],
+        [
+            [
+                esc(i.id),
+                esc(i.title),
+                esc(f"{i.indicator} per {i.window}"),
+                esc(number(i.target)),
+                esc(number(i.baseline.value if i.baseline else None)),
+                esc(i.state),
+                when(i.due_date),
+            ]
+            for i in review.improvements
+        ],
+        numeric=(3, 4),
+    )

@@ -14,12 +14,20 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
-from services.catalog import active_version, apply_catalog, load_catalog, read_catalog_text
+from services.catalog import (
+    Catalog,
+    active_version,
+    apply_catalog,
+    load_catalog,
+    read_catalog_text,
+)
 from services.local.engines import (
     EmbeddedBroker,
     EmbeddedPostgres,
@@ -84,7 +92,13 @@ def _wait_ready(
 
 
 def _banner(
-    url: str, tokens: dict[str, str], db_url: str, kafka: str, ports: dict[str, int], simulate: bool
+    url: str,
+    tokens: dict[str, str],
+    db_url: str,
+    kafka: str,
+    ports: dict[str, int],
+    simulate: bool,
+    review: str | None = None,
 ) -> str:
     lines = [
         "",
@@ -92,6 +106,7 @@ def _banner(
         f"  api           {url}   (OpenAPI docs: {url}/docs)",
         f"  metrics       {url}/metrics",
         f"  indicators    {url}/v1/indicators/ticket_opened_count?window=day&group_by=service",
+        *([f"  review        {url}{review}"] if review else []),
         f"  collector     http://127.0.0.1:{ports['collector']}/metrics",
         f"  aggregator    http://127.0.0.1:{ports['aggregator']}/metrics",
         f"  postgres      {db_url.replace('+psycopg', '')}",
@@ -151,8 +166,9 @@ def run_stack(
         ensure_topics(effective)
         before, after = migrate(db_url)
         print(f"database at {after}" + ("" if before == after else f" (from {before or 'empty'})"))
+        review = None
         if catalog is not None:
-            _apply_catalog(db_url, catalog)
+            review = _review_path(_apply_catalog(db_url, catalog), settings)
         tokens = _tokens(settings, data_dir)
         ports = {"collector": free_port(), "aggregator": free_port()}
         env = {
@@ -173,7 +189,7 @@ def run_stack(
             return 0
         if simulate:
             children["simulator"] = _spawn(["simulate", "--rate", str(rate)], env)
-        print(_banner(url, tokens, db_url, kafka, ports, simulate), flush=True)
+        print(_banner(url, tokens, db_url, kafka, ports, simulate, review), flush=True)
         return _supervise(children, stop)
     finally:
         _stop_children(children)
@@ -184,7 +200,16 @@ def run_stack(
         print("itsm-metrics stopped", flush=True)
 
 
-def _apply_catalog(db_url: str, path: Path) -> None:
+def _review_path(catalog: Catalog, settings: Settings) -> str | None:
+    """The printable customer review of the catalog's first customer for this month: what the
+    simulated company looks like to its customer (None when the catalog names no customer)."""
+    if not catalog.customers:
+        return None
+    month = datetime.now(ZoneInfo(settings.reporting_timezone)).strftime("%Y-%m")
+    return f"/v1/reviews/customer?customer={catalog.customers[0].id}&period={month}&format=html"
+
+
+def _apply_catalog(db_url: str, path: Path) -> Catalog:
     engine = make_engine(db_url, pool_size=1)
     try:
         with engine.begin() as conn:
@@ -195,6 +220,7 @@ def _apply_catalog(db_url: str, path: Path) -> None:
     state = "applied" if changed else "already active"
     number = version.id if version is not None else "?"
     print(f"catalog {path} {state} (version {number}: {catalog.summary()})", flush=True)
+    return catalog
 
 
 def _supervise(children: dict[str, subprocess.Popen[bytes]], stop: threading.Event) -> int:

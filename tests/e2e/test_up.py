@@ -20,6 +20,7 @@ from tests.conftest import wait_until
 from tests.e2e.conftest import ROOT, service_env
 
 pytestmark = pytest.mark.e2e
+CATALOG = ROOT / "deploy" / "catalog.example.yaml"
 
 
 def start_up(data_dir: Path, port: int, log: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -75,12 +76,18 @@ def test_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
     data_dir, log = tmp_path / "data", tmp_path / "up.log"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = start_up(data_dir, port, log, "--rate", "20")
+    proc = start_up(data_dir, port, log, "--rate", "20", "--catalog", str(CATALOG))
     try:
         wait_until(lambda: ready(proc, url, log), timeout=90, what="/readyz of `up`")
         wait_until(lambda: "itsm-metrics is up" in log.read_text(), timeout=30, what="the banner")
         assert "ingest token" in log.read_text()
         wait_until(lambda: total_opened(url) > 0, timeout=60, what="simulated tickets counted")
+        # the banner's customer review of the simulated company, as a printable page
+        [review] = [ln.split()[-1] for ln in log.read_text().splitlines() if "  review  " in ln]
+        page = httpx.get(review, timeout=30)
+        assert page.status_code == 200, page.text[:500]
+        assert "<h1>Customer review: acme " in page.text
+        assert "<h2>Contract and SLA</h2>" in page.text
         metrics = httpx.get(f"{url}/metrics", timeout=5).text
         assert (
             'itsm_ticket_opened_count{assignment_group="",customer="",kind="",'

@@ -28,7 +28,7 @@ def render(review: CustomerReview) -> str:
         [
             html.section("Contract and SLA", _sla(review)),
             html.section("Service performance", _performance(review)),
-            html.section("Satisfaction", _figures([review.satisfaction.csat])),
+            html.section("Satisfaction", figures_table([review.satisfaction.csat])),
             html.section("Scope and workload", _workload(review)),
             html.section("Changes", _changes(review)),
             html.section("Problems", _problems(review)),
@@ -46,7 +46,8 @@ def _trend(trend: str | None) -> str:
     return f"<span class='{cls}'>{esc(text)}</span>"
 
 
-def _figures(figures: list[Figure]) -> str:
+def figures_table(figures: list[Figure]) -> str:
+    """Figures with the previous period's value and the trend (the team review's too)."""
     return html.table(
         ["indicator", "value", "samples", "previous", "trend"],
         [
@@ -98,7 +99,7 @@ def _sla(review: CustomerReview) -> str:
 
 def _performance(review: CustomerReview) -> str:
     perf = review.service_performance
-    figures = _figures(
+    figures = figures_table(
         [
             perf.availability,
             perf.major_incident_count,
@@ -147,7 +148,9 @@ def _breakdown(b: Breakdown) -> str:
 
 def _workload(review: CustomerReview) -> str:
     w = review.workload
-    return _figures([w.opened, w.resolved, w.backlog]) + "".join(_breakdown(b) for b in w.opened_by)
+    return figures_table([w.opened, w.resolved, w.backlog]) + "".join(
+        _breakdown(b) for b in w.opened_by
+    )
 
 
 def _changes(review: CustomerReview) -> str:
@@ -169,7 +172,7 @@ def _changes(review: CustomerReview) -> str:
         ],
     )
     return (
-        _figures([c.count, c.success, c.failure])
+        figures_table([c.count, c.success, c.failure])
         + html.facts([("By outcome", esc(outcomes)), ("Incidents caused", esc(c.caused_incidents))])
         + _breakdown(c.by_type).replace("Opened by", "By", 1)
         + listed
@@ -195,23 +198,33 @@ def _problems(review: CustomerReview) -> str:
         ],
         numeric=(6,),
     )
-    return _figures([p.resolution_time, p.incident_problem_linked]) + note + listed
+    return figures_table([p.resolution_time, p.incident_problem_linked]) + note + listed
 
 
-def _item_rows(items: list[ActionItem]) -> list[list[str]]:
-    return [
-        [esc(i.period), esc(i.title), esc(i.owner), when(i.due), esc(i.state), esc(i.note or None)]
-        for i in items
-    ]
+def items_table(items: list[ActionItem]) -> str:
+    """Action items with the period of the review that recorded them (the team review's too)."""
+    return html.table(
+        ["from", "item", "owner", "due", "state", "note"],
+        [
+            [
+                esc(i.period),
+                esc(i.title),
+                esc(i.owner),
+                when(i.due),
+                esc(i.state),
+                esc(i.note or None),
+            ]
+            for i in items
+        ],
+    )
 
 
 def _items(review: CustomerReview) -> str:
-    headers = ["from", "item", "owner", "due", "state", "note"]
-    out = "<h3>Open items</h3>" + html.table(headers, _item_rows(review.action_items.open))
+    out = "<h3>Open items</h3>" + items_table(review.action_items.open)
     previous = review.action_items.previous_review
     if previous is not None:
-        out += f"<h3>Items of the {esc(previous.period)} review</h3>" + html.table(
-            headers, _item_rows(previous.action_items)
+        out += f"<h3>Items of the {esc(previous.period)} review</h3>" + items_table(
+            previous.action_items
         )
     return out
 

@@ -14,8 +14,9 @@ from fastapi.responses import HTMLResponse
 from services.api.deps import Catalogs, Db, Format, Manage, Read, SettingsDep, wants_html
 from services.api.improvements.measure import Reading
 from services.api.reviews import customer as customer_review
-from services.api.reviews import customer_html
+from services.api.reviews import customer_html, team_html
 from services.api.reviews import service as reviews
+from services.api.reviews import team as team_review
 from services.api.reviews.customer_schemas import CustomerReview
 from services.api.reviews.schemas import (
     ActionItem,
@@ -25,6 +26,7 @@ from services.api.reviews.schemas import (
     ReviewList,
     Schedule,
 )
+from services.api.reviews.team_schemas import TeamReview
 from services.api.schemas import ErrorBody
 from services.catalog.model import ReviewKind
 
@@ -127,6 +129,39 @@ def customer_review_of(
     )
     if wants_html(request, format):
         return HTMLResponse(customer_html.render(found))
+    return found
+
+
+@router.get(
+    "/reviews/team",
+    response_model=TeamReview,
+    responses={**_ERRORS, 200: {"content": {"text/html": {}}}},
+    dependencies=[Read],
+)
+def team_review_of(
+    request: Request,
+    db: Db,
+    catalogs: Catalogs,
+    now: Now,
+    reading: Reading_,
+    assignment_group: Annotated[str, Query(max_length=300)],
+    period: Annotated[str, Query(max_length=20, examples=["2026-10", "2026-W41"])],
+    format: Format = None,
+) -> TeamReview | HTMLResponse:
+    """The team review of one `assignment_group` for a month or an ISO week: the previous
+    plan's progress, the group's brief (as the indicator API answers it), difficult tickets
+    (most reassigned, longest open, reopened) and unresolved ones with links, the problems it
+    worked on, the next plan. As a printable page when asked for HTML."""
+    found = team_review.review(
+        db,
+        catalogs.get(db)[0],
+        assignment_group=assignment_group,
+        period_text=period,
+        reading=reading,
+        now=now,
+    )
+    if wants_html(request, format):
+        return HTMLResponse(team_html.render(found))
     return found
 
 

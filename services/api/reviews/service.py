@@ -118,13 +118,13 @@ def get(conn: Connection, review_id: int) -> Review:
             level=before.level,
             period=before.period,
             held_at=before.held_at,
-            action_items=_items(conn, review_action_items.c.review_id == before.id),
+            action_items=items(conn, review_action_items.c.review_id == before.id),
         )
-    carried = _items(
+    carried = items(
         conn,
         and_(same_scope, review_action_items.c.state.in_(item_states.OPEN_STATES)),
     )
-    own = _items(conn, review_action_items.c.review_id == review_id)
+    own = items(conn, review_action_items.c.review_id == review_id)
     return _model(row, own).model_copy(update={"previous": previous, "carried_items": carried})
 
 
@@ -152,9 +152,9 @@ def before_period(
             level=before.level,
             period=before.period,
             held_at=before.held_at,
-            action_items=_items(conn, review_action_items.c.review_id == before.id),
+            action_items=items(conn, review_action_items.c.review_id == before.id),
         )
-    still_open = _items(
+    still_open = items(
         conn, and_(earlier, review_action_items.c.state.in_(item_states.OPEN_STATES))
     )
     return previous, still_open
@@ -181,7 +181,7 @@ def list_all(
     if period is not None:
         q = q.where(c.period == _period(period).label)
     rows = conn.execute(q).all()
-    found = _items(conn, review_action_items.c.review_id.in_([r.id for r in rows]))
+    found = items(conn, review_action_items.c.review_id.in_([r.id for r in rows]))
     by_review: dict[int, list[ActionItem]] = {}
     for item in found:
         by_review.setdefault(item.review_id, []).append(item)
@@ -227,7 +227,7 @@ def update_item(
         )
     if to != row.state:
         _record(conn, item_id, row.state, to, patch.by, given.get("note", ""), now)
-    return _items(conn, t.id == item_id)[0]
+    return items(conn, t.id == item_id)[0]
 
 
 def schedule(
@@ -322,7 +322,7 @@ def _row(conn: Connection, review_id: int) -> Any:
     return row
 
 
-def _items(conn: Connection, where: ColumnElement[bool]) -> list[ActionItem]:
+def items(conn: Connection, where: ColumnElement[bool]) -> list[ActionItem]:
     """Action items matching `where` (over the items and their review), oldest review first,
     each with its history."""
     t, r, h = review_action_items.c, reviews.c, review_action_item_changes.c

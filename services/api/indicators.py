@@ -32,6 +32,7 @@ DEFAULT_SPAN = {
     "day": timedelta(days=31),
     "week": timedelta(weeks=12),
     "month": timedelta(days=366),
+    "quarter": timedelta(days=2 * 366),
 }
 # At most this many windows per request (a count's empty windows are filled with 0, so the span
 # alone sets the answer's size): ~13 months of hours, 27 years of days.
@@ -41,6 +42,7 @@ _LENGTH = {
     "day": timedelta(days=1),
     "week": timedelta(weeks=1),
     "month": timedelta(days=28),
+    "quarter": timedelta(days=89),
 }
 # A grouping computed at query time may take this long (it scans the projections).
 QUERY_SECONDS = 10.0

@@ -121,8 +121,8 @@ def test_late_event_recomputes_its_old_window(engine: Engine) -> None:
     # a resolution arriving much later, for a window of a year ago, for another ticket
     store(engine, [e("OLD", utc(2025, 3, 2, 9), "new"), e("OLD", utc(2025, 3, 2, 12), "resolved")])
     # the ticket was open 09:00–12:00: hours 09, 10, 11, 12 with their day (one unit of work),
-    # plus the week and the month of 2025-03-02 = 3 units; nothing of October again
-    assert aggregate(engine) == 3
+    # plus the week, the month and the quarter of 2025-03-02 = 4 units; nothing of October again
+    assert aggregate(engine) == 4
     for h in (9, 10):  # in the backlog at the end of these hours (resolved at 12:00)
         assert points(engine, "incident_backlog_count", "hour", utc(2025, 3, 2, h)) is not None
     p = points(engine, "incident_resolution_time_seconds", "month", utc(2025, 3, 1))

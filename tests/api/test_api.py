@@ -403,6 +403,30 @@ def test_month_window(client: TestClient, with_data: Engine) -> None:
     ]
 
 
+def test_quarter_window(client: TestClient, with_data: Engine) -> None:
+    body = client.get(
+        "/v1/indicators/ticket_opened_count",
+        params={
+            "window": "quarter",
+            "start": "2026-07-01T00:00:00Z",
+            "end": "2027-01-01T00:00:00Z",
+        },
+    ).json()
+    # Q3 has nothing (a count reads 0), Q4 the four tickets of October
+    assert [(p["window_start"][:10], p["window_end"][:10], p["value"]) for p in body["points"]] == [
+        ("2026-07-01", "2026-10-01", 0.0),
+        ("2026-10-01", "2027-01-01", 4.0),
+    ]
+    by_service = client.get(
+        "/v1/indicators/ticket_opened_count",
+        params={"window": "quarter", "start": "2026-10-01T00:00:00Z", "group_by": "service"},
+    ).json()
+    assert [(p["dimensions"], p["value"]) for p in by_service["points"]] == [
+        ({"service": "email"}, 2.0),
+        ({"service": "erp"}, 2.0),
+    ]
+
+
 @pytest.mark.parametrize(
     ("path", "params", "status", "code"),
     [

@@ -37,7 +37,7 @@ def sample(body: bytes, prefix: str) -> float:
 def opened_today(period: str) -> str:
     """The start of the sample line of the day's total of tickets opened."""
     return (
-        'itsm_ticket_opened_count{assignment_group="",customer="",kind="",'
+        'itsm_ticket_opened_count{assignment_group="",channel="",customer="",kind="",'
         f'period="{period}",priority="",service="",window="day"}} '
     )
 

@@ -427,6 +427,54 @@ def test_quarter_window(client: TestClient, with_data: Engine) -> None:
     ]
 
 
+def test_filter_and_group_by_channel(client: TestClient, engine: Engine) -> None:
+    e = ticket_event
+    store(
+        engine,
+        [
+            e("CH1", utc(2026, 10, 5, 9), "new", service="email", channel="phone"),
+            e("CH2", utc(2026, 10, 5, 10), "new", service="email", channel="portal"),
+            e("CH3", utc(2026, 10, 5, 11), "new", service="erp", channel="phone"),
+            e("CH3", utc(2026, 10, 5, 12), "resolved"),
+        ],
+    )
+    aggregate(engine)
+    params = {"window": "day", "start": "2026-10-05T00:00:00Z", "end": "2026-10-06T00:00:00Z"}
+    body = client.get(
+        "/v1/indicators/ticket_opened_count", params={**params, "group_by": "channel"}
+    ).json()
+    assert [(p["dimensions"], p["value"]) for p in body["points"]] == [
+        ({"channel": "phone"}, 2.0),
+        ({"channel": "portal"}, 1.0),
+    ]
+    body = client.get(
+        "/v1/indicators/ticket_opened_count",
+        params={**params, "channel": "phone", "group_by": "service"},
+    ).json()
+    assert [(p["dimensions"], p["value"]) for p in body["points"]] == [
+        ({"channel": "phone", "service": "email"}, 1.0),
+        ({"channel": "phone", "service": "erp"}, 1.0),
+    ]
+    body = client.get(
+        "/v1/indicators/ticket_resolved_count", params={**params, "channel": "phone"}
+    ).json()
+    assert [(p["dimensions"], p["value"]) for p in body["points"]] == [({"channel": "phone"}, 1.0)]
+    # durations are not broken down by channel
+    resp = client.get(
+        "/v1/indicators/incident_resolution_time_seconds", params={**params, "channel": "phone"}
+    )
+    assert resp.status_code == 422
+    assert "has no dimension channel" in resp.json()["error"]["message"]
+
+
+def test_the_route_accepts_a_filter_for_every_dimension_of_the_registry() -> None:
+    from services.aggregator.indicators import all_indicators
+    from services.api.routes.indicators import DIMENSIONS
+
+    every = {d for ind in all_indicators() for d in ind.all_dimensions}
+    assert set(DIMENSIONS) == every
+
+
 @pytest.mark.parametrize(
     ("path", "params", "status", "code"),
     [
@@ -520,11 +568,11 @@ def test_metrics_expose_current_and_previous_windows(client: TestClient, engine:
     client.get("/healthz")
     text = client.get("/metrics").text
     assert (
-        'itsm_ticket_opened_count{assignment_group="",customer="",kind="",'
+        'itsm_ticket_opened_count{assignment_group="",channel="",customer="",kind="",'
         'period="current",priority="",service="",window="day"} 2.0' in text
     )
     assert (
-        'itsm_ticket_opened_count{assignment_group="",customer="",kind="",'
+        'itsm_ticket_opened_count{assignment_group="",channel="",customer="",kind="",'
         'period="previous",priority="",service="",'
         'window="day"} 1.0' in text
     )
@@ -573,7 +621,7 @@ def test_metrics_show_zero_for_an_empty_count_window(client: TestClient, engine:
     publish(engine)  # read from an empty database: a count with nothing to count is 0
     text = client.get("/metrics").text
     assert (
-        'itsm_ticket_resolved_count{assignment_group="",customer="",kind="",'
+        'itsm_ticket_resolved_count{assignment_group="",channel="",customer="",kind="",'
         'period="current",priority="",service="",'
         'window="hour"} 0.0' in text
     )

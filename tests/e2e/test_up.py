@@ -83,7 +83,7 @@ def test_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
         wait_until(lambda: total_opened(url) > 0, timeout=60, what="simulated tickets counted")
         metrics = httpx.get(f"{url}/metrics", timeout=5).text
         assert (
-            'itsm_ticket_opened_count{assignment_group="",customer="",kind="",'
+            'itsm_ticket_opened_count{assignment_group="",channel="",customer="",kind="",'
             'period="current",priority="",service=""' in metrics
         )
         before = total_opened(url)

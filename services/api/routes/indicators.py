@@ -15,7 +15,19 @@ from shared.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["indicators"], dependencies=[Read])
 
-DIMENSIONS = ("service", "customer", "priority", "assignment_group", "change_type", "ci", "kind")
+# The dimensions a request may filter on, each a query parameter below: every dimension of the
+# registry's indicators (tests/api/test_api.py checks the two agree).
+DIMENSIONS = (
+    "service",
+    "customer",
+    "priority",
+    "assignment_group",
+    "change_type",
+    "ci",
+    "kind",
+    "channel",
+    "severity",
+)
 
 
 @router.get("/indicators", response_model=IndicatorList)
@@ -44,6 +56,8 @@ async def get_indicator(
     change_type: str | None = None,
     ci: str | None = None,
     kind: str | None = None,
+    channel: str | None = None,
+    severity: str | None = None,
     group_by: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
     """Points of one indicator per window, filtered by dimensions and grouped by `group_by`
@@ -54,7 +68,17 @@ async def get_indicator(
     values = dict(
         zip(
             DIMENSIONS,
-            (service, customer, priority, assignment_group, change_type, ci, kind),
+            (
+                service,
+                customer,
+                priority,
+                assignment_group,
+                change_type,
+                ci,
+                kind,
+                channel,
+                severity,
+            ),
             strict=True,
         )
     )

@@ -467,6 +467,29 @@ def test_filter_and_group_by_channel(client: TestClient, engine: Engine) -> None
     assert "has no dimension channel" in resp.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"assignee": "alice"},
+        {"group_by": "assignee"},
+        {"group_by": "service,assignee", "service": "email"},
+    ],
+)
+def test_per_engineer_values_are_refused_naming_the_team_review(
+    client: TestClient, params: dict[str, str]
+) -> None:
+    resp = client.get("/v1/indicators/ticket_resolved_count", params=params)
+    assert resp.status_code == 422
+    assert error_code(resp) == "invalid_request"
+    message = resp.json()["error"]["message"]
+    assert "assignee is private" in message and "team review" in message
+
+
+def test_the_catalog_lists_no_private_dimension(client: TestClient) -> None:
+    body = client.get("/v1/indicators").json()
+    assert not any("assignee" in i["dimensions"] for i in body["indicators"])
+
+
 def test_the_route_accepts_a_filter_for_every_dimension_of_the_registry() -> None:
     from services.aggregator.indicators import all_indicators
     from services.api.routes.indicators import DIMENSIONS

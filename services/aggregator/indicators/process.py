@@ -13,6 +13,9 @@ from shared.indicator_ids import Direction
 TICKET_DIMENSIONS = ("service", "priority", "assignment_group", "kind", "channel")
 INCIDENT_DIMENSIONS = ("service", "priority", "assignment_group")
 INCIDENT_VOLUME_DIMENSIONS = (*INCIDENT_DIMENSIONS, "channel")
+# The ticket's current assignee: private (indicators.PRIVATE_DIMENSIONS), for the team review's
+# per-engineer summary only (aggregator/per_engineer.py); never stored, never a label.
+PER_ENGINEER = ("assignee",)
 CHANGE_DIMENSIONS = ("service", "change_type")
 
 
@@ -29,6 +32,7 @@ def per_row(
     v: str,
     aggregate: Aggregate,
     where: tuple[str, ...] = (),
+    private_dimensions: tuple[str, ...] = (),
 ) -> Indicator:
     """One sample `v` per row of `table` whose `assigned_by` timestamp lies in the window."""
     conditions = [
@@ -48,9 +52,10 @@ def per_row(
         assigned_by=assigned_by,
         dimensions=dimensions,
         aggregate=aggregate,
-        samples_sql=f"SELECT {', '.join([*dimensions, f'{v} AS v'])} {source}",
+        samples_sql=f"SELECT {', '.join([*dimensions, *private_dimensions, f'{v} AS v'])} {source}",
         source=source,
         v=v,
+        private_dimensions=private_dimensions,
     )
 
 
@@ -82,6 +87,7 @@ def tickets(
         v=v,
         aggregate=aggregate,
         where=conditions + ((where,) if where else ()),
+        private_dimensions=PER_ENGINEER,
     )
 
 
@@ -224,6 +230,7 @@ def sla(id: str, which: str, definition: str) -> Indicator:
         v=f"s.{which}_met::int::float8",
         aggregate="ratio",
         where=("s.policy_id IS NOT NULL",),
+        private_dimensions=PER_ENGINEER,
     )
 
 

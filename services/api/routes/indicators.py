@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 
+from services.aggregator.indicators import PRIVATE_DIMENSIONS
 from services.api import indicators
 from services.api.deps import Catalogs, Db, Read, SettingsDep
 from services.api.schemas import ErrorBody, IndicatorList, IndicatorSeries
@@ -83,6 +84,8 @@ async def get_indicator(
         )
     )
     filters = {k: v for k, v in values.items() if v is not None}
+    # a private dimension is no parameter, yet never silently ignored: indicators.plan refuses it
+    filters |= {k: v for k, v in request.query_params.items() if k in PRIVATE_DIMENSIONS}
     groups = [g.strip() for item in group_by or [] for g in item.split(",") if g.strip()]
     state = request.app.state
     cache: indicators.SeriesCache = state.series_cache

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from shared import logging as itsm_logging
 from shared.errors import BrokerUnavailable, InvalidRequest, ItsmError, NotFound, PortInUse
 from shared.settings import Settings, get_settings
+from shared.windows import WINDOW_KINDS
 
 if TYPE_CHECKING:
     from services.collector.dead_letters import ReplayReport
@@ -472,7 +473,7 @@ def _window_parsers(sub: Any) -> None:
         help="queue parked windows again (after fixing what made them fail)",
     )
     rt.add_argument("--all", action="store_true", help="every parked window")
-    rt.add_argument("--kind", choices=("hour", "day", "week", "month"), default=None)
+    rt.add_argument("--kind", choices=WINDOW_KINDS, default=None)
     rt.add_argument("--start", type=_timestamp, default=None, help="the window's start (ISO)")
     rt.set_defaults(fn=cmd_windows_retry)
 

@@ -50,7 +50,7 @@ class Settings(BaseSettings):
         default=30.0,
         description="how often the costly parts of current windows are recomputed: states at "
         "the window's end (backlog), time shares (availability) and the exact percentiles of "
-        "days, weeks and months",
+        "days, weeks, months and quarters",
     )
     hour_retention_days: float = Field(
         default=92.0,

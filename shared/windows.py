@@ -1,6 +1,7 @@
-"""Window boundaries (SPEC §5): `hour`, `day`, `week` (ISO, Monday), `month`, aligned in the
-reporting time zone. The one module that knows where a window starts and ends, below every
-service (collector marks, aggregator, api). Pure."""
+"""Window boundaries (SPEC §5): `hour`, `day`, `week` (ISO, Monday), `month`, `quarter`
+(calendar quarters from January, April, July, October), aligned in the reporting time zone.
+The one module that knows where a window starts and ends, below every service (collector
+marks, aggregator, api). Pure."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-WindowKind = Literal["hour", "day", "week", "month"]
-WINDOW_KINDS: tuple[WindowKind, ...] = ("hour", "day", "week", "month")
+WindowKind = Literal["hour", "day", "week", "month", "quarter"]
+WINDOW_KINDS: tuple[WindowKind, ...] = ("hour", "day", "week", "month", "quarter")
+# The kinds that add up from their days (services/aggregator/merge.py).
+MERGED_KINDS: tuple[WindowKind, ...] = ("week", "month", "quarter")
 
 
 def _local_midnight(d: date, tz: ZoneInfo) -> datetime:
@@ -27,6 +30,9 @@ def window_start(kind: str, ts: datetime, tz: ZoneInfo) -> datetime:
         return _local_midnight(local.date() - timedelta(days=local.weekday()), tz)
     if kind == "month":
         return _local_midnight(local.date().replace(day=1), tz)
+    if kind == "quarter":
+        d = local.date()
+        return _local_midnight(date(d.year, (d.month - 1) // 3 * 3 + 1, 1), tz)
     raise ValueError(f"unknown window kind {kind!r}")
 
 
@@ -42,6 +48,9 @@ def window_end(kind: str, start: datetime, tz: ZoneInfo) -> datetime:
     if kind == "month":
         nxt = date(local.year + (local.month == 12), local.month % 12 + 1, 1)
         return _local_midnight(nxt, tz)
+    if kind == "quarter":  # `start` is a quarter's first day: its month + 3
+        index = local.year * 12 + local.month - 1 + 3
+        return _local_midnight(date(index // 12, index % 12 + 1, 1), tz)
     raise ValueError(f"unknown window kind {kind!r}")
 
 

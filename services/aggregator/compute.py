@@ -48,7 +48,7 @@ def plans(indicators: Sequence[Indicator]) -> list[Plan]:
     """Indicators grouped into statements: those taking one sample per row of the same rows,
     with the same dimensions, share one (one scan and one GROUPING SETS pass for all of them,
     instead of one each); every other indicator has its own."""
-    shared: dict[tuple[str, tuple[str, ...]], list[Indicator]] = {}
+    shared: dict[tuple[str, tuple[str, ...]], list[Indicator]] = {}  # by rows and columns
     alone: list[Plan] = []
     for ind in indicators:
         if (
@@ -57,7 +57,7 @@ def plans(indicators: Sequence[Indicator]) -> list[Plan]:
             and not ind.params
             and not ind.repeated_per_service  # its sample counts come with its own query
         ):
-            shared.setdefault((ind.source, ind.dimensions), []).append(ind)
+            shared.setdefault((ind.source, ind.sample_dimensions), []).append(ind)
         else:
             alone.append((ind,))
     return [tuple(group) for group in shared.values()] + alone
@@ -147,8 +147,8 @@ def select_sql(plan: Plan, shape: Shape) -> str:
     value, p50, p90) of every window in `:starts`/`:ends` (LEFT JOIN LATERAL keeps empty ones),
     each grouping of `shape`, each indicator of `plan`; only rows with samples."""
     first = plan[0]
-    dims = first.all_dimensions
-    inner = "".join(f"coalesce(s.{d}::text, '{UNKNOWN}') AS {d}, " for d in first.dimensions)
+    dims = first.selectable_dimensions  # a private one is grouped only when a shape names it
+    inner = "".join(f"coalesce(s.{d}::text, '{UNKNOWN}') AS {d}, " for d in first.sample_dimensions)
     customer_join = ""
     if CUSTOMER in dims:
         inner += f"coalesce(cm.customer, '{UNKNOWN}') AS {CUSTOMER}, "
@@ -167,7 +167,7 @@ def select_sql(plan: Plan, shape: Shape) -> str:
             ]
     else:
         exprs = [f"{ind.v} AS v{j}" for j, ind in enumerate(plan)]
-        samples_sql = f"SELECT {', '.join([*first.dimensions, *exprs])} {first.source}"
+        samples_sql = f"SELECT {', '.join([*first.sample_dimensions, *exprs])} {first.source}"
         columns = [f"s.v{j}" for j in range(len(plan))]
     where = " AND ".join(f"{d} = :f_{d}" for d in shape.filters)
     grouped = {d for g in shape.groupings for d in g}  # a dimension in no set is never grouped

@@ -41,15 +41,15 @@ def current_windows(now: datetime, tz: ZoneInfo) -> dict[tuple[str, datetime], s
 # The series budget (SPEC §8): at most this many indicator series per scrape. What exceeds it
 # is left out in this order of importance, the least important first: per CI, then an
 # enumerated dimension beside a service, per assignment group, the other single dimensions,
-# per customer, per service, the total; hours before weeks before months before days; the
-# previous window before the current one. `itsm_exposition_series_dropped` says how many.
+# per customer, per service, the total; hours before weeks before quarters before months before
+# days; the previous window before the current one. `itsm_exposition_series_dropped` says how many.
 MAX_SERIES = 100_000
 _RANK = """
     CASE dim_keys WHEN '' THEN 0 WHEN 'service' THEN 1 WHEN 'customer' THEN 2
         WHEN 'assignment_group' THEN 4 WHEN 'ci' THEN 6
         ELSE CASE WHEN strpos(dim_keys, ',') > 0 THEN 5 ELSE 3 END END
 """
-_KIND_RANK = "array_position(ARRAY['day', 'month', 'week', 'hour'], window_kind)"
+_KIND_RANK = "array_position(ARRAY['day', 'month', 'quarter', 'week', 'hour'], window_kind)"
 
 
 class IndicatorCollector(Collector):

@@ -12,6 +12,9 @@ points. What is stored now, per window:
 Every other grouping (two catalog dimensions together, `assignment_group` beside `service`,
 anything per hour and service, hours older than the retention) is answered at query time by the
 same statement over the projections (compute.query_points): one formula, never a second one.
+A private dimension (`assignee`, indicators.PRIVATE_DIMENSIONS) is not among an indicator's
+`all_dimensions`, so it is in no stored grouping at all: per-engineer values are computed at
+query time for the team review only (per_engineer.py), never stored (SPEC §8).
 
 Points per window are therefore bounded by the data's cardinality, not by its product: for an
 indicator with dimensions D, at most 1 + Σ|d| + (|service| + |customer|) × Σ|enumerated d|."""

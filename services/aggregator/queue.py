@@ -241,7 +241,7 @@ _NEXT = text(
     LIMIT 1
     """
 )
-# Due rows of the same class as the first: hours and days of old days (or weeks, or months),
+# Due rows of the same class as the first: hours and days of old days (or weeks, months, quarters),
 # newest first, to fill a chunk of several units.
 _MORE = text(
     """
@@ -270,7 +270,7 @@ _CLAIM_ROWS = text(
 
 @dataclass(frozen=True)
 class Unit:
-    """A unit of work: a day with its hours, or one week or month window."""
+    """A unit of work: a day with its hours, or one week, month or quarter window."""
 
     kind: str  # 'day' for a day with its hours, else the window's kind
     start: datetime
@@ -471,12 +471,12 @@ def state(conn: Connection, now: datetime) -> QueueState:
 # Points stored per window kind: how many windows, points, and points per window (the bound
 # the storage policy sets, reported; services/aggregator/policy.py).
 POINTS_PER_KIND = text(
-    """
+    f"""
     SELECT window_kind, count(*) AS windows, sum(n) AS points, avg(n) AS mean, max(n) AS max
     FROM (SELECT window_kind, window_start, count(*) AS n FROM indicator_values
           GROUP BY window_kind, window_start) AS w
     GROUP BY window_kind
-    ORDER BY array_position(ARRAY['hour', 'day', 'week', 'month'], window_kind)
+    ORDER BY array_position(ARRAY[{", ".join(repr(k) for k in WINDOW_KINDS)}], window_kind)
     """
 )
 

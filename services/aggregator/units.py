@@ -1,13 +1,14 @@
-"""What recomputing one unit of work means (a day with its hours, or a week or month window),
+"""What recomputing one unit of work means (a day with its hours, or a week, month or quarter
+window),
 inside the caller's transaction. The statements are compute.py's; how days add up is
 merge.py's; this module decides which indicators and windows each unit touches.
 
 A day's units, for the indicators placed by an instant (compute.Indicator.mergeable):
 - a recent day (its end after `recent_since`) keeps hour partials: only its dirty hours are
-  recomputed and their differences added to the day, week and month; a recent day without
+  recomputed and their differences added to the day, week, month and quarter; a recent day without
   partials yet has all its hours computed once, which become its partials;
 - an older day is recomputed whole from the rows (exact percentiles included) and its
-  difference added to its week and month.
+  difference added to its week, month and quarter (shared.windows.MERGED_KINDS).
 The other indicators (states, time shares) are computed directly for each dirty window, and
 after them the objectives of the window and what derives from them (SPEC §5.3, §6.3)."""
 
@@ -42,7 +43,7 @@ from services.aggregator.queue import (
     follow_ups,
 )
 from services.catalog import Catalog
-from shared.windows import window_end, window_start, windows_overlapping
+from shared.windows import MERGED_KINDS, window_end, window_start, windows_overlapping
 
 HOUR = timedelta(hours=1)
 
@@ -119,7 +120,7 @@ def process_days(conn: Connection, ctx: Context, days: Sequence[Unit], rows: Seq
 def process_windows(
     conn: Connection, ctx: Context, kind: str, units: Sequence[Unit], rows: Sequence[Row]
 ) -> None:
-    """Recompute week or month windows: their states and time shares directly, their
+    """Recompute week, month or quarter windows: their states and time shares directly, their
     percentiles when due (their other points add up from their days), their objectives."""
     begun = [(u.start, u.end) for u in units if u.start < ctx.now]
     direct = [i for i in ctx.selected(rows) if not i.mergeable]
@@ -173,7 +174,7 @@ def _recent_days(
         _stage(conn, ctx, mergeable, [(h, h + HOUR) for h in dirty])
         _write_hours(conn, ctx, mergeable, dirty)
         merge.merge_hours(
-            conn, mergeable, dirty, _parents(dirty, ("day", "week", "month"), ctx), now=now
+            conn, mergeable, dirty, _parents(dirty, ("day", *MERGED_KINDS), ctx), now=now
         )
         merge.clear_staged(conn)
     new = [d for d in days if d.start not in have]
@@ -192,12 +193,12 @@ def _recent_days(
             conn,
             every,
             [(d.start, d.end) for d in new],
-            _parents([d.start for d in new], ("week", "month"), ctx),
+            _parents([d.start for d in new], MERGED_KINDS, ctx),
             now=now,
             hours_of=[(h, window_start("day", h, tz)) for h in all_hours],
         )
         merge.clear_staged(conn)
-    _follow_up(conn, ctx, [d.start for d in days], ("day", "week", "month"), mergeable)
+    _follow_up(conn, ctx, [d.start for d in days], ("day", *MERGED_KINDS), mergeable)
 
 
 def _old_days(
@@ -214,14 +215,14 @@ def _old_days(
         conn,
         mergeable,
         [(d.start, d.end) for d in days],
-        _parents([d.start for d in days], ("week", "month"), ctx),
+        _parents([d.start for d in days], MERGED_KINDS, ctx),
         now=ctx.now,
     )
     merge.clear_staged(conn)
     hours = [h for h in kept_hours if any(d.start <= h < d.end for d in days)]
     for plan in plans(mergeable):
         _write(conn, ctx, plan, "hour", [(h, h + HOUR) for h in hours])
-    _follow_up(conn, ctx, [d.start for d in days], ("week", "month"), mergeable)
+    _follow_up(conn, ctx, [d.start for d in days], MERGED_KINDS, mergeable)
 
 
 def _stage(
@@ -299,7 +300,7 @@ def _follow_up(
     kinds: Sequence[str],
     mergeable: Sequence[Indicator],
 ) -> None:
-    """Queue the merged windows' objectives (weeks, months) and exact percentiles."""
+    """Queue the merged windows' objectives (weeks, months, quarters) and exact percentiles."""
     tz = ctx.horizon.tz
     windows = {
         (kind, start, window_end(kind, start, tz))

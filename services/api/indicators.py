@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import OperationalError
 
 from services.aggregator.compute import catalog_params, query_points
-from services.aggregator.indicators import CUSTOMER, Indicator
+from services.aggregator.indicators import CUSTOMER, PRIVATE_DIMENSIONS, Indicator
 from services.aggregator.indicators.custom import find, indicators_for
 from services.aggregator.policy import hours_kept_since, is_stored
 from services.api.schemas import IndicatorInfo, IndicatorSeries, Point
@@ -32,6 +32,7 @@ DEFAULT_SPAN = {
     "day": timedelta(days=31),
     "week": timedelta(weeks=12),
     "month": timedelta(days=366),
+    "quarter": timedelta(days=2 * 366),
 }
 # At most this many windows per request (a count's empty windows are filled with 0, so the span
 # alone sets the answer's size): ~13 months of hours, 27 years of days.
@@ -41,6 +42,7 @@ _LENGTH = {
     "day": timedelta(days=1),
     "week": timedelta(weeks=1),
     "month": timedelta(days=28),
+    "quarter": timedelta(days=89),
 }
 # A grouping computed at query time may take this long (it scans the projections).
 QUERY_SECONDS = 10.0
@@ -113,6 +115,12 @@ def plan(
         raise NotFound(f"unknown indicator {indicator_id!r}: see GET /v1/indicators")
     if window not in WINDOW_KINDS:
         raise InvalidRequest(f"window must be one of {', '.join(WINDOW_KINDS)}")
+    private = sorted((set(filters) | set(group_by)) & PRIVATE_DIMENSIONS)
+    if private:
+        raise InvalidRequest(
+            f"{', '.join(private)} is private: per-engineer values appear only in the team "
+            "review (a review of an assignment_group), never here or in /metrics (SPEC §8)"
+        )
     unknown = sorted((set(filters) | set(group_by)) - set(ind.all_dimensions))
     if unknown:
         raise InvalidRequest(

@@ -23,6 +23,7 @@ from shared.errors import ItsmError
 from shared.events import TicketState
 from shared.indicator_ids import SPEC_INDICATOR_IDS, Direction, custom_id_problem
 from shared.periods import PeriodKind
+from shared.windows import WindowKind
 
 # Computed from the objectives themselves: an objective on them would be circular.
 OBJECTIVE_DERIVED_IDS = frozenset({"service_objectives_met_ratio", "service_health_score"})
@@ -173,7 +174,7 @@ Id = Annotated[str, AfterValidator(_check_id)]
 TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Number = Annotated[float, Strict()]
-Window = Literal["hour", "day", "week", "month"]
+Window = WindowKind  # shared.windows: hour, day, week, month, quarter
 
 
 # A list section of the file; `services:` with nothing under it is an empty one.

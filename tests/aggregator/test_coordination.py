@@ -65,7 +65,7 @@ def queued(engine: Engine, kind: str | None = None) -> list[tuple[Any, ...]]:
 def test_a_day_another_aggregator_computes_is_left_queued_and_computed_after(
     engine: Engine,
 ) -> None:
-    # resolved ten minutes later: a day with one hour, a week and a month to compute
+    # resolved ten minutes later: a day with one hour, a week, a month and a quarter to compute
     store(
         engine,
         [
@@ -80,8 +80,8 @@ def test_a_day_another_aggregator_computes_is_left_queued_and_computed_after(
     clock = [now]
     agg = aggregator(engine, clock=lambda: clock[0])
     try:
-        # the week and the month were computed; the day was not, and stays queued
-        assert agg.recompute_dirty() == 2
+        # the week, the month and the quarter were computed; the day was not, and stays queued
+        assert agg.recompute_dirty() == 3
         assert day_count(engine) is None
         assert {(k, s) for k, s, _ in queued(engine, "day")} == {("day", DAY)}
         assert {s for _, s, _ in queued(engine, "hour")} == {utc(2026, 10, 5, 9)}
@@ -161,9 +161,9 @@ def test_marks_reaching_far_ahead_are_computed_up_to_now_only(engine: Engine) ->
         ],
     )
     computed = aggregator(engine).recompute_dirty()
-    # the day (or two) of the hour before now, its week(s) and month(s): not the ~640,000
-    # windows up to 2099
-    assert 3 <= computed <= 6
+    # the day (or two) of the hour before now, its week(s), month(s) and quarter(s): not the
+    # ~640,000 windows up to 2099
+    assert 4 <= computed <= 8
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM dirty_windows")).scalar() == 0
     assert queued(engine) == []
@@ -215,4 +215,13 @@ def test_a_backfill_goes_in_chunks_with_the_current_windows_first(engine: Engine
             text("DELETE FROM indicator_values WHERE window_kind = 'week' AND window_start >= :s"),
             {"s": window_start("week", now, UTC_TZ)},
         )
+        # the current quarter holds the backfill and the current ticket: left out on both sides
+        quarter = window_start("quarter", now, UTC_TZ)
+        conn.execute(
+            text(
+                "DELETE FROM indicator_values WHERE window_kind = 'quarter' AND window_start >= :s"
+            ),
+            {"s": quarter},
+        )
+    alone = [r for r in alone if not (r[1] == "quarter" and r[2] >= quarter)]
     assert stored(engine) == alone

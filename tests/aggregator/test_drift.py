@@ -147,3 +147,32 @@ def test_drift_is_updated_in_place_as_the_current_window_changes(engine: Engine)
         update_drift(conn, Catalog.default(), UTC_TZ, now=NOW + timedelta(minutes=1))
     row = drift_rows(engine)[("csat_score", "")]
     assert (row.value, row.score, row.drifting) == (4.5, 0.0, False)
+
+
+def test_drift_of_the_current_quarter_against_eight_previous_quarters(engine: Engine) -> None:
+    # quarters 2024-Q4 … 2026-Q3 complete, 2026-Q4 the current one (NOW is in October 2026)
+    starts = [utc(2024 + (9 + 3 * i) // 12, (9 + 3 * i) % 12 + 1, 1) for i in range(9)]
+    assert starts[0] == utc(2024, 10, 1) and starts[-1] == utc(2026, 10, 1)
+    values = [4, 4, 4, 4, 5, 5, 5, 5, 3]
+    rows = [
+        {
+            **point("csat_score", 1, float(v)),
+            "window_kind": "quarter",
+            "window_start": s,
+            "window_end": e,
+        }
+        for s, e, v in zip(starts, [*starts[1:], utc(2027, 1, 1)], values, strict=True)
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(indicator_values), rows)
+        update_drift(conn, Catalog.default(), UTC_TZ, now=NOW)
+        d = indicator_drift.c
+        got = conn.execute(select(indicator_drift).where(d.window_kind == "quarter")).one()
+    # mean 4.5, stddev 0.5: (3 − 4.5) / 0.5 = −3 → drifting (higher is better)
+    assert (got.indicator, got.window_start, got.score, got.windows, got.drifting) == (
+        "csat_score",
+        utc(2026, 10, 1),
+        -3.0,
+        8,
+        True,
+    )

@@ -52,8 +52,8 @@ def reset(engine: Engine) -> None:
         )
 
 
-def drain(engine: Engine) -> None:
-    agg = aggregator(engine, clock=lambda: NOW)
+def drain(engine: Engine, now: datetime = NOW) -> None:
+    agg = aggregator(engine, clock=lambda: now)
     agg.evaluate_sla()
     while agg.recompute_dirty() > 0:
         pass
@@ -80,17 +80,21 @@ def stored_points(engine: Engine, kind: str) -> dict[tuple[Any, ...], tuple[Any,
 
 
 def computed_points(
-    engine: Engine, kind: str, starts: list[datetime], indicators: list[Indicator]
+    engine: Engine,
+    kind: str,
+    starts: list[datetime],
+    indicators: list[Indicator],
+    now: datetime = NOW,
 ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     out = {}
     with engine.connect() as conn:
         params = catalog_params(active_catalog(conn))
         for ind in indicators:
             # an instant is placed whenever it lies; a state only in a window that has begun
-            begun = [s for s in starts if ind.mergeable or s < NOW]
+            begun = [s for s in starts if ind.mergeable or s < now]
             windows = [(s, window_end(kind, s, UTC_TZ)) for s in begun]
             for grouping in stored_groupings(ind, kind):
-                for p in query_points(conn, ind, windows, grouping, {}, now=NOW, params=params):
+                for p in query_points(conn, ind, windows, grouping, {}, now=now, params=params):
                     key = (ind.id, p.window_start, tuple(sorted(p.dimensions.items())))
                     out[key] = (p.value, p.count, p.p50, p.p90)
     return out
@@ -121,6 +125,7 @@ def test_stored_points_equal_the_query_time_answer_for_the_same_grouping(
         ("day", TICKETS + BACKLOG, [utc(2026, 10, d) for d in range(1, 8)]),
         ("week", TICKETS + BACKLOG, [utc(2026, 9, 28), utc(2026, 10, 5)]),
         ("month", TICKETS + BACKLOG, [utc(2026, 10, 1)]),
+        ("quarter", TICKETS + BACKLOG, [utc(2026, 7, 1), utc(2026, 10, 1)]),
     ):
         got = stored_points(merge_db, kind)
         got = {k: v for k, v in got.items() if k[0] in {i.id for i in indicators}}
@@ -147,3 +152,56 @@ def test_a_recent_day_keeps_hour_partials_that_add_up_to_it(merge_db: Engine) ->
     assert [(h.window_start.hour, h.count) for h in hours] == [(9, 1), (11, 1)]
     month = stored_points(merge_db, "month")
     assert month[("ticket_opened_count", utc(2026, 10, 1), ())][:2] == (2.0, 2)
+
+
+# Months of one quarter: a ticket in September (Q3), then October, November and the last
+# minutes of December (Q4), each its own batch, aggregated on a clock in January 2027 (every
+# day old: recomputed whole and merged into its week, month and quarter).
+LATER = utc(2027, 1, 10)
+
+
+def test_a_quarter_adds_up_from_its_months_days(merge_db: Engine) -> None:
+    reset(merge_db)
+    batches = [
+        [ticket_event("Q1", utc(2026, 9, 30, 10), "new", kind="incident", service="email")],
+        [
+            ticket_event("Q2", utc(2026, 10, 15, 9), "new", kind="incident", service="email"),
+            ticket_event("Q2", utc(2026, 10, 15, 11), "resolved"),
+        ],
+        [
+            ticket_event("Q3", utc(2026, 11, 20, 8), "new", kind="incident", service="erp"),
+            ticket_event("Q3", utc(2026, 11, 20, 12), "resolved"),
+        ],
+        [
+            ticket_event("Q4", utc(2026, 12, 31, 23, 30), "new", kind="incident", service="email"),
+            ticket_event("Q1", utc(2026, 12, 31, 23, 45), "resolved"),
+        ],
+    ]
+    for batch in batches:
+        store(merge_db, batch)
+        drain(merge_db, LATER)
+    quarters = stored_points(merge_db, "quarter")
+    assert quarters[("ticket_opened_count", utc(2026, 7, 1), ())][:2] == (1.0, 1)
+    assert quarters[("ticket_opened_count", utc(2026, 10, 1), ())][:2] == (3.0, 3)
+    assert quarters[("ticket_resolved_count", utc(2026, 10, 1), ())][:2] == (3.0, 3)
+    # resolution times: 2 h, 4 h, and Q1's 92 days 13 h 45 min: the mean and exact p50/p90
+    long = (92 * 24 + 13.75) * 3600
+    value, count, p50, p90 = quarters[("incident_resolution_time_seconds", utc(2026, 10, 1), ())]
+    assert count == 3
+    assert value == pytest.approx((2 * 3600 + 4 * 3600 + long) / 3)
+    assert p50 == pytest.approx(4 * 3600)
+    assert p90 == pytest.approx(4 * 3600 + 0.8 * (long - 4 * 3600))
+    by_service = quarters[("ticket_opened_count", utc(2026, 10, 1), (("service", "email"),))]
+    assert by_service[:2] == (2.0, 2)
+    # every stored quarter point equals the quarter computed at once
+    starts = [utc(2026, 7, 1), utc(2026, 10, 1)]
+    expected = computed_points(merge_db, "quarter", starts, TICKETS + BACKLOG, LATER)
+    got = {k: v for k, v in quarters.items() if k[0] in {i.id for i in TICKETS + BACKLOG}}
+    assert got.keys() == expected.keys()
+    assert {k: (got[k], expected[k]) for k in got if not same(got[k], expected[k])} == {}
+    # and the quarter equals its three months added up
+    months = stored_points(merge_db, "month")
+    for (ind, start, dims), (_, count, _, _) in got.items():
+        if start == utc(2026, 10, 1) and ind in {i.id for i in TICKETS}:
+            parts = [months.get((ind, utc(2026, m, 1), dims)) for m in (10, 11, 12)]
+            assert sum(p[1] for p in parts if p) == count, (ind, dims)

@@ -229,3 +229,44 @@ def test_an_objective_on_an_indicator_without_a_service_dimension_parks_nothing(
         ("email", "no_data"),
         ("erp", "no_data"),
     ]
+
+
+def test_an_objective_on_quarters_is_evaluated_like_one_on_months(engine: Engine) -> None:
+    with engine.begin() as conn:
+        apply_catalog(
+            conn,
+            """
+customers: [{id: acme}]
+services: [{id: email, customer: acme}, {id: erp, customer: acme}]
+objectives:
+  - {service: "*", indicator: ticket_opened_count, window: quarter, comparator: "<=", target: 2}
+""",
+            "test",
+        )
+    e = ticket_event
+    # email: one ticket in October, two in December (Q4); one in September (Q3); erp: one
+    store(
+        engine,
+        [
+            e("A", utc(2026, 10, 5, 9), "new", service="email"),
+            e("B", utc(2026, 12, 1, 9), "new", service="email"),
+            e("C", utc(2026, 12, 31, 22), "new", service="email"),
+            e("D", utc(2026, 9, 30, 9), "new", service="email"),
+            e("E", utc(2026, 11, 2, 9), "new", service="erp"),
+        ],
+    )
+    aggregate(engine)
+    c = objective_status.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(c.service, c.window_start, c.value, c.status).where(
+                c.window_kind == "quarter", c.indicator == "ticket_opened_count"
+            )
+        ).all()
+    got = {(r.service, r.window_start): (r.value, r.status) for r in rows}
+    assert got[("email", utc(2026, 10, 1))] == (3.0, "breached")  # 3 > 2, no warning level
+    assert got[("erp", utc(2026, 10, 1))] == (1.0, "met")
+    assert got[("email", utc(2026, 7, 1))] == (1.0, "met")
+    # the service scores of the quarter follow from it: erp met, email breached
+    p = points(engine, "service_health_score", "quarter", utc(2026, 10, 1), service="erp")
+    assert p is not None and p["value"] == 100.0

@@ -36,7 +36,8 @@ UNKNOWN = "unknown"
 CUSTOMERS = {"email": "acme"}
 CATALOG = "customers: [{id: acme}]\nservices: [{id: email, customer: acme}]\n"
 INCIDENT_DIMS = ("service", "priority", "assignment_group")
-TICKET_DIMS = (*INCIDENT_DIMS, "kind")
+TICKET_DIMS = (*INCIDENT_DIMS, "kind", "channel")
+VOLUME_DIMS = (*INCIDENT_DIMS, "channel")  # major incidents, the backlog
 FACTS = ("opened_at", "responded_at", "resolved_at", "reassignments", "reopens", "paused_seconds")
 INDICATORS = (
     "ticket_opened_count",
@@ -102,6 +103,7 @@ def ticket_history(draw: st.DrawFn, n: int, source: str, slow: bool) -> list[dic
         ("service", ["email", "erp", None]),
         ("priority", [1, 2, 3, 4, None]),
         ("assignment_group", ["desk", "network", None]),
+        ("channel", ["phone", "portal", None]),
     ):
         value = draw(st.sampled_from(values))
         if value is not None:
@@ -206,7 +208,7 @@ def derive(events: list[dict[str, Any]]) -> Ticket:
         kind=snap.get("kind") or "incident",
         dims={
             d: UNKNOWN if snap.get(d) is None else str(snap[d])
-            for d in ("service", "priority", "assignment_group")
+            for d in ("service", "priority", "assignment_group", "channel")
         },
         major=bool(snap.get("major")),
         opened_at=opened_at,
@@ -268,7 +270,7 @@ def reference(tickets: list[Ticket], last_day: date) -> dict[Key, Point]:
         if t.kind != "incident":
             continue
         if t.major:
-            add("major_incident_count", t.opened_at, t, 1.0, INCIDENT_DIMS)
+            add("major_incident_count", t.opened_at, t, 1.0, VOLUME_DIMS)
         if t.responded_at is not None:
             v = max(0.0, (t.responded_at - t.opened_at).total_seconds())
             add("incident_response_time_seconds", t.responded_at, t, v, INCIDENT_DIMS)
@@ -293,7 +295,7 @@ def reference(tickets: list[Ticket], last_day: date) -> dict[Key, Point]:
         while day <= last_day:
             end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
             if t.opened_at < end and t.state_at(end) in OPEN:
-                add("incident_backlog_count", end - timedelta(days=1), t, 1.0, INCIDENT_DIMS)
+                add("incident_backlog_count", end - timedelta(days=1), t, 1.0, VOLUME_DIMS)
             day += timedelta(days=1)
 
     out: dict[Key, Point] = {}

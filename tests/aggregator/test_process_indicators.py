@@ -121,8 +121,8 @@ def test_late_event_recomputes_its_old_window(engine: Engine) -> None:
     # a resolution arriving much later, for a window of a year ago, for another ticket
     store(engine, [e("OLD", utc(2025, 3, 2, 9), "new"), e("OLD", utc(2025, 3, 2, 12), "resolved")])
     # the ticket was open 09:00–12:00: hours 09, 10, 11, 12 with their day (one unit of work),
-    # plus the week and the month of 2025-03-02 = 3 units; nothing of October again
-    assert aggregate(engine) == 3
+    # plus the week, the month and the quarter of 2025-03-02 = 4 units; nothing of October again
+    assert aggregate(engine) == 4
     for h in (9, 10):  # in the backlog at the end of these hours (resolved at 12:00)
         assert points(engine, "incident_backlog_count", "hour", utc(2025, 3, 2, h)) is not None
     p = points(engine, "incident_resolution_time_seconds", "month", utc(2025, 3, 1))
@@ -162,3 +162,67 @@ def test_windows_follow_the_reporting_time_zone(engine: Engine) -> None:
     aggregate(engine, Settings(_env_file=None, reporting_timezone="Asia/Tokyo"))  # type: ignore[call-arg]
     november_tokyo = utc(2026, 10, 31, 15)  # 2026-11-01 00:00 +09:00
     assert points(engine, "ticket_opened_count", "month", november_tokyo)["value"] == 1
+
+
+def stored_keys(engine: Engine, indicator: str, kind: str, start: object) -> dict[str, float]:
+    """dim_keys|dimensions → value of the stored points of one window."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT dim_keys, dimensions, value FROM indicator_values "
+                "WHERE indicator = :i AND window_kind = :k AND window_start = :s"
+            ),
+            {"i": indicator, "k": kind, "s": start},
+        ).all()
+    return {
+        f"{r.dim_keys}|{','.join(f'{k}={v}' for k, v in sorted(r.dimensions.items()))}": r.value
+        for r in rows
+    }
+
+
+def test_volumes_by_channel_per_hour_and_beside_the_service_per_day(engine: Engine) -> None:
+    e = ticket_event
+    store(
+        engine,
+        [
+            # 09:xx: two by phone (email, erp), one by the portal (email)
+            e("CH1", utc(2026, 10, 5, 9, 10), "new", service="email", channel="phone"),
+            e("CH2", utc(2026, 10, 5, 9, 20), "new", service="email", channel="portal"),
+            e("CH3", utc(2026, 10, 5, 9, 40), "new", service="erp", channel="phone", major=True),
+            e("CH3", utc(2026, 10, 5, 10, 30), "resolved"),
+            # 11:00: no channel (unknown), a service request
+            e("CH4", utc(2026, 10, 5, 11), "new", service="email", kind="service_request"),
+        ],
+    )
+    aggregate(engine)
+    hour9 = stored_keys(engine, "ticket_opened_count", "hour", utc(2026, 10, 5, 9))
+    # per hour: the total and each enumerated dimension alone, channel among them
+    assert {k: v for k, v in hour9.items() if k.startswith(("|", "channel|"))} == {
+        "|": 3.0,
+        "channel|channel=phone": 2.0,
+        "channel|channel=portal": 1.0,
+    }
+    assert not any("service" in k for k in hour9)  # never an hour by service
+    day = stored_keys(engine, "ticket_opened_count", "day", DAY5)
+    assert {k: v for k, v in day.items() if k.split("|")[0] in ("channel", "channel,service")} == {
+        "channel|channel=phone": 2.0,
+        "channel|channel=portal": 1.0,
+        "channel|channel=unknown": 1.0,
+        "channel,service|channel=phone,service=email": 1.0,
+        "channel,service|channel=phone,service=erp": 1.0,
+        "channel,service|channel=portal,service=email": 1.0,
+        "channel,service|channel=unknown,service=email": 1.0,
+    }
+    assert day["channel,customer|channel=phone,customer=unknown"] == 2.0
+    resolved = stored_keys(engine, "ticket_resolved_count", "hour", utc(2026, 10, 5, 10))
+    assert resolved["channel|channel=phone"] == 1.0
+    # incident volumes: major incidents and the backlog by channel
+    assert points(engine, "major_incident_count", "day", DAY5, channel="phone")["value"] == 1
+    backlog = points(engine, "incident_backlog_count", "day", DAY5, channel="portal")
+    assert backlog is not None and backlog["value"] == 1  # CH2 still open (CH4: a request)
+    # the month adds up from its days, by channel as by anything else
+    month = stored_keys(engine, "ticket_opened_count", "month", OCT)
+    assert month["channel|channel=phone"] == 2.0
+    # a channel beside the priority is not stored: answered at query time, the same way
+    p = points(engine, "ticket_opened_count", "day", DAY5, channel="phone", priority="unknown")
+    assert p is not None and p["value"] == 2.0

@@ -38,7 +38,7 @@ def sample(body: bytes, prefix: str) -> float:
 def opened_today(period: str) -> str:
     """The start of the sample line of the day's total of tickets opened."""
     return (
-        'itsm_ticket_opened_count{assignment_group="",customer="",kind="",'
+        'itsm_ticket_opened_count{assignment_group="",channel="",customer="",kind="",'
         f'period="{period}",priority="",service="",window="day"}} '
     )
 
@@ -59,6 +59,11 @@ def test_the_snapshot_holds_the_windows_of_the_aggregators_clock(engine: Engine)
     body = snapshot.rendering.body
     assert sample(body, opened_today("current")) == 2.0
     assert sample(body, opened_today("previous")) == 1.0
+    # the current quarter (Q4 2026) holds the three, the previous one (Q3) nothing
+    quarter = opened_today("current").replace('window="day"', 'window="quarter"')
+    assert sample(body, quarter) == 3.0
+    previous_quarter = opened_today("previous").replace('window="day"', 'window="quarter"')
+    assert sample(body, previous_quarter) == 0.0
     assert sample(body, "itsm_exposition_series_dropped ") == 0.0
     row = stored(engine)
     assert row.name == INDICATORS_SNAPSHOT

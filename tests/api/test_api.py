@@ -403,6 +403,101 @@ def test_month_window(client: TestClient, with_data: Engine) -> None:
     ]
 
 
+def test_quarter_window(client: TestClient, with_data: Engine) -> None:
+    body = client.get(
+        "/v1/indicators/ticket_opened_count",
+        params={
+            "window": "quarter",
+            "start": "2026-07-01T00:00:00Z",
+            "end": "2027-01-01T00:00:00Z",
+        },
+    ).json()
+    # Q3 has nothing (a count reads 0), Q4 the four tickets of October
+    assert [(p["window_start"][:10], p["window_end"][:10], p["value"]) for p in body["points"]] == [
+        ("2026-07-01", "2026-10-01", 0.0),
+        ("2026-10-01", "2027-01-01", 4.0),
+    ]
+    by_service = client.get(
+        "/v1/indicators/ticket_opened_count",
+        params={"window": "quarter", "start": "2026-10-01T00:00:00Z", "group_by": "service"},
+    ).json()
+    assert [(p["dimensions"], p["value"]) for p in by_service["points"]] == [
+        ({"service": "email"}, 2.0),
+        ({"service": "erp"}, 2.0),
+    ]
+
+
+def test_filter_and_group_by_channel(client: TestClient, engine: Engine) -> None:
+    e = ticket_event
+    store(
+        engine,
+        [
+            e("CH1", utc(2026, 10, 5, 9), "new", service="email", channel="phone"),
+            e("CH2", utc(2026, 10, 5, 10), "new", service="email", channel="portal"),
+            e("CH3", utc(2026, 10, 5, 11), "new", service="erp", channel="phone"),
+            e("CH3", utc(2026, 10, 5, 12), "resolved"),
+        ],
+    )
+    aggregate(engine)
+    params = {"window": "day", "start": "2026-10-05T00:00:00Z", "end": "2026-10-06T00:00:00Z"}
+    body = client.get(
+        "/v1/indicators/ticket_opened_count", params={**params, "group_by": "channel"}
+    ).json()
+    assert [(p["dimensions"], p["value"]) for p in body["points"]] == [
+        ({"channel": "phone"}, 2.0),
+        ({"channel": "portal"}, 1.0),
+    ]
+    body = client.get(
+        "/v1/indicators/ticket_opened_count",
+        params={**params, "channel": "phone", "group_by": "service"},
+    ).json()
+    assert [(p["dimensions"], p["value"]) for p in body["points"]] == [
+        ({"channel": "phone", "service": "email"}, 1.0),
+        ({"channel": "phone", "service": "erp"}, 1.0),
+    ]
+    body = client.get(
+        "/v1/indicators/ticket_resolved_count", params={**params, "channel": "phone"}
+    ).json()
+    assert [(p["dimensions"], p["value"]) for p in body["points"]] == [({"channel": "phone"}, 1.0)]
+    # durations are not broken down by channel
+    resp = client.get(
+        "/v1/indicators/incident_resolution_time_seconds", params={**params, "channel": "phone"}
+    )
+    assert resp.status_code == 422
+    assert "has no dimension channel" in resp.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"assignee": "alice"},
+        {"group_by": "assignee"},
+        {"group_by": "service,assignee", "service": "email"},
+    ],
+)
+def test_per_engineer_values_are_refused_naming_the_team_review(
+    client: TestClient, params: dict[str, str]
+) -> None:
+    resp = client.get("/v1/indicators/ticket_resolved_count", params=params)
+    assert resp.status_code == 422
+    assert error_code(resp) == "invalid_request"
+    message = resp.json()["error"]["message"]
+    assert "assignee is private" in message and "team review" in message
+
+
+def test_the_catalog_lists_no_private_dimension(client: TestClient) -> None:
+    body = client.get("/v1/indicators").json()
+    assert not any("assignee" in i["dimensions"] for i in body["indicators"])
+
+
+def test_the_route_accepts_a_filter_for_every_dimension_of_the_registry() -> None:
+    from services.aggregator.indicators import all_indicators
+    from services.api.routes.indicators import DIMENSIONS
+
+    every = {d for ind in all_indicators() for d in ind.all_dimensions}
+    assert set(DIMENSIONS) == every
+
+
 @pytest.mark.parametrize(
     ("path", "params", "status", "code"),
     [
@@ -496,11 +591,11 @@ def test_metrics_expose_current_and_previous_windows(client: TestClient, engine:
     client.get("/healthz")
     text = client.get("/metrics").text
     assert (
-        'itsm_ticket_opened_count{assignment_group="",customer="",kind="",'
+        'itsm_ticket_opened_count{assignment_group="",channel="",customer="",kind="",'
         'period="current",priority="",service="",window="day"} 2.0' in text
     )
     assert (
-        'itsm_ticket_opened_count{assignment_group="",customer="",kind="",'
+        'itsm_ticket_opened_count{assignment_group="",channel="",customer="",kind="",'
         'period="previous",priority="",service="",'
         'window="day"} 1.0' in text
     )
@@ -549,7 +644,7 @@ def test_metrics_show_zero_for_an_empty_count_window(client: TestClient, engine:
     publish(engine)  # read from an empty database: a count with nothing to count is 0
     text = client.get("/metrics").text
     assert (
-        'itsm_ticket_resolved_count{assignment_group="",customer="",kind="",'
+        'itsm_ticket_resolved_count{assignment_group="",channel="",customer="",kind="",'
         'period="current",priority="",service="",'
         'window="hour"} 0.0' in text
     )

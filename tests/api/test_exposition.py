@@ -30,7 +30,7 @@ def api_own(family: str) -> bool:
 
 
 OPENED_TODAY = (
-    'itsm_ticket_opened_count{assignment_group="",customer="",kind="",period="current",'
+    'itsm_ticket_opened_count{assignment_group="",channel="",customer="",kind="",period="current",'
     'priority="",service="",window="day"}'
 )
 

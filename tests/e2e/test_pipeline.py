@@ -174,11 +174,11 @@ def test_events_over_http_and_kafka_become_indicator_values(stack: Stack) -> Non
     metrics = wait_until(scraped, timeout=15, what="a /metrics snapshot with today's percentiles")
     assert "itsm_exposition_stale 0.0" in metrics
     assert (
-        'itsm_ticket_opened_count{assignment_group="",customer="",kind="",'
+        'itsm_ticket_opened_count{assignment_group="",channel="",customer="",kind="",'
         'period="current",priority="",service="",window="day"} 4.0' in metrics
     )
     assert (
-        'itsm_ticket_resolved_count{assignment_group="",customer="",kind="",'
+        'itsm_ticket_resolved_count{assignment_group="",channel="",customer="",kind="",'
         'period="current",priority="2",service="erp",'
         'window="month"} 1.0' in metrics
     )

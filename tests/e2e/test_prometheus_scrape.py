@@ -92,7 +92,7 @@ def test_prometheus_scrapes_indicator_gauges(
     try:
         series = wait_until(
             lambda: query(
-                'itsm_ticket_opened_count{window="day",period="current",assignment_group="",'
+                'itsm_ticket_opened_count{window="day",period="current",assignment_group="",channel="",'
                 'service="email",customer="",priority="",kind=""}'
             ),
             timeout=60,
@@ -100,7 +100,7 @@ def test_prometheus_scrapes_indicator_gauges(
         )
         assert float(series[0]["value"][1]) == 2  # type: ignore[index]
         [total] = query(
-            'itsm_ticket_opened_count{window="day",period="current",assignment_group="",'
+            'itsm_ticket_opened_count{window="day",period="current",assignment_group="",channel="",'
             'customer="",service="",priority="",kind=""}'
         )
         assert float(total["value"][1]) == 3  # type: ignore[index]

@@ -90,7 +90,7 @@ def test_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
         assert "<h2>Contract and SLA</h2>" in page.text
         metrics = httpx.get(f"{url}/metrics", timeout=5).text
         assert (
-            'itsm_ticket_opened_count{assignment_group="",customer="",kind="",'
+            'itsm_ticket_opened_count{assignment_group="",channel="",customer="",kind="",'
             'period="current",priority="",service=""' in metrics
         )
         before = total_opened(url)

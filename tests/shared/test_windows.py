@@ -28,6 +28,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
         # ISO week: Monday 2026-10-19 00:00 local (+02:00) to Monday 2026-10-26 00:00 (+01:00)
         ("week", datetime(2026, 10, 18, 22, tzinfo=UTC), datetime(2026, 10, 25, 23, tzinfo=UTC)),
         ("month", datetime(2026, 9, 30, 22, tzinfo=UTC), datetime(2026, 10, 31, 23, tzinfo=UTC)),
+        # Q4: 2026-10-01 00:00 local (+02:00) to 2027-01-01 00:00 local (+01:00)
+        ("quarter", datetime(2026, 9, 30, 22, tzinfo=UTC), datetime(2026, 12, 31, 23, tzinfo=UTC)),
     ],
 )
 def test_windows_align_in_the_reporting_time_zone(
@@ -64,6 +66,89 @@ def test_windows_of_lists_one_window_per_kind() -> None:
         ("day", datetime(2026, 10, 7, tzinfo=UTC)),
         ("week", datetime(2026, 10, 5, tzinfo=UTC)),  # Wednesday → Monday the 5th
         ("month", datetime(2026, 10, 1, tzinfo=UTC)),
+        ("quarter", datetime(2026, 10, 1, tzinfo=UTC)),  # Q4: October to December
+    ]
+
+
+UTC_ZONE = ZoneInfo("UTC")
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # +08:00 all year
+PARIS = ZoneInfo("Europe/Paris")
+
+
+@pytest.mark.parametrize(
+    ("ts", "start", "end"),
+    [
+        # each quarter's first and last instant, in UTC
+        (
+            datetime(2026, 1, 1, tzinfo=UTC),
+            datetime(2026, 1, 1, tzinfo=UTC),
+            datetime(2026, 4, 1, tzinfo=UTC),
+        ),
+        (
+            datetime(2026, 3, 31, 23, 59, 59, 999999, tzinfo=UTC),
+            datetime(2026, 1, 1, tzinfo=UTC),
+            datetime(2026, 4, 1, tzinfo=UTC),
+        ),
+        (
+            datetime(2026, 4, 1, tzinfo=UTC),
+            datetime(2026, 4, 1, tzinfo=UTC),
+            datetime(2026, 7, 1, tzinfo=UTC),
+        ),
+        (
+            datetime(2026, 8, 15, 12, tzinfo=UTC),
+            datetime(2026, 7, 1, tzinfo=UTC),
+            datetime(2026, 10, 1, tzinfo=UTC),
+        ),
+        # Q4 ends at the year boundary
+        (
+            datetime(2026, 12, 31, 23, 59, tzinfo=UTC),
+            datetime(2026, 10, 1, tzinfo=UTC),
+            datetime(2027, 1, 1, tzinfo=UTC),
+        ),
+        (
+            datetime(2027, 1, 1, tzinfo=UTC),
+            datetime(2027, 1, 1, tzinfo=UTC),
+            datetime(2027, 4, 1, tzinfo=UTC),
+        ),
+    ],
+)
+def test_quarters_are_calendar_quarters(ts: datetime, start: datetime, end: datetime) -> None:
+    assert window_start("quarter", ts, UTC_ZONE) == start
+    assert window_end("quarter", start, UTC_ZONE) == end
+
+
+def test_quarters_align_in_shanghai() -> None:
+    # 2026-12-31 16:00 UTC is 2027-01-01 00:00 in Shanghai: Q1 2027 has begun there.
+    ts = datetime(2026, 12, 31, 16, tzinfo=UTC)
+    start = window_start("quarter", ts, SHANGHAI)
+    assert start == datetime(2026, 12, 31, 16, tzinfo=UTC)
+    assert window_end("quarter", start, SHANGHAI) == datetime(2027, 3, 31, 16, tzinfo=UTC)
+    # one microsecond earlier is still Q4 2026, which began 2026-10-01 00:00 local
+    before = window_start("quarter", ts - timedelta(microseconds=1), SHANGHAI)
+    assert before == datetime(2026, 9, 30, 16, tzinfo=UTC)
+    assert previous_start("quarter", start, SHANGHAI) == before
+
+
+def test_quarters_in_paris_span_the_daylight_saving_changes() -> None:
+    # Q1 2027: 2027-01-01 00:00 +01:00 to 2027-04-01 00:00 +02:00 (summer time from 03-28):
+    # 90 days less one hour.
+    start = window_start("quarter", datetime(2027, 2, 10, tzinfo=UTC), PARIS)
+    assert start == datetime(2026, 12, 31, 23, tzinfo=UTC)
+    end = window_end("quarter", start, PARIS)
+    assert end == datetime(2027, 3, 31, 22, tzinfo=UTC)
+    assert end - start == timedelta(days=90, hours=-1)
+    # the previous quarter, Q4 2026: 2026-10-01 00:00 +02:00
+    assert previous_start("quarter", start, PARIS) == datetime(2026, 9, 30, 22, tzinfo=UTC)
+
+
+def test_windows_overlapping_lists_the_quarters_across_a_year() -> None:
+    got = windows_overlapping(
+        datetime(2026, 11, 5, tzinfo=UTC), datetime(2027, 4, 1, tzinfo=UTC), UTC_ZONE, ("quarter",)
+    )
+    assert got == [
+        ("quarter", datetime(2026, 10, 1, tzinfo=UTC)),
+        ("quarter", datetime(2027, 1, 1, tzinfo=UTC)),
+        ("quarter", datetime(2027, 4, 1, tzinfo=UTC)),  # the end is included
     ]
 
 

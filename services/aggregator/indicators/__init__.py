@@ -25,6 +25,12 @@ Aggregate = Literal["count", "mean", "ratio", "weighted", "sum"]
 Placement = Literal["instant", "state", "overlap", "derived"]
 # Derived from `service` through the catalog's service → customer map, never from samples.
 CUSTOMER = "customer"
+# Private dimensions (SPEC §8: per-engineer values are never labels; issue 11's team review):
+# an indicator's statement selects them, so a query-time grouping may name them
+# (aggregator/per_engineer.py), but they are never stored (policy.py reads `all_dimensions`,
+# which leaves them out), never a /metrics label, never listed by or accepted from
+# GET /v1/indicators. Only these names may be private.
+PRIVATE_DIMENSIONS = frozenset({"assignee"})
 
 
 @dataclass(frozen=True)
@@ -55,11 +61,32 @@ class Indicator:
     # for states and time shares; for an instant placed by where intervals meet (an outage is
     # a piece of the union of its alerts) too.
     interval_placed: bool = False
+    # Dimensions its samples carry that only a private reader may group by (PRIVATE_DIMENSIONS):
+    # selected by the statement like `dimensions`, never stored, exposed or public.
+    private_dimensions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # only the listed names may be private, and a private name is never a public dimension
+        wrong = set(self.private_dimensions) - PRIVATE_DIMENSIONS
+        public = PRIVATE_DIMENSIONS & set(self.dimensions)
+        if wrong or public:
+            raise ValueError(f"{self.id}: private dimensions {sorted(wrong | public)} not allowed")
 
     @property
     def all_dimensions(self) -> tuple[str, ...]:
-        """The declared dimensions, plus `customer` wherever there is a `service`."""
+        """The public dimensions: the declared ones, plus `customer` wherever there is a
+        `service` (never the private ones)."""
         return (*self.dimensions, CUSTOMER) if "service" in self.dimensions else self.dimensions
+
+    @property
+    def sample_dimensions(self) -> tuple[str, ...]:
+        """The columns its samples carry: the declared dimensions, then the private ones."""
+        return (*self.dimensions, *self.private_dimensions)
+
+    @property
+    def selectable_dimensions(self) -> tuple[str, ...]:
+        """What its statement can group by: the public dimensions, then the private ones."""
+        return (*self.all_dimensions, *self.private_dimensions)
 
     @property
     def scopes(self) -> frozenset[str]:

@@ -6,8 +6,16 @@ from __future__ import annotations
 from services.aggregator.indicators import Aggregate, Indicator, Unit, bounded, register
 from shared.indicator_ids import Direction
 
-TICKET_DIMENSIONS = ("service", "priority", "assignment_group", "kind")
+# `channel` (how a ticket came in, SPEC §3.1) breaks down volumes: tickets opened and resolved,
+# major incidents, the backlog (issue 11: "volumes by kind, priority and channel"). Durations,
+# ratios and SLA ratios stay without it: they measure the handling, by service, priority and
+# group, and each enumerated dimension multiplies their stored points (policy.py).
+TICKET_DIMENSIONS = ("service", "priority", "assignment_group", "kind", "channel")
 INCIDENT_DIMENSIONS = ("service", "priority", "assignment_group")
+INCIDENT_VOLUME_DIMENSIONS = (*INCIDENT_DIMENSIONS, "channel")
+# The ticket's current assignee: private (indicators.PRIVATE_DIMENSIONS), for the team review's
+# per-engineer summary only (aggregator/per_engineer.py); never stored, never a label.
+PER_ENGINEER = ("assignee",)
 CHANGE_DIMENSIONS = ("service", "change_type")
 
 
@@ -24,6 +32,7 @@ def per_row(
     v: str,
     aggregate: Aggregate,
     where: tuple[str, ...] = (),
+    private_dimensions: tuple[str, ...] = (),
 ) -> Indicator:
     """One sample `v` per row of `table` whose `assigned_by` timestamp lies in the window."""
     conditions = [
@@ -43,9 +52,10 @@ def per_row(
         assigned_by=assigned_by,
         dimensions=dimensions,
         aggregate=aggregate,
-        samples_sql=f"SELECT {', '.join([*dimensions, f'{v} AS v'])} {source}",
+        samples_sql=f"SELECT {', '.join([*dimensions, *private_dimensions, f'{v} AS v'])} {source}",
         source=source,
         v=v,
+        private_dimensions=private_dimensions,
     )
 
 
@@ -60,8 +70,10 @@ def tickets(
     aggregate: Aggregate,
     where: str = "",
     kind: str | None = "incident",
+    dimensions: tuple[str, ...] | None = None,
 ) -> Indicator:
-    """Tickets (incidents unless `kind` says otherwise) placed by `assigned_by`."""
+    """Tickets (incidents unless `kind` says otherwise) placed by `assigned_by`; by
+    TICKET_DIMENSIONS over every kind, else INCIDENT_DIMENSIONS unless `dimensions` says."""
     conditions = (f"kind = '{kind}'",) if kind else ()
     return per_row(
         id,
@@ -71,10 +83,11 @@ def tickets(
         table="tickets",
         scope="ticket",
         assigned_by=assigned_by,
-        dimensions=INCIDENT_DIMENSIONS if kind else TICKET_DIMENSIONS,
+        dimensions=dimensions or (INCIDENT_DIMENSIONS if kind else TICKET_DIMENSIONS),
         v=v,
         aggregate=aggregate,
         where=conditions + ((where,) if where else ()),
+        private_dimensions=PER_ENGINEER,
     )
 
 
@@ -178,6 +191,7 @@ register(
         v="1.0",
         aggregate="count",
         where="major",
+        dimensions=INCIDENT_VOLUME_DIMENSIONS,
     ),
     tickets(
         "problem_resolution_time_seconds",
@@ -216,6 +230,7 @@ def sla(id: str, which: str, definition: str) -> Indicator:
         v=f"s.{which}_met::int::float8",
         aggregate="ratio",
         where=("s.policy_id IS NOT NULL",),
+        private_dimensions=PER_ENGINEER,
     )
 
 
@@ -241,11 +256,11 @@ register(
         "state transitions: reopened, pending and cancelled ones at their real times).",
         scope="ticket",
         assigned_by="state at window end",
-        dimensions=INCIDENT_DIMENSIONS,
+        dimensions=INCIDENT_VOLUME_DIMENSIONS,
         aggregate="count",
         placement="state",
         samples_sql="""
-            SELECT service, priority, assignment_group, 1.0 AS v FROM tickets
+            SELECT service, priority, assignment_group, channel, 1.0 AS v FROM tickets
             WHERE kind = 'incident' AND opened_at < w.window_end
               AND open_periods @> w.window_end
         """,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 
+from services.aggregator.indicators import PRIVATE_DIMENSIONS
 from services.api import indicators
 from services.api.deps import Catalogs, Db, Read, SettingsDep
 from services.api.schemas import ErrorBody, IndicatorList, IndicatorSeries
@@ -15,7 +16,19 @@ from shared.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["indicators"], dependencies=[Read])
 
-DIMENSIONS = ("service", "customer", "priority", "assignment_group", "change_type", "ci", "kind")
+# The dimensions a request may filter on, each a query parameter below: every dimension of the
+# registry's indicators (tests/api/test_api.py checks the two agree).
+DIMENSIONS = (
+    "service",
+    "customer",
+    "priority",
+    "assignment_group",
+    "change_type",
+    "ci",
+    "kind",
+    "channel",
+    "severity",
+)
 
 
 @router.get("/indicators", response_model=IndicatorList)
@@ -44,6 +57,8 @@ async def get_indicator(
     change_type: str | None = None,
     ci: str | None = None,
     kind: str | None = None,
+    channel: str | None = None,
+    severity: str | None = None,
     group_by: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
     """Points of one indicator per window, filtered by dimensions and grouped by `group_by`
@@ -54,11 +69,23 @@ async def get_indicator(
     values = dict(
         zip(
             DIMENSIONS,
-            (service, customer, priority, assignment_group, change_type, ci, kind),
+            (
+                service,
+                customer,
+                priority,
+                assignment_group,
+                change_type,
+                ci,
+                kind,
+                channel,
+                severity,
+            ),
             strict=True,
         )
     )
     filters = {k: v for k, v in values.items() if v is not None}
+    # a private dimension is no parameter, yet never silently ignored: indicators.plan refuses it
+    filters |= {k: v for k, v in request.query_params.items() if k in PRIVATE_DIMENSIONS}
     groups = [g.strip() for item in group_by or [] for g in item.split(",") if g.strip()]
     state = request.app.state
     cache: indicators.SeriesCache = state.series_cache

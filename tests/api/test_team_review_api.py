@@ -31,14 +31,17 @@ def opened(tid: str, at: datetime, group: str = "desk", **data: Any) -> dict[str
 
 
 EVENTS = [
-    opened("D1", t(2), reassignment_count=3, problem_id="PD1"),
+    opened("D1", t(2), reassignment_count=3, problem_id="PD1", assignee="alice"),
     ticket_event("D1", t(3), "resolved"),  # open 1 day
     opened("D2", t(1, month=9)),  # September, still open
-    opened("D3", t(10), reopen_count=2),
+    opened("D3", t(10), reopen_count=2, assignee="bob"),
+    opened("D5", t(20), assignee="alice"),
+    ticket_event("D5", t(20, 15), "resolved"),  # 6 hours
     ticket_event("D3", t(12), "resolved"),  # open 2 days
     opened("D4", t(25)),  # still open
     opened("PD1", t(4), kind="problem", title=HOSTILE),  # still open
-    opened("N1", t(5), group="net", reassignment_count=5),  # another group's
+    opened("N1", t(5), group="net", reassignment_count=5, assignee="alice"),  # another group's
+    ticket_event("N1", t(6), "resolved"),
 ]
 
 
@@ -113,9 +116,9 @@ def test_difficult_tickets_of_the_group_only(desk: dict[str, Any]) -> None:
     assert ids(d["most_reassigned"]) == ["D1"]  # N1 (5) is another group's
     assert d["most_reassigned"][0]["reassignments"] == 3
     # open until resolved, or until November 1 00:00, each opened at 09:00: D2 60 days and 15
-    # hours, PD1 27 d 15 h, D4 6 d 15 h, D3 2 d, D1 1 d
-    assert ids(d["longest_open"]) == ["D2", "PD1", "D4", "D3", "D1"]
-    assert [x["age_days"] for x in d["longest_open"]] == [60.625, 27.625, 6.625, 2.0, 1.0]
+    # hours, PD1 27 d 15 h, D4 6 d 15 h, D3 2 d, D1 1 d, D5 6 h
+    assert ids(d["longest_open"]) == ["D2", "PD1", "D4", "D3", "D1", "D5"]
+    assert [x["age_days"] for x in d["longest_open"]] == [60.625, 27.625, 6.625, 2.0, 1.0, 0.25]
     assert ids(d["reopened"]) == ["D3"] and d["reopened"][0]["reopens"] == 2
     assert d["longest_open"][0]["link"] == "/v1/tickets/D2"
 
@@ -144,8 +147,8 @@ def test_the_plan_carried_from_the_groups_reviews(desk: dict[str, Any]) -> None:
 
 def test_the_brief_is_the_indicator_apis(client: TestClient, desk: dict[str, Any]) -> None:
     brief = desk["brief"]
-    # opened in October: D1, D3, D4, PD1; in September: D2
-    assert (brief["opened"]["value"], brief["opened"]["previous"]) == (4.0, 1.0)
+    # opened in October: D1, D3, D4, D5, PD1; in September: D2
+    assert (brief["opened"]["value"], brief["opened"]["previous"]) == (5.0, 1.0)
     for figure in brief.values():
         resp = client.get(
             f"/v1/indicators/{figure['indicator']}",
@@ -162,6 +165,19 @@ def test_the_brief_is_the_indicator_apis(client: TestClient, desk: dict[str, Any
             figure["value"],
             figure["previous"],
         ), figure["indicator"]
+
+
+def test_per_engineer_kpis_of_the_group(desk: dict[str, Any]) -> None:
+    """alice: D1 (1 day) and D5 (6 h) resolved in October, N1 is another group's; bob: D3
+    (2 days, reopened); the open tickets nobody took count nowhere (nothing resolved)."""
+    engineers = {e["assignee"]: e for e in desk["engineers"]}
+    assert list(engineers) == ["alice", "bob"]
+    alice, bob = engineers["alice"], engineers["bob"]
+    assert (alice["resolved"]["value"], bob["resolved"]["value"]) == (2.0, 1.0)
+    assert alice["resolution_time"] == {"value": (86400 + 21600) / 2, "count": 2}
+    assert bob["resolution_time"] == {"value": 172800.0, "count": 1}
+    assert (alice["reopen"]["value"], bob["reopen"]["value"]) == (0.0, 1.0)
+    assert alice["sla_resolution_met"] == {"value": None, "count": 0}  # no SLA policy here
 
 
 def test_bad_requests_are_422(client: TestClient) -> None:

@@ -111,12 +111,11 @@ def customer_review_of(
     service: Annotated[str | None, Query(max_length=300)] = None,
     format: Format = None,
 ) -> CustomerReview | HTMLResponse:
-    """The customer review of one `service` or `customer` for a month (`2026-10`) or an ISO
-    week (`2026-W41`): SLA per objective with the previous period and trend, objectives met,
+    """The customer review of one `service` or `customer` for a month (`2026-10`), an ISO
+    week (`2026-W41`) or a quarter (`2026-Q4`): SLA per objective with the previous period and trend, objectives met,
     service performance, satisfaction, workload, changes, problems, action items and
     improvements. Indicator numbers are those `GET /v1/indicators/{id}` answers for the same
-    window and filter. A quarter (`2026-Q4`) is a 422 until the indicators have a quarter
-    window. As a printable page with charts when asked for HTML (`?format=html` or
+    window and filter. As a printable page with charts when asked for HTML (`?format=html` or
     `Accept: text/html`)."""
     found = customer_review.review(
         db,

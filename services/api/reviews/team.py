@@ -16,13 +16,17 @@ from urllib.parse import quote
 from sqlalchemy import Connection, and_, func, literal, select
 from sqlalchemy.dialects.postgresql import TSTZMULTIRANGE, TSTZRANGE
 
+from services.aggregator.compute import QueryPoint
+from services.aggregator.per_engineer import TEAM_KPIS, per_engineer
 from services.api.improvements.measure import Reading
 from services.api.reviews import service as reviews
 from services.api.reviews.figures import Reader
 from services.api.reviews.schemas import ActionItem
 from services.api.reviews.team_schemas import (
     DifficultTickets,
+    EngineerKpis,
     GroupBrief,
+    Kpi,
     Plan,
     ProblemLine,
     TeamReview,
@@ -78,6 +82,7 @@ def review(
         difficult=_difficult(conn, assignment_group, r.start, r.end),
         unresolved=_unresolved(conn, assignment_group, r.end),
         problems=_problems(conn, assignment_group, r.start, r.end),
+        engineers=_engineers(conn, catalog, assignment_group, r.start, r.end, now),
     )
 
 
@@ -91,6 +96,35 @@ def _brief(r: Reader, filters: dict[str, str]) -> GroupBrief:
         reassignment=r.figure("incident_reassignment_ratio", filters),
         reopen=r.figure("incident_reopen_ratio", filters),
     )
+
+
+def _engineers(
+    conn: Connection, catalog: Catalog, group: str, start: datetime, end: datetime, now: datetime
+) -> list[EngineerKpis]:
+    found = per_engineer(
+        conn, catalog, TEAM_KPIS, (start, end), {"assignment_group": group}, now=now
+    )
+
+    def kpi(points: dict[str, QueryPoint], indicator: str) -> Kpi:
+        p = points.get(indicator)
+        return Kpi(value=None, count=0) if p is None else Kpi(value=p.value, count=p.count)
+
+    out = []
+    for assignee in sorted(found, key=lambda a: (a == "unknown", a)):
+        points = found[assignee]
+        duration = points.get("incident_resolution_time_seconds")
+        out.append(
+            EngineerKpis(
+                assignee=assignee,
+                resolved=kpi(points, "ticket_resolved_count"),
+                resolution_time=kpi(points, "incident_resolution_time_seconds"),
+                resolution_time_p50=duration.p50 if duration else None,
+                resolution_time_p90=duration.p90 if duration else None,
+                sla_resolution_met=kpi(points, "incident_sla_resolution_met_ratio"),
+                reopen=kpi(points, "incident_reopen_ratio"),
+            )
+        )
+    return out
 
 
 def _overlapping(start: datetime, end: datetime) -> Any:

@@ -80,6 +80,7 @@ def render(review: TeamReview) -> str:
             html.section("Difficult tickets", difficult),
             html.section("Unresolved and aged", unresolved),
             html.section("Problems", problems),
+            html.section("Per engineer", _engineers(review)),
             html.section("Next plan", items_table(plan.next_items)),
         ]
     )
@@ -110,3 +111,34 @@ def _tickets(lines: list[TicketLine]) -> str:
         ],
         numeric=(6, 7, 8),
     )
+
+
+def _engineers(review: TeamReview) -> str:
+    return html.table(
+        [
+            "engineer",
+            "resolved",
+            "mean resolution (h)",
+            "p50 (h)",
+            "p90 (h)",
+            "SLA met",
+            "reopened",
+        ],
+        [
+            [
+                esc(e.assignee),
+                esc(number(e.resolved.value)),
+                esc(number(_hours(e.resolution_time.value))),
+                esc(number(_hours(e.resolution_time_p50))),
+                esc(number(_hours(e.resolution_time_p90))),
+                esc(number(e.sla_resolution_met.value)),
+                esc(number(e.reopen.value)),
+            ]
+            for e in review.engineers
+        ],
+        numeric=(1, 2, 3, 4, 5, 6),
+    )
+
+
+def _hours(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds / 3600

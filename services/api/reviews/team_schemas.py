@@ -71,6 +71,25 @@ class ProblemLine(BaseModel):
     linked_incidents: int = Field(description="incidents naming it as their problem_id")
 
 
+class Kpi(BaseModel):
+    value: float | None
+    count: int = Field(description="the samples behind the value")
+
+
+class EngineerKpis(BaseModel):
+    """One engineer's work for the group over the period (tickets whose current group and
+    assignee these are), by the same statements as the indicators; `unknown`: tickets nobody
+    took. Here and nowhere else: per-engineer values are never stored nor exported."""
+
+    assignee: str
+    resolved: Kpi = Field(description="ticket_resolved_count: tickets of every kind resolved")
+    resolution_time: Kpi = Field(description="incident_resolution_time_seconds: the mean")
+    resolution_time_p50: float | None
+    resolution_time_p90: float | None
+    sla_resolution_met: Kpi = Field(description="incident_sla_resolution_met_ratio")
+    reopen: Kpi = Field(description="incident_reopen_ratio")
+
+
 class Plan(BaseModel):
     """The previous period's plan (the items of the group's previous team review, with their
     progress, and every item still open) and the next one (the items recorded at this period's
@@ -99,3 +118,4 @@ class TeamReview(BaseModel):
     problems: list[ProblemLine] = Field(
         description="problems of the group open at some time in the period, oldest first"
     )
+    engineers: list[EngineerKpis] = Field(description="by assignee; `unknown` last")

@@ -114,9 +114,9 @@ def customer_review_of(
     """The customer review of one `service` or `customer` for a month (`2026-10`), an ISO
     week (`2026-W41`) or a quarter (`2026-Q4`): SLA per objective with the previous period
     and trend, objectives met, service performance, satisfaction, workload, changes, problems,
-    action items and improvements. Indicator numbers are those `GET /v1/indicators/{id}` answers for the same
-    window and filter. As a printable page with charts when asked for HTML (`?format=html` or
-    `Accept: text/html`)."""
+    action items and improvements. Indicator numbers are those `GET /v1/indicators/{id}`
+    answers for the same window and filter. As a printable page with charts when asked for
+    HTML (`?format=html` or `Accept: text/html`)."""
     found = customer_review.review(
         db,
         catalogs.get(db)[0],

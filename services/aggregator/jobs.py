@@ -50,10 +50,10 @@ RUN_SECONDS = 10.0
 # 15 s waits 150 s before the next (never less than the slower cadence). The same share bounds
 # drift scoring, whose cost grows with the number of series.
 COSTLY_SHARE = 0.1
-# The /metrics snapshot may take a quarter: at a million tickets a month a rendering takes ~5 s
-# of the aggregator's CPU, so it is renewed every ~20 s instead of every 15 s (the api calls it
-# stale only after ITSM_EXPOSITION_STALE_SECONDS, 120 s).
-EXPOSITION_SHARE = 0.25
+# The /metrics snapshot too: at a million tickets a month a rendering takes ~5 s of the
+# aggregator's CPU, so it is renewed every ~50 s instead of every 15 s (the api calls it stale
+# only after ITSM_EXPOSITION_STALE_SECONDS, 120 s).
+EXPOSITION_SHARE = 0.1
 # A job over the stored values that lives above the aggregator (the improvements' verification
 # reads them with the api's indicator reads): the CLI passes it in, the aggregator never imports
 # the api. Called with a transaction, the active catalog and the aggregator's clock.
@@ -79,8 +79,9 @@ class Aggregator:
         self._catalogs = CatalogCache()
         self._catalog_sha = DEFAULT_SHA
         self._unit_seconds: dict[str, float] = {}  # measured cost of a past unit, per kind
-        # measured cost of a running window's unit that computed its percentiles, per kind
-        self._percentile_seconds: dict[str, float] = {}
+        # measured cost of a running window's unit of the slow lanes (percentiles, states), per
+        # kind
+        self._costly_seconds: dict[str, float] = {}
         self.snapshots = SnapshotWriter(engine, self.tz, clock, settings.metrics_max_series)
 
     def catalog(self, conn: Connection) -> tuple[Catalog, str]:
@@ -97,9 +98,9 @@ class Aggregator:
             tz=self.tz,
             hours_since=hours_kept_since(now, self.settings.hour_retention_days),
             slow=timedelta(seconds=self.settings.aggregator_slow_seconds),
-            percentiles_wait={
+            costly_wait={
                 kind: timedelta(seconds=cost / COSTLY_SHARE)
-                for kind, cost in self._percentile_seconds.items()
+                for kind, cost in self._costly_seconds.items()
             },
         )
 
@@ -172,7 +173,8 @@ class Aggregator:
                 if units:
                     conn.execute(_WORK_MEM)
                     self._compute(conn, horizon, units, claimed)
-                    queue.done(conn, claimed)
+                    self._measure(units, claimed, time.perf_counter() - started, now)
+                    queue.done(conn, claimed, self.horizon(now))
         except DBAPIError as err:
             if err.connection_invalidated or _unreachable(err):
                 raise  # the database is away: nothing to count against the windows
@@ -220,16 +222,23 @@ class Aggregator:
         else:
             process_windows(conn, ctx, kind, units, rows)
 
-    def _computed(
+    def _measure(
         self, units: Sequence[Unit], rows: Sequence[Row], elapsed: float, now: datetime
     ) -> None:
+        """What a unit of this kind costs: a past one, for sizing chunks; a running window's
+        costly parts (slow lanes), for how long they wait before the next time."""
         kind = units[0].kind
         if units[0].end <= now:  # a past unit: what the next chunk of this kind may hold
             per_unit = elapsed / len(units)
             previous = self._unit_seconds.get(kind, per_unit)
             self._unit_seconds[kind] = 0.7 * previous + 0.3 * per_unit
-        elif any(r.lane == "percentiles" for r in rows):
-            self._percentile_seconds[kind] = elapsed
+        elif any(r.lane in queue.SLOW_LANES for r in rows):
+            self._costly_seconds[kind] = elapsed
+
+    def _computed(
+        self, units: Sequence[Unit], rows: Sequence[Row], elapsed: float, now: datetime
+    ) -> None:
+        kind = units[0].kind
         finished = datetime.now(UTC)
         received = [r.first_received_at for r in rows if r.lane == "point" and r.scopes]
         if received:

@@ -109,16 +109,17 @@ class Horizon:
     tz: ZoneInfo
     hours_since: datetime
     slow: timedelta
-    # A running window's exact percentiles cost a scan of its rows: a month of a million
-    # tickets takes 10–20 s. They wait at least `slow`, and longer when they cost more
-    # (jobs.Aggregator measures them), so they never take more than a share of a core.
-    percentiles_wait: Mapping[str, timedelta] = field(default_factory=dict)
+    # A running window's costly parts (its exact percentiles, its states and time shares) cost
+    # a scan of its rows: a week or month of a million tickets takes 10–20 s. They wait at
+    # least `slow`, and longer when they cost more (jobs.Aggregator measures them), so they
+    # never take more than a share of a core.
+    costly_wait: Mapping[str, timedelta] = field(default_factory=dict)
 
-    def percentiles_due(self, kind: str, end: datetime) -> datetime:
-        """When the exact percentiles of a window of `kind` ending at `end` are due."""
+    def costly_due(self, kind: str, end: datetime) -> datetime:
+        """When the costly parts of a window of `kind` ending at `end` are due."""
         wait = self.slow
         if end > self.now and self.slow:  # slow 0: no slower cadence at all
-            wait = max(wait, self.percentiles_wait.get(kind, wait))
+            wait = max(wait, self.costly_wait.get(kind, wait))
         return self.now + wait
 
 
@@ -156,7 +157,7 @@ def expand_marks(conn: Connection, horizon: Horizon, limit: int = MARKS_PER_CLAI
             for kind, start in windows:
                 end = window_end(kind, start, horizon.tz)
                 deferred = lane == "span" and end > horizon.now
-                due = horizon.now + horizon.slow if deferred else horizon.now
+                due = horizon.costly_due(kind, end) if deferred else horizon.now
                 rows.append((kind, start, lane, end, scopes, received, due))
     enqueue(conn, rows, horizon.now)
     conn.execute(_DONE, {"ids": [r.id for r in claimed]})
@@ -225,7 +226,7 @@ def follow_ups(
     for kind, start, end in windows:
         out.append((kind, start, "point", end, "", now, now))
         if percentiles:
-            due = horizon.percentiles_due(kind, end)
+            due = horizon.costly_due(kind, end)
             out.append((kind, start, "percentiles", end, "", now, due))
     return out
 
@@ -356,14 +357,18 @@ def try_lock(conn: Connection, unit: Unit) -> bool:
     return bool(conn.execute(_LOCK, {"kind": unit.kind, "start": unit.start}).scalar_one())
 
 
-def done(conn: Connection, rows: Sequence[Row]) -> None:
+def done(conn: Connection, rows: Sequence[Row], horizon: Horizon | None = None) -> None:
     """Delete the rows a unit computed, unless another transaction marked them again since
-    they were read (their version moved): those stay due and are computed once more. A row
-    this unit marked itself is done (a marker waiting on it inserts a new row)."""
-    if rows:
-        conn.execute(
-            text(
-                """
+    they were read (their version moved): those stay due and are computed once more — at
+    once for instants; for the costly parts of a running window (slow lanes), not before
+    `horizon.costly_due` (a busy week re-marked during its 20 s computation would otherwise be
+    computed again straight away, and again). A row this unit marked itself is done (a marker
+    waiting on it inserts a new row)."""
+    if not rows:
+        return
+    conn.execute(
+        text(
+            """
                 DELETE FROM window_queue q
                 USING unnest(CAST(:kinds AS text[]), CAST(:starts AS timestamptz[]),
                              CAST(:lanes AS text[]), CAST(:versions AS bigint[]))
@@ -372,8 +377,22 @@ def done(conn: Connection, rows: Sequence[Row]) -> None:
                   AND q.xmin::text::bigint IN (
                       r.version, pg_current_xact_id()::text::bigint % 4294967296)
                 """
+        ),
+        {**_keys(rows), "versions": [r.version for r in rows]},
+    )
+    later = [r for r in rows if horizon and r.lane in SLOW_LANES and r.end > horizon.now]
+    if horizon is not None and later:
+        conn.execute(
+            text(
+                """
+                UPDATE window_queue q SET due_at = greatest(q.due_at, r.due)
+                FROM unnest(CAST(:kinds AS text[]), CAST(:starts AS timestamptz[]),
+                            CAST(:lanes AS text[]), CAST(:dues AS timestamptz[]))
+                      AS r(kind, start, lane, due)
+                WHERE q.window_kind = r.kind AND q.window_start = r.start AND q.lane = r.lane
+                """
             ),
-            {**_keys(rows), "versions": [r.version for r in rows]},
+            {**_keys(later), "dues": [horizon.costly_due(r.kind, r.end) for r in later]},
         )
 
 

@@ -146,7 +146,7 @@ def _states_due(conn: Connection, ctx: Context, rows: Sequence[Row]) -> set[tupl
             due.add(key)
         elif r.lane == "point" and r.scopes:
             scopes = ",".join(sorted(r.scopes))
-            due_at = ctx.now + ctx.horizon.slow
+            due_at = ctx.horizon.costly_due(r.kind, r.end)
             later[key] = (r.kind, r.start, "span", r.end, scopes, r.first_received_at, due_at)
     enqueue(conn, [row for key, row in later.items() if key not in due], ctx.now)
     return due

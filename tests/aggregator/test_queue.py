@@ -147,7 +147,7 @@ def test_a_running_windows_states_wait_for_the_slower_cadence_its_counts_do_not(
     assert points(engine, "incident_backlog_count", "day", day)["value"] == 2.0  # type: ignore[index]
 
 
-def test_a_running_windows_percentiles_wait_longer_the_more_they_cost() -> None:
+def test_a_running_windows_costly_wait_longer_the_more_they_cost() -> None:
     """At most a tenth of a core per running window: percentiles that took 20 s come due
     200 s later; cheap ones at the slower cadence; an ended window's at the slower cadence."""
     from zoneinfo import ZoneInfo
@@ -158,7 +158,7 @@ def test_a_running_windows_percentiles_wait_longer_the_more_they_cost() -> None:
         tz=ZoneInfo("UTC"),
         hours_since=utc(2026, 7, 1),
         slow=timedelta(seconds=30),
-        percentiles_wait={"month": timedelta(seconds=200), "day": timedelta(seconds=5)},
+        costly_wait={"month": timedelta(seconds=200), "day": timedelta(seconds=5)},
     )
     rows = queue.follow_ups(
         [
@@ -191,10 +191,9 @@ def test_the_aggregator_measures_what_a_running_windows_percentiles_cost(
     agg = aggregator(engine, slow, clock=lambda: now[0])
     store(engine, [ticket_event("P1", utc(2026, 10, 6, 9), "resolved", service="email")])
     agg.recompute_dirty(lanes=queue.LANES)
-    assert agg.horizon(now[0]).percentiles_wait == {}  # none computed yet
     now[0] += timedelta(seconds=31)
     agg.recompute_dirty(lanes=queue.SLOW_LANES)  # the running windows' percentiles
-    waits = agg.horizon(now[0]).percentiles_wait
+    waits = agg.horizon(now[0]).costly_wait
     assert {"day", "week", "month"} <= set(waits)
     # measured: ten times what the unit took (a few ms to a second here)
     assert all(timedelta(0) < w < timedelta(seconds=60) for w in waits.values())
@@ -219,3 +218,40 @@ def test_a_paced_job_takes_at_most_its_share_of_the_time() -> None:
     clock.sleep(0.2)
     job()
     assert len(runs) == 2 and runs[1] - runs[0] >= 0.2
+
+
+def test_a_running_windows_costly_part_marked_during_its_computation_waits_its_cost(
+    engine: Engine,
+) -> None:
+    """Its row stays (it was marked again), but due after the measured wait, not at once: a
+    busy week's 20 s percentiles would otherwise run back to back."""
+    from zoneinfo import ZoneInfo
+
+    now = utc(2026, 10, 7, 12)
+    week = utc(2026, 10, 5)
+    horizon = queue.Horizon(
+        now=now,
+        tz=ZoneInfo("UTC"),
+        hours_since=utc(2026, 7, 1),
+        slow=timedelta(seconds=30),
+        costly_wait={"week": timedelta(seconds=200)},
+    )
+    row = ("week", week, "percentiles", utc(2026, 10, 12), "", now, now)
+    with engine.begin() as conn:
+        queue.enqueue(conn, [row], now)
+    unit = queue.Unit("week", week, utc(2026, 10, 12))
+    with engine.begin() as computing:
+        assert queue.try_lock(computing, unit)
+        claimed = queue.claim(computing, unit, now, queue.SLOW_LANES)
+        assert [(r.kind, r.lane) for r in claimed] == [("week", "percentiles")]
+        with engine.begin() as marking:  # the week's days moved again meanwhile
+            queue.enqueue(marking, [row], now)
+        queue.done(computing, claimed, horizon)
+    with engine.connect() as conn:
+        due = conn.execute(
+            text(
+                "SELECT due_at FROM window_queue "
+                "WHERE window_kind = 'week' AND lane = 'percentiles'"
+            )
+        ).scalar_one()
+    assert due == now + timedelta(seconds=200)

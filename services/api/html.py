@@ -215,3 +215,45 @@ def bars(
             )
     parts.append("</svg>")
     return "".join(parts)
+
+
+_STATUS_FILL = {"met": "#1a7f37", "warning": "#bf8700", "breached": "#cf222e"}
+
+
+def objective_bars(
+    rows: Sequence[tuple[str, float | None, float, str]],
+    *,
+    width: int = 640,
+    row_height: int = 22,
+) -> str:
+    """An inline SVG with one bar per objective (label, value, target, status), each to its own
+    scale (objectives have different units: a CSAT of 4.5 beside a count of 1), with a tick at
+    the target and the bar coloured by the status."""
+    if not rows:
+        return "<p class='sub'>no objectives</p>"
+    label_w, right = 220, 110
+    span = width - label_w - right
+    height = row_height * len(rows) + 8
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img">']
+    for i, (label, value, target, status) in enumerate(rows):
+        y = 4 + i * row_height
+        top = max(abs(target), abs(value or 0.0)) * 1.25 or 1.0
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + 12}" text-anchor="end">{esc(label[:34])}</text>'
+            f'<rect x="{label_w}" y="{y + 2}" width="{span}" height="12" fill="#f6f8fa"/>'
+        )
+        if value is not None:
+            fill = _STATUS_FILL.get(status, "#afb8c1")
+            parts.append(
+                f'<rect x="{label_w}" y="{y + 2}" width="{abs(value) / top * span:.1f}" '
+                f'height="12" fill="{fill}"/>'
+            )
+        tx = label_w + abs(target) / top * span
+        parts.append(
+            f'<line x1="{tx:.1f}" y1="{y}" x2="{tx:.1f}" y2="{y + 16}" stroke="#1f2328" '
+            'stroke-width="2"/>'
+            f'<text x="{label_w + span + 6}" y="{y + 12}">'
+            f"{esc(number(value))} / {esc(number(target))}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)

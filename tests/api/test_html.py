@@ -58,3 +58,16 @@ def test_a_line_chart_leaves_gaps_marks_references_and_the_split() -> None:
     assert svg.count("<polyline") == 1  # d1 alone, then d3–d4: one line
     assert "target &lt;1&gt; 1" in svg and svg.count('stroke-dasharray="2 3"') == 1
     assert html.line_chart([("d1", None)]) == "<p class='sub'>no values to chart</p>"
+
+
+def test_objective_bars_each_to_their_own_scale_with_the_target_marked() -> None:
+    svg = html.objective_bars(
+        [("email csat_score", 4.5, 4.0, "met"), ("email major_incident_count", 1.0, 0.0, "warning")]
+    )
+    # each bar to its own scale (1.25 × the larger of value and target, over 310 px): CSAT 4.5
+    # of 5.625 and one incident of 1.25 are both 248 px; the targets' ticks at 4 and at 0
+    assert svg.count('width="248.0"') == 2
+    assert 'x1="440.4"' in svg and 'x1="220.0"' in svg  # 220 + 4 / 5.625 × 310; 220 + 0
+    assert 'fill="#1a7f37"' in svg and 'fill="#bf8700"' in svg  # met green, warning amber
+    assert "4.50 / 4" in svg and "1 / 0" in svg
+    assert html.objective_bars([]) == "<p class='sub'>no objectives</p>"

@@ -88,7 +88,9 @@ def _sla(review: CustomerReview) -> str:
             ("Met ratio", esc(number(met.ratio.value))),
         ]
     )
-    chart = html.bars([(f"{s.service} {s.indicator}", s.value, s.previous) for s in review.sla])
+    chart = html.objective_bars(
+        [(f"{s.service} {s.indicator}", s.value, s.target, s.status) for s in review.sla]
+    )
     table = html.table(
         ["service", "objective", "target", "value", "status", "previous", "then", "trend"],
         rows,

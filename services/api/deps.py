@@ -4,12 +4,16 @@ no I/O are `async`: FastAPI runs a plain function in a worker thread, a hop per 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request
 from sqlalchemy import Connection
 
+from services.api.indicators import Reading
+from services.api.schemas import ErrorBody
 from services.catalog import CatalogCache
 from shared.errors import Forbidden, Unauthorized
 from shared.settings import Settings
@@ -33,6 +37,24 @@ async def _catalogs(request: Request) -> CatalogCache:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 Db = Annotated[Connection, Depends(_db)]
 Catalogs = Annotated[CatalogCache, Depends(_catalogs)]
+
+
+async def _now(request: Request) -> datetime:
+    """What "now" is for baselines, periods and schedules (create_app's clock)."""
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock()
+
+
+async def _reading(settings: SettingsDep) -> Reading:
+    return Reading(ZoneInfo(settings.reporting_timezone), settings.hour_retention_days)
+
+
+Now = Annotated[datetime, Depends(_now)]
+ReadingDep = Annotated[Reading, Depends(_reading)]
+# The error answers of the register routes (improvements, reviews), for the OpenAPI document.
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
+}
 
 
 def _bearer(request: Request) -> str | None:

@@ -48,6 +48,15 @@ _LENGTH = {
 QUERY_SECONDS = 10.0
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How indicator values are read: the settings the indicator API reads them with (the
+    reviews and the improvements read them the same way)."""
+
+    tz: ZoneInfo
+    hour_retention_days: float
+
+
 def catalog(conn: Connection, active: Catalog) -> list[IndicatorInfo]:
     return [info(ind) for ind in indicators_for(conn, active)]
 

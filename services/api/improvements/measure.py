@@ -5,10 +5,8 @@ windows."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
@@ -17,16 +15,9 @@ from services.aggregator.indicators.custom import find
 from services.api import indicators
 from services.api.improvements import states
 from services.api.improvements.schemas import Evidence, Measured, WindowValue
+from services.api.indicators import Reading
 from services.catalog import Catalog
 from shared.windows import previous_start, window_start
-
-
-@dataclass(frozen=True)
-class Reading:
-    """How indicator values are read: the settings the indicator API reads them with."""
-
-    tz: ZoneInfo
-    hour_retention_days: float
 
 
 def scope(service: str | None, customer: str | None) -> dict[str, str]:

@@ -3,18 +3,22 @@ Each write is one transaction, committed before the answer."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-from typing import Annotated
-from zoneinfo import ZoneInfo
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from services.api.deps import Catalogs, Db, Format, Manage, Read, SettingsDep, wants_html
+from services.api.deps import (
+    ERRORS,
+    Catalogs,
+    Db,
+    Format,
+    Manage,
+    Now,
+    Read,
+    ReadingDep,
+    wants_html,
+)
 from services.api.improvements import report_html
 from services.api.improvements import service as improvements
-from services.api.improvements.measure import Reading
 from services.api.improvements.schemas import (
     Improvement,
     ImprovementCreate,
@@ -23,33 +27,15 @@ from services.api.improvements.schemas import (
     Report,
     TransitionRequest,
 )
-from services.api.schemas import ErrorBody
 
 router = APIRouter(prefix="/v1", tags=["improvements"])
-
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
-}
-
-
-async def _now(request: Request) -> datetime:
-    clock: Callable[[], datetime] = request.app.state.clock
-    return clock()
-
-
-async def _reading(settings: SettingsDep) -> Reading:
-    return Reading(ZoneInfo(settings.reporting_timezone), settings.hour_retention_days)
-
-
-Now = Annotated[datetime, Depends(_now)]
-Read_ = Annotated[Reading, Depends(_reading)]
 
 
 @router.post(
     "/improvements",
     status_code=201,
     response_model=Improvement,
-    responses=_ERRORS,
+    responses=ERRORS,
     dependencies=[Manage],
 )
 def create_improvement(
@@ -61,7 +47,7 @@ def create_improvement(
     return found
 
 
-@router.get("/improvements", response_model=ImprovementList, responses=_ERRORS, dependencies=[Read])
+@router.get("/improvements", response_model=ImprovementList, responses=ERRORS, dependencies=[Read])
 def list_improvements(
     db: Db, state: str | None = None, service: str | None = None, customer: str | None = None
 ) -> ImprovementList:
@@ -72,7 +58,7 @@ def list_improvements(
 @router.get(
     "/improvements/{improvement_id}",
     response_model=Improvement,
-    responses=_ERRORS,
+    responses=ERRORS,
     dependencies=[Read],
 )
 def get_improvement(improvement_id: int, db: Db) -> Improvement:
@@ -83,7 +69,7 @@ def get_improvement(improvement_id: int, db: Db) -> Improvement:
 @router.patch(
     "/improvements/{improvement_id}",
     response_model=Improvement,
-    responses=_ERRORS,
+    responses=ERRORS,
     dependencies=[Manage],
 )
 def patch_improvement(
@@ -98,7 +84,7 @@ def patch_improvement(
 @router.post(
     "/improvements/{improvement_id}/transitions",
     response_model=Improvement,
-    responses=_ERRORS,
+    responses=ERRORS,
     dependencies=[Manage],
 )
 def transition_improvement(
@@ -107,7 +93,7 @@ def transition_improvement(
     db: Db,
     catalogs: Catalogs,
     now: Now,
-    reading: Read_,
+    reading: ReadingDep,
 ) -> Improvement:
     """Move the improvement along `proposed → approved → in_progress → implemented →
     verified | not_achieved`, or to `cancelled` from an open state; 409 lists the allowed
@@ -120,7 +106,7 @@ def transition_improvement(
 @router.get(
     "/improvements/{improvement_id}/report",
     response_model=Report,
-    responses={**_ERRORS, 200: {"content": {"text/html": {}}}},
+    responses={**ERRORS, 200: {"content": {"text/html": {}}}},
     dependencies=[Read],
 )
 def improvement_report(

@@ -26,6 +26,7 @@ from services.api.improvements.schemas import (
     Transition,
     TransitionRequest,
 )
+from services.api.indicators import Reading
 from services.catalog import Catalog
 from shared.db import improvement_transitions, improvements
 from shared.errors import Conflict, InvalidRequest, NotFound
@@ -120,7 +121,7 @@ def transition(
     improvement_id: int,
     req: TransitionRequest,
     now: datetime,
-    reading: measure.Reading,
+    reading: Reading,
 ) -> Improvement:
     """Move an improvement to `req.to` if its state allows it (409 with the allowed ones
     otherwise): on `approved` the baseline is captured, on `implemented` the verification
@@ -155,7 +156,7 @@ def transition(
     return get(conn, improvement_id)
 
 
-def verify_due(conn: Connection, catalog: Catalog, now: datetime, reading: measure.Reading) -> int:
+def verify_due(conn: Connection, catalog: Catalog, now: datetime, reading: Reading) -> int:
     """Verify the improvements whose verification period has ended (at most 100 a call): an
     `implemented` one moves to the evidence's outcome (by `system`); one a person decided on
     already keeps its state, and the evidence is recorded beside the decision."""
@@ -188,7 +189,7 @@ def verify_due(conn: Connection, catalog: Catalog, now: datetime, reading: measu
 
 def verifier(settings: Settings) -> Callable[[Connection, Catalog, datetime], int]:
     """`verify_due` with the settings' way of reading indicators: the aggregator's job."""
-    reading = measure.Reading(ZoneInfo(settings.reporting_timezone), settings.hour_retention_days)
+    reading = Reading(ZoneInfo(settings.reporting_timezone), settings.hour_retention_days)
 
     def verify(conn: Connection, catalog: Catalog, now: datetime) -> int:
         return verify_due(conn, catalog, now, reading)

@@ -17,8 +17,8 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from services.aggregator.objectives import catalog_objectives
 from services.api.improvements import service as improvements
-from services.api.improvements.measure import Reading
 from services.api.improvements.schemas import Improvement
+from services.api.indicators import Reading
 from services.api.reviews import service as reviews
 from services.api.reviews.customer_schemas import (
     ActionItems,

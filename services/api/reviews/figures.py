@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 from services.aggregator.indicators import Indicator
 from services.aggregator.indicators.custom import find
 from services.api import indicators
-from services.api.improvements.measure import Reading
+from services.api.indicators import Reading
 from services.api.reviews.customer_schemas import Breakdown, Figure, Group, Trend
 from services.catalog import Catalog
 from shared.errors import InvalidRequest

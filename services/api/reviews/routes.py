@@ -3,7 +3,6 @@ token, reads the read token. Each write is one transaction, committed before the
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -11,8 +10,18 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
-from services.api.deps import Catalogs, Db, Format, Manage, Read, SettingsDep, wants_html
-from services.api.improvements.measure import Reading
+from services.api.deps import (
+    ERRORS,
+    Catalogs,
+    Db,
+    Format,
+    Manage,
+    Now,
+    Read,
+    ReadingDep,
+    SettingsDep,
+    wants_html,
+)
 from services.api.reviews import customer as customer_review
 from services.api.reviews import customer_html, team_html
 from services.api.reviews import service as reviews
@@ -27,36 +36,20 @@ from services.api.reviews.schemas import (
     Schedule,
 )
 from services.api.reviews.team_schemas import TeamReview
-from services.api.schemas import ErrorBody
 from services.catalog.model import ReviewKind
 
 router = APIRouter(prefix="/v1", tags=["reviews"])
-
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
-}
-
-
-async def _now(request: Request) -> datetime:
-    clock: Callable[[], datetime] = request.app.state.clock
-    return clock()
 
 
 async def _tz(settings: SettingsDep) -> ZoneInfo:
     return ZoneInfo(settings.reporting_timezone)
 
 
-async def _reading(settings: SettingsDep) -> Reading:
-    return Reading(ZoneInfo(settings.reporting_timezone), settings.hour_retention_days)
-
-
-Now = Annotated[datetime, Depends(_now)]
 Tz = Annotated[ZoneInfo, Depends(_tz)]
-Reading_ = Annotated[Reading, Depends(_reading)]
 
 
 @router.post(
-    "/reviews", status_code=201, response_model=Review, responses=_ERRORS, dependencies=[Manage]
+    "/reviews", status_code=201, response_model=Review, responses=ERRORS, dependencies=[Manage]
 )
 def create_review(body: ReviewCreate, db: Db, catalogs: Catalogs, now: Now, tz: Tz) -> Review:
     """Record a review that took place, with its action items."""
@@ -65,7 +58,7 @@ def create_review(body: ReviewCreate, db: Db, catalogs: Catalogs, now: Now, tz: 
     return found
 
 
-@router.get("/reviews", response_model=ReviewList, responses=_ERRORS, dependencies=[Read])
+@router.get("/reviews", response_model=ReviewList, responses=ERRORS, dependencies=[Read])
 def list_reviews(
     db: Db,
     kind: ReviewKind | None = None,
@@ -80,7 +73,7 @@ def list_reviews(
     return reviews.list_all(db, kind=kind, scope=scope, period=period, limit=limit)
 
 
-@router.get("/reviews/schedule", response_model=Schedule, responses=_ERRORS, dependencies=[Read])
+@router.get("/reviews/schedule", response_model=Schedule, responses=ERRORS, dependencies=[Read])
 def review_schedule(
     db: Db,
     catalogs: Catalogs,
@@ -97,7 +90,7 @@ def review_schedule(
 @router.get(
     "/reviews/customer",
     response_model=CustomerReview,
-    responses={**_ERRORS, 200: {"content": {"text/html": {}}}},
+    responses={**ERRORS, 200: {"content": {"text/html": {}}}},
     dependencies=[Read],
 )
 def customer_review_of(
@@ -105,7 +98,7 @@ def customer_review_of(
     db: Db,
     catalogs: Catalogs,
     now: Now,
-    reading: Reading_,
+    reading: ReadingDep,
     period: Annotated[str, Query(max_length=20, examples=["2026-10", "2026-W41"])],
     customer: Annotated[str | None, Query(max_length=300)] = None,
     service: Annotated[str | None, Query(max_length=300)] = None,
@@ -134,7 +127,7 @@ def customer_review_of(
 @router.get(
     "/reviews/team",
     response_model=TeamReview,
-    responses={**_ERRORS, 200: {"content": {"text/html": {}}}},
+    responses={**ERRORS, 200: {"content": {"text/html": {}}}},
     dependencies=[Read],
 )
 def team_review_of(
@@ -142,7 +135,7 @@ def team_review_of(
     db: Db,
     catalogs: Catalogs,
     now: Now,
-    reading: Reading_,
+    reading: ReadingDep,
     assignment_group: Annotated[str, Query(max_length=300)],
     period: Annotated[str, Query(max_length=20, examples=["2026-10", "2026-W41"])],
     format: Format = None,
@@ -165,7 +158,7 @@ def team_review_of(
 
 
 @router.get(
-    "/reviews/{review_id:int}", response_model=Review, responses=_ERRORS, dependencies=[Read]
+    "/reviews/{review_id:int}", response_model=Review, responses=ERRORS, dependencies=[Read]
 )
 def get_review(review_id: int, db: Db) -> Review:
     """One review with its action items, the previous review of the same kind and scope with
@@ -176,7 +169,7 @@ def get_review(review_id: int, db: Db) -> Review:
 @router.patch(
     "/reviews/{review_id:int}/action-items/{item_id:int}",
     response_model=ActionItem,
-    responses=_ERRORS,
+    responses=ERRORS,
     dependencies=[Manage],
 )
 def patch_action_item(

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import TSTZMULTIRANGE, TSTZRANGE
 
 from services.aggregator.compute import QueryPoint
 from services.aggregator.per_engineer import TEAM_KPIS, per_engineer
-from services.api.improvements.measure import Reading
+from services.api.indicators import Reading
 from services.api.reviews import service as reviews
 from services.api.reviews.figures import Reader
 from services.api.reviews.schemas import ActionItem

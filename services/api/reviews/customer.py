@@ -41,7 +41,6 @@ from services.api.reviews.figures import Reader, trend
 from services.catalog import Catalog
 from shared.db import changes, config_items, objective_status, tickets
 from shared.errors import InvalidRequest
-from shared.periods import parse_period
 
 # The ticket dimensions the workload is broken down by, where the indicator offers them (so
 # `channel` appears once it is a dimension of ticket_opened_count).
@@ -93,10 +92,7 @@ def review(
 ) -> CustomerReview:
     """The customer review of a service or customer for a month or an ISO week."""
     scope = scope_of(catalog, customer, service)
-    try:
-        period = parse_period(period_text)
-    except ValueError as err:
-        raise InvalidRequest(str(err)) from None
+    period = reviews.period_of(period_text)
     r = Reader(conn, catalog, period, reading, now)
     sla = _sla(r, scope)
     previous, still_open = reviews.before_period(

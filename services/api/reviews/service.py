@@ -40,7 +40,7 @@ def create(
     scope_kind, scope_id = _scope(
         catalog, body.kind, body.service, body.customer, body.assignment_group
     )
-    period = _period(body.period)
+    period = period_of(body.period)
     held_at = body.held_at or now
     if held_at.tzinfo is None:
         raise InvalidRequest("held_at needs a UTC offset, e.g. 2026-11-04T10:00:00Z")
@@ -111,15 +111,7 @@ def get(conn: Connection, review_id: int) -> Review:
     before = conn.execute(
         select(reviews).where(same_scope).order_by(c.held_at.desc(), c.id.desc()).limit(1)
     ).first()
-    previous = None
-    if before is not None:
-        previous = PreviousReview(
-            id=before.id,
-            level=before.level,
-            period=before.period,
-            held_at=before.held_at,
-            action_items=items(conn, review_action_items.c.review_id == before.id),
-        )
+    previous = None if before is None else _previous(conn, before)
     carried = items(
         conn,
         and_(same_scope, review_action_items.c.state.in_(item_states.OPEN_STATES)),
@@ -145,15 +137,7 @@ def before_period(
         .order_by(c.period_start.desc(), c.held_at.desc(), c.id.desc())
         .limit(1)
     ).first()
-    previous = None
-    if before is not None:
-        previous = PreviousReview(
-            id=before.id,
-            level=before.level,
-            period=before.period,
-            held_at=before.held_at,
-            action_items=items(conn, review_action_items.c.review_id == before.id),
-        )
+    previous = None if before is None else _previous(conn, before)
     still_open = items(
         conn, and_(earlier, review_action_items.c.state.in_(item_states.OPEN_STATES))
     )
@@ -179,7 +163,7 @@ def list_all(
     for key, value in given.items():
         q = q.where(c.scope_kind == key, c.scope_id == value)
     if period is not None:
-        q = q.where(c.period == _period(period).label)
+        q = q.where(c.period == period_of(period).label)
     rows = conn.execute(q).all()
     found = items(conn, review_action_items.c.review_id.in_([r.id for r in rows]))
     by_review: dict[int, list[ActionItem]] = {}
@@ -286,7 +270,19 @@ def _scope(
     return next((k, v) for k, v in zip(SCOPE_KEYS, values, strict=True) if v is not None)
 
 
-def _period(text: str) -> Period:
+def _previous(conn: Connection, row: Any) -> PreviousReview:
+    """A review as the one before another: with every one of its items as they are now."""
+    return PreviousReview(
+        id=row.id,
+        level=row.level,
+        period=row.period,
+        held_at=row.held_at,
+        action_items=items(conn, review_action_items.c.review_id == row.id),
+    )
+
+
+def period_of(text: str) -> Period:
+    """The period a review names (`2026-10`, `2026-W41`, `2026-Q4`), or a 422."""
     try:
         return parse_period(text)
     except ValueError as err:

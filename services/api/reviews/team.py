@@ -37,7 +37,6 @@ from services.catalog import Catalog
 from shared.db import review_action_items, tickets
 from shared.db import reviews as review_records
 from shared.errors import InvalidRequest
-from shared.periods import parse_period
 
 # At most this many tickets per list: a review is read in a meeting, not scrolled.
 LIMIT = 10
@@ -56,10 +55,7 @@ def review(
 ) -> TeamReview:
     if not assignment_group.strip():
         raise InvalidRequest("give the assignment_group the team review is of")
-    try:
-        period = parse_period(period_text)
-    except ValueError as err:
-        raise InvalidRequest(str(err)) from None
+    period = reviews.period_of(period_text)
     r = Reader(conn, catalog, period, reading, now)
     previous, still_open = reviews.before_period(
         conn, "team", "assignment_group", assignment_group, period, reading.tz
@@ -153,10 +149,7 @@ def _lines(conn: Connection, where: Any, order: list[Any], until: datetime) -> l
         .order_by(*order, t.ticket_id)
         .limit(LIMIT)
     )
-    return [
-        TicketLine(link=f"/v1/tickets/{quote(row.ticket_id, safe='')}", **row._mapping)
-        for row in rows
-    ]
+    return [TicketLine(link=_link(row.ticket_id), **row._mapping) for row in rows]
 
 
 def _difficult(conn: Connection, group: str, start: datetime, end: datetime) -> DifficultTickets:
@@ -212,7 +205,7 @@ def _problems(conn: Connection, group: str, start: datetime, end: datetime) -> l
     return [
         ProblemLine(
             ticket_id=row.ticket_id,
-            link=f"/v1/tickets/{quote(row.ticket_id, safe='')}",
+            link=_link(row.ticket_id),
             service=row.service,
             state=row.state,
             opened_at=row.opened_at,
@@ -221,6 +214,11 @@ def _problems(conn: Connection, group: str, start: datetime, end: datetime) -> l
         )
         for row in rows
     ]
+
+
+def _link(ticket_id: str) -> str:
+    """The ticket in this API."""
+    return f"/v1/tickets/{quote(ticket_id, safe='')}"
 
 
 def _next_items(conn: Connection, group: str, period: str) -> list[ActionItem]:

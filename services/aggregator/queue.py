@@ -369,19 +369,21 @@ def done(conn: Connection, rows: Sequence[Row], horizon: Horizon | None = None) 
     conn.execute(
         text(
             """
-                DELETE FROM window_queue q
-                USING unnest(CAST(:kinds AS text[]), CAST(:starts AS timestamptz[]),
-                             CAST(:lanes AS text[]), CAST(:versions AS bigint[]))
-                      AS r(kind, start, lane, version)
-                WHERE q.window_kind = r.kind AND q.window_start = r.start AND q.lane = r.lane
-                  AND q.xmin::text::bigint IN (
-                      r.version, pg_current_xact_id()::text::bigint % 4294967296)
-                """
+            DELETE FROM window_queue q
+            USING unnest(CAST(:kinds AS text[]), CAST(:starts AS timestamptz[]),
+                         CAST(:lanes AS text[]), CAST(:versions AS bigint[]))
+                  AS r(kind, start, lane, version)
+            WHERE q.window_kind = r.kind AND q.window_start = r.start AND q.lane = r.lane
+              AND q.xmin::text::bigint IN (
+                  r.version, pg_current_xact_id()::text::bigint % 4294967296)
+            """
         ),
         {**_keys(rows), "versions": [r.version for r in rows]},
     )
-    later = [r for r in rows if horizon and r.lane in SLOW_LANES and r.end > horizon.now]
-    if horizon is not None and later:
+    if horizon is None:
+        return
+    later = [r for r in rows if r.lane in SLOW_LANES and r.end > horizon.now]
+    if later:
         conn.execute(
             text(
                 """

@@ -29,6 +29,21 @@ TEST_SETTINGS = Settings(
     hour_retention_days=36500,
 )
 UTC_TZ = ZoneInfo("UTC")
+# What "now" is for the tests' aggregators unless a test gives its own clock: noon of the day
+# after the fixtures' October 2026 (a day begun, as on a real clock). Fixed, so that what depends
+# on the clock (an open ticket's backlog up to now, SLA deadlines passing, which hours are kept)
+# is the same whatever day the suite runs: on the real clock an open fixture ticket's backlog
+# was recomputed for every hour since October, and the suite grew by the day. Tests whose events
+# happen "today" pass `clock=real_clock`.
+FIXTURES_NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
+
+
+def fixtures_clock() -> datetime:
+    return FIXTURES_NOW
+
+
+def real_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 def ticket_event(
@@ -95,7 +110,8 @@ def aggregator(
     settings: Settings | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> Aggregator:
-    """An aggregator with its own metrics registry (several may exist in one test process)."""
+    """An aggregator with its own metrics registry (several may exist in one test process), on
+    the fixtures' clock unless given one."""
     from prometheus_client import CollectorRegistry
 
     from services.aggregator.metrics import AggregatorMetrics
@@ -104,13 +120,15 @@ def aggregator(
         settings or TEST_SETTINGS,
         engine,
         AggregatorMetrics(CollectorRegistry()),
-        **({"clock": clock} if clock else {}),
+        clock=clock or fixtures_clock,
     )
 
 
-def aggregate(engine: Engine, settings: Settings | None = None) -> int:
+def aggregate(
+    engine: Engine, settings: Settings | None = None, clock: Callable[[], datetime] | None = None
+) -> int:
     """Recompute every dirty window; returns how many were recomputed."""
-    agg = aggregator(engine, settings)
+    agg = aggregator(engine, settings, clock)
     agg.evaluate_sla()  # as the scheduled job does before recomputing
     total = 0
     while (n := agg.recompute_dirty()) > 0:
@@ -129,7 +147,12 @@ def publish(
 
 
 def points(
-    engine: Engine, indicator: str, window: str, start: datetime, **dims: str
+    engine: Engine,
+    indicator: str,
+    window: str,
+    start: datetime,
+    now: datetime = FIXTURES_NOW,
+    **dims: str,
 ) -> dict[str, Any] | None:
     """The point of one indicator window for exactly these dimensions (None if absent): the
     stored one, or, for a grouping that is not stored, the one computed at query time (as the
@@ -151,7 +174,7 @@ def points(
                 [(start, end)],
                 tuple(dims),
                 dims,
-                now=datetime.now(UTC),
+                now=now,
                 params=catalog_params(active_catalog(conn)),
             )
             return next(

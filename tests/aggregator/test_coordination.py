@@ -12,7 +12,16 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from shared.windows import window_start
-from tests.helpers import UTC_TZ, aggregate, aggregator, cloud_event, store, ticket_event, utc
+from tests.helpers import (
+    UTC_TZ,
+    aggregate,
+    aggregator,
+    cloud_event,
+    real_clock,
+    store,
+    ticket_event,
+    utc,
+)
 
 DAY = utc(2026, 10, 5)
 # What the window lock of (day, 2026-10-05) is taken with (services.aggregator.jobs._LOCK).
@@ -107,7 +116,9 @@ def test_aggregators_draining_at_once_store_what_one_would(engine: Engine) -> No
             text("SELECT scope, lane, range_start, range_end FROM dirty_windows")
         ).all()
     assert len(marks) > 20
-    aggregate(engine)
+    # on the real clock: a window that met a deadlock waits its backoff, which a fixed clock
+    # would never reach
+    aggregate(engine, clock=real_clock)
     alone = stored(engine)
     with engine.begin() as conn:  # the same marks again, for several aggregators this time
         conn.execute(text("TRUNCATE indicator_values, objective_status"))
@@ -123,7 +134,7 @@ def test_aggregators_draining_at_once_store_what_one_would(engine: Engine) -> No
     start = threading.Barrier(3)
 
     def drain() -> None:
-        agg = aggregator(engine)
+        agg = aggregator(engine, clock=real_clock)
         start.wait()
         try:
             for _ in range(200):
@@ -138,7 +149,7 @@ def test_aggregators_draining_at_once_store_what_one_would(engine: Engine) -> No
     for w in workers:
         w.join(120)
     assert errors == []
-    aggregate(engine)  # what one left for later, if any
+    aggregate(engine, clock=real_clock)  # what one left for later, if any
     assert stored(engine) == alone
 
 
@@ -160,7 +171,7 @@ def test_marks_reaching_far_ahead_are_computed_up_to_now_only(engine: Engine) ->
             )
         ],
     )
-    computed = aggregator(engine).recompute_dirty()
+    computed = aggregator(engine, clock=real_clock).recompute_dirty()
     # the day (or two) of the hour before now, its week(s), month(s) and quarter(s): not the
     # ~640,000 windows up to 2099
     assert 4 <= computed <= 8
@@ -176,11 +187,11 @@ def test_a_backfill_goes_in_chunks_with_the_current_windows_first(engine: Engine
         for m, state in ((0, "new"), (30, "resolved"))
     ]
     store(engine, events)
-    aggregate(engine)  # all at once: what the chunks must come to
+    aggregate(engine, clock=real_clock)  # all at once: what the chunks must come to
     alone = stored(engine)
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE indicator_values, objective_status"))
-    agg = aggregator(engine)
+    agg = aggregator(engine, clock=real_clock)
     agg.mark_since(utc(2026, 10, 1), utc(2026, 10, 7))  # 7 days, 2 weeks, a month
     now = datetime.now(UTC)
     store(engine, [ticket_event("NOW", now - timedelta(minutes=1), "new")])  # while it runs

@@ -18,7 +18,16 @@ from services.catalog import apply_catalog
 from shared.db import objective_status
 from shared.events import InvalidEvent, validate_event
 from shared.settings import Settings
-from tests.helpers import aggregate, cloud_event, points, publish, store, ticket_event, utc
+from tests.helpers import (
+    aggregate,
+    cloud_event,
+    points,
+    publish,
+    real_clock,
+    store,
+    ticket_event,
+    utc,
+)
 
 CATALOG = """
 customers: [{id: acme}, {id: globex}]
@@ -232,8 +241,8 @@ def test_measurements_now_show_on_metrics_in_the_current_window(
     # the first hour of today (UTC, the settings' zone): wholly inside the current day
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     store(engine, [measurement("spare_part_hits", 5, today, today + timedelta(hours=1))])
-    aggregate(engine)
-    publish(engine, settings)
+    aggregate(engine, clock=real_clock)
+    publish(engine, settings, real_clock)
     with TestClient(create_app(settings, engine)) as client:
         metrics = client.get("/metrics").text
     assert (

@@ -5,7 +5,7 @@ older than the retention are not stored but answered at query time by the same s
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from services.api.app import create_app
 from shared.settings import Settings
-from tests.helpers import aggregator, store, ticket_event, utc
+from tests.helpers import FIXTURES_NOW, aggregator, store, ticket_event, utc
 
 RETENTION = Settings(
     _env_file=None,  # type: ignore[call-arg]
@@ -59,7 +59,7 @@ def test_a_backfill_is_visible_before_the_backlog_it_moves_over_the_years(engine
     agg.expand_marks()
     # the open tickets moved the backlog of every window since 2016, but hours only within
     # the retention are queued (older ones are answered at query time)
-    since = datetime.now(UTC) - timedelta(days=93)
+    since = FIXTURES_NOW - timedelta(days=93)
     assert queued(engine, "window_kind = 'hour' AND window_start < '2016-12-31'") == 0
     assert queued(engine, f"window_kind = 'hour' AND window_start < '{since.isoformat()}'") == 0
     assert queued(engine, "lane = 'span' AND window_kind = 'day'") > 3000  # ~10 years of days

@@ -10,7 +10,16 @@ from sqlalchemy.engine import Engine
 
 from shared.db import make_engine
 from tests.conftest import Postgres
-from tests.helpers import aggregate, cloud_event, october, points, store, ticket_event, utc
+from tests.helpers import (
+    aggregate,
+    cloud_event,
+    october,
+    points,
+    real_clock,
+    store,
+    ticket_event,
+    utc,
+)
 
 DAY = utc(2026, 10, 5)
 
@@ -305,7 +314,7 @@ def test_clock_refresh_recomputes_windows_without_events(engine: Engine) -> None
 
     now = datetime.now(UTC)
     store(engine, [ticket_event("R1", now - timedelta(days=3), "new")])
-    aggregate(engine)
+    aggregate(engine, clock=real_clock)
     with engine.begin() as conn:  # as if the backlog points had gone stale
         conn.exec_driver_sql("DELETE FROM indicator_values")
     agg = Aggregator(
@@ -314,7 +323,7 @@ def test_clock_refresh_recomputes_windows_without_events(engine: Engine) -> None
         AggregatorMetrics(CollectorRegistry()),
     )
     assert agg.refresh_current(now - timedelta(minutes=1), now) >= 1
-    aggregate(engine)
+    aggregate(engine, clock=real_clock)
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     assert points(engine, "incident_backlog_count", "day", today)["value"] == 1
 

@@ -24,7 +24,7 @@ from services.aggregator.policy import is_stored
 from services.catalog import active_catalog, apply_catalog
 from shared.db import make_engine
 from tests.conftest import Postgres
-from tests.helpers import aggregate, store, ticket_event
+from tests.helpers import FIXTURES_NOW, aggregate, store, ticket_event
 
 START = datetime(2026, 10, 3, tzinfo=UTC)
 FIRST_DAY = date(2026, 10, 3)
@@ -370,7 +370,7 @@ def test_day_points_of_ticket_indicators_match_the_pure_python_reference(
             for r in conn.execute(text("SELECT * FROM tickets"))
         }
     assert projected == {tid: tuple(getattr(t, f) for f in FACTS) for tid, t in facts.items()}
-    every = reference(tickets, datetime.now(UTC).date())
+    every = reference(tickets, FIXTURES_NOW.date())
     # what is stored: the day's groupings of the storage policy
     expected = {k: v for k, v in every.items() if _stored_grouping(k)}
     got = stored(oracle_db)
@@ -400,7 +400,7 @@ def test_day_points_of_ticket_indicators_match_the_pure_python_reference(
             )
             for ind in INDICATORS
             for p in query_points(
-                conn, _get(ind), windows, _finest(ind), {}, now=datetime.now(UTC), params=params
+                conn, _get(ind), windows, _finest(ind), {}, now=FIXTURES_NOW, params=params
             )
         }
     assert computed.keys() == finest.keys()

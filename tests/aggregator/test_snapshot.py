@@ -22,7 +22,7 @@ from services.catalog import CatalogCache
 from shared.db import INDICATORS_SNAPSHOT, exposition_snapshot
 from shared.settings import Settings
 from tests.conftest import Running, wait_until
-from tests.helpers import UTC_TZ, aggregate, october, publish, store, ticket_event
+from tests.helpers import UTC_TZ, aggregate, october, publish, real_clock, store, ticket_event
 
 
 def stored(engine: Engine) -> Any:
@@ -84,7 +84,7 @@ def test_the_snapshot_keeps_within_the_series_budget_most_important_first(engine
             for n in range(5)
         ],
     )
-    aggregate(engine)
+    aggregate(engine, clock=real_clock)
 
     def rendering(budget: int) -> tuple[Rendering, list[str]]:
         r = render(engine, UTC_TZ, CatalogCache(), lambda: now, max_series=budget)

@@ -18,7 +18,16 @@ from services.catalog import apply_catalog
 from shared.db import make_engine
 from shared.windows import window_start
 from tests.conftest import Postgres
-from tests.helpers import UTC_TZ, aggregate, cloud_event, october, points, store, utc
+from tests.helpers import (
+    UTC_TZ,
+    aggregate,
+    cloud_event,
+    october,
+    points,
+    real_clock,
+    store,
+    utc,
+)
 
 DAY = utc(2026, 10, 5)
 NEXT_DAY = utc(2026, 10, 6)
@@ -300,7 +309,7 @@ def test_ongoing_outage_counts_up_to_now(engine: Engine) -> None:
     started = before - timedelta(minutes=30)
     store(engine, [*ci("x1", ["erp"], at=before - timedelta(hours=3), gone=None)])
     store(engine, alert("X1", "x1", started, None))
-    aggregate(engine)
+    aggregate(engine, clock=real_clock)
     after = datetime.now(UTC)
 
     today = window_start("day", before, UTC_TZ)

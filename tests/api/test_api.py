@@ -18,7 +18,7 @@ from shared.db import make_engine
 from shared.kafka import CONSUMER_TIMINGS
 from shared.settings import Settings
 from tests.conftest import Postgres, make_settings, wait_until
-from tests.helpers import aggregate, cloud_event, publish, store, ticket_event, utc
+from tests.helpers import aggregate, cloud_event, publish, real_clock, store, ticket_event, utc
 
 INGEST = {"Authorization": "Bearer ingest-secret"}
 
@@ -586,8 +586,8 @@ def test_metrics_expose_current_and_previous_windows(client: TestClient, engine:
             e("M3", today - timedelta(hours=1), "new", service="erp", priority=3),
         ],
     )
-    aggregate(engine)
-    publish(engine)  # the aggregator's exposition job
+    aggregate(engine, clock=real_clock)
+    publish(engine, clock=real_clock)  # the aggregator's exposition job
     client.get("/healthz")
     text = client.get("/metrics").text
     assert (

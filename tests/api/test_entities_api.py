@@ -23,7 +23,7 @@ from shared.db import make_engine, ticket_sla
 from shared.settings import Settings
 from shared.windows import window_start
 from tests.conftest import Postgres, make_settings
-from tests.helpers import UTC_TZ, aggregate, cloud_event, store, ticket_event, utc
+from tests.helpers import UTC_TZ, aggregate, cloud_event, real_clock, store, ticket_event, utc
 
 CATALOG = """
 customers: [{id: acme, name: Acme}]
@@ -314,7 +314,7 @@ def services_client(settings: Settings, engine: Engine, today: datetime) -> Iter
             *(ticket_event(f"R{i}", today, "new", service="erp", priority=2) for i in range(3)),
         ],
     )
-    aggregate(engine)
+    aggregate(engine, clock=real_clock)
     with TestClient(create_app(settings, engine)) as c:
         yield c
 

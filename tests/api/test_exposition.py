@@ -20,7 +20,7 @@ from services.api.app import create_app
 from shared.db import make_engine
 from shared.settings import Settings
 from tests.conftest import Postgres
-from tests.helpers import aggregate, publish, store, ticket_event
+from tests.helpers import aggregate, publish, real_clock, store, ticket_event
 
 
 def api_own(family: str) -> bool:
@@ -72,14 +72,14 @@ def snapshot_samples(families: dict[str, Any]) -> list[str]:
 def open_today(engine: Engine, *ticket_ids: str) -> None:
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     store(engine, [ticket_event(t, today, "new", service="email") for t in ticket_ids])
-    aggregate(engine)
+    aggregate(engine, clock=real_clock)
 
 
 def test_a_fresh_snapshot_is_served_after_the_apis_own_metrics(
     client: TestClient, engine: Engine
 ) -> None:
     open_today(engine, "F1")
-    body = publish(engine).rendering.body.decode()
+    body = publish(engine, clock=real_clock).rendering.body.decode()
     served = client.get("/metrics").text
     assert f"{OPENED_TODAY} 1.0" in body
     # the api's own text, whole lines, then the snapshot as the aggregator rendered it
@@ -103,7 +103,7 @@ def test_a_snapshot_older_than_the_threshold_is_not_served(
     client: TestClient, engine: Engine, settings: Settings
 ) -> None:
     open_today(engine, "O1")
-    publish(engine)
+    publish(engine, clock=real_clock)
     assert value(scrape(client), "itsm_exposition_stale") == 0.0
     # the aggregator stopped rendering an hour ago (threshold: 120 s)
     assert settings.exposition_stale_seconds == 120
@@ -126,7 +126,7 @@ def test_an_unreachable_database_leaves_the_indicator_series_out_never_zeros(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     open_today(engine, "U1", "U2")
-    publish(engine)
+    publish(engine, clock=real_clock)
     before = scrape(client)  # cached by the api
     assert value(before, "itsm_exposition_stale") == 0.0
     assert f"{OPENED_TODAY} 2.0" in client.get("/metrics").text
@@ -165,7 +165,7 @@ def test_a_scrape_fetches_the_body_only_after_a_new_rendering(
         return sum("body_gzip" in c for c in columns)
 
     open_today(engine, "B1")
-    publish(engine)
+    publish(engine, clock=real_clock)
     texts = [client.get("/metrics").text for _ in range(3)]
     assert all(f"{OPENED_TODAY} 1.0" in t for t in texts)
     # three scrapes read the snapshot's head; the first alone fetched its body
@@ -173,7 +173,7 @@ def test_a_scrape_fetches_the_body_only_after_a_new_rendering(
     assert bodies() == 1
     assert all(c == ["rendered_at", "size", "age"] for c in columns if "body_gzip" not in c)
     open_today(engine, "B2")
-    publish(engine)  # a new rendering: the next scrape fetches it, once
+    publish(engine, clock=real_clock)  # a new rendering: the next scrape fetches it, once
     assert f"{OPENED_TODAY} 2.0" in client.get("/metrics").text
     assert f"{OPENED_TODAY} 2.0" in client.get("/metrics").text
     assert (len(columns), bodies()) == (7, 2)

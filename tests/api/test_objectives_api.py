@@ -16,7 +16,7 @@ from services.api.app import create_app
 from services.catalog import apply_catalog
 from shared.settings import Settings
 from shared.windows import window_start
-from tests.helpers import UTC_TZ, aggregate, publish, store, ticket_event
+from tests.helpers import UTC_TZ, aggregate, publish, real_clock, store, ticket_event
 
 CATALOG = """
 customers: [{id: acme}]
@@ -44,10 +44,10 @@ def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
             ticket_event("T1", today, "new", service="email"),
         ],
     )
-    aggregate(engine)
+    aggregate(engine, clock=real_clock)
     # the aggregator's drift job, as the scheduler runs it every minute
     Aggregator(settings, engine, AggregatorMetrics(CollectorRegistry())).drift()
-    publish(engine, settings)  # and its exposition job, for /metrics
+    publish(engine, settings, real_clock)  # and its exposition job, for /metrics
     with TestClient(create_app(settings, engine)) as c:
         c.today, c.yesterday = today, yesterday  # type: ignore[attr-defined]
         yield c

@@ -16,7 +16,7 @@ from services.local.engines import free_port
 from shared.settings import Settings
 from tests.conftest import wait_until
 from tests.e2e.conftest import service_env, spawn, stop
-from tests.helpers import aggregate, publish, store, ticket_event
+from tests.helpers import aggregate, publish, real_clock, store, ticket_event
 
 pytestmark = pytest.mark.e2e
 
@@ -42,8 +42,8 @@ def test_prometheus_scrapes_indicator_gauges(
             e("P3", today + timedelta(seconds=7), "new", service="erp"),
         ],
     )
-    aggregate(engine)
-    publish(engine, settings)  # the aggregator's exposition job: the snapshot the api serves
+    aggregate(engine, clock=real_clock)
+    publish(engine, settings, real_clock)  # the exposition job: the snapshot the api serves
 
     api_port, prom_port = free_port(), free_port()
     api = spawn(

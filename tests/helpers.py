@@ -108,9 +108,14 @@ def aggregator(
     )
 
 
-def aggregate(engine: Engine, settings: Settings | None = None) -> int:
-    """Recompute every dirty window; returns how many were recomputed."""
-    agg = aggregator(engine, settings)
+def aggregate(
+    engine: Engine,
+    settings: Settings | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> int:
+    """Recompute every dirty window (as of `clock`, default now); returns how many were
+    recomputed."""
+    agg = aggregator(engine, settings, clock)
     agg.evaluate_sla()  # as the scheduled job does before recomputing
     total = 0
     while (n := agg.recompute_dirty()) > 0:
@@ -129,11 +134,18 @@ def publish(
 
 
 def points(
-    engine: Engine, indicator: str, window: str, start: datetime, **dims: str
+    engine: Engine,
+    indicator: str,
+    window: str,
+    start: datetime,
+    *,
+    tz: ZoneInfo = UTC_TZ,
+    now: datetime | None = None,
+    **dims: str,
 ) -> dict[str, Any] | None:
     """The point of one indicator window for exactly these dimensions (None if absent): the
     stored one, or, for a grouping that is not stored, the one computed at query time (as the
-    api answers it)."""
+    api answers it) in the reporting time zone `tz` at `now` (default the real now)."""
     from services.aggregator.compute import catalog_params, query_points
     from services.aggregator.indicators import get
     from services.aggregator.policy import is_stored
@@ -144,15 +156,15 @@ def points(
     iv = indicator_values.c
     with engine.connect() as conn:
         if ind is not None and not is_stored(ind, window, tuple(dims)):
-            end = window_end(window, start, UTC_TZ)
+            end = window_end(window, start, tz)
             found = query_points(
                 conn,
                 ind,
                 [(start, end)],
                 tuple(dims),
                 dims,
-                now=datetime.now(UTC),
-                params=catalog_params(active_catalog(conn)),
+                now=now or datetime.now(UTC),
+                params=catalog_params(active_catalog(conn), tz),
             )
             return next(
                 (

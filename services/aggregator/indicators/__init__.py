@@ -23,7 +23,9 @@ Family = Literal["technical", "process", "service", "custom"]
 Unit = Literal["count", "seconds", "ratio", "score"]  # custom measurements bring their own
 Aggregate = Literal["count", "mean", "ratio", "weighted", "sum"]
 Placement = Literal["instant", "state", "overlap", "derived"]
-# Derived from `service` through the catalog's service → customer map, never from samples.
+# Derived from `service` through the catalog's service → customer map (compute.select_sql),
+# unless an indicator's samples carry it themselves (it lists it among its `dimensions`: a review
+# of a customer has a customer and no service).
 CUSTOMER = "customer"
 # Private dimensions (SPEC §8: per-engineer values are never labels; issue 11's team review):
 # an indicator's statement selects them, so a query-time grouping may name them
@@ -73,10 +75,16 @@ class Indicator:
             raise ValueError(f"{self.id}: private dimensions {sorted(wrong | public)} not allowed")
 
     @property
+    def derives_customer(self) -> bool:
+        """Whether `customer` comes from `service` through the catalog's map: wherever there is
+        a `service` and the samples do not carry their own `customer`."""
+        return "service" in self.dimensions and CUSTOMER not in self.dimensions
+
+    @property
     def all_dimensions(self) -> tuple[str, ...]:
-        """The public dimensions: the declared ones, plus `customer` wherever there is a
-        `service` (never the private ones)."""
-        return (*self.dimensions, CUSTOMER) if "service" in self.dimensions else self.dimensions
+        """The public dimensions: the declared ones, plus a derived `customer` (never the
+        private ones)."""
+        return (*self.dimensions, CUSTOMER) if self.derives_customer else self.dimensions
 
     @property
     def sample_dimensions(self) -> tuple[str, ...]:

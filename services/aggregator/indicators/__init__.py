@@ -61,7 +61,8 @@ class Indicator:
     placement: Placement = "instant"
     # Whether a moved interval (a dirty mark of the `span` lane) changes its samples: always
     # for states and time shares; for an instant placed by where intervals meet (an outage is
-    # a piece of the union of its alerts) too.
+    # a piece of the union of its alerts) too, and for one that exists once the clock has
+    # passed it (a review's deadline): the clock refresh marks the time it passed as a span.
     interval_placed: bool = False
     # Dimensions its samples carry that only a private reader may group by (PRIVATE_DIMENSIONS):
     # selected by the statement like `dimensions`, never stored, exposed or public.
@@ -150,5 +151,6 @@ def get(indicator_id: str) -> Indicator | None:
 
 
 def _load_families() -> None:
-    # Each family module registers its indicators on import.
-    from services.aggregator.indicators import process, service, technical  # noqa: F401
+    # Each family module registers its indicators on import (reviews.py: the process indicator
+    # computed from the review schedule).
+    from services.aggregator.indicators import process, reviews, service, technical  # noqa: F401

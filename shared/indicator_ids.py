@@ -38,8 +38,9 @@ def custom_id_problem(value: str) -> str | None:
     return None
 
 
-# Every indicator id of SPEC §5.1 (technical), 5.2 (process) and 5.3 (service). The aggregator's
-# registry says how each is computed; this list lets a catalog name those not implemented yet.
+# Every indicator id of SPEC §5.1 (technical), 5.2 (process), 5.3 (service) and the one of §7.3
+# (reviews). The aggregator's registry says how each is computed; this list lets a catalog name
+# those not implemented yet.
 
 SPEC_INDICATOR_IDS: frozenset[str] = frozenset(
     {
@@ -85,5 +86,7 @@ SPEC_INDICATOR_IDS: frozenset[str] = frozenset(
         "service_availability_ratio",
         "service_objectives_met_ratio",
         "service_health_score",
+        # 7.3 reviews
+        "review_completion_ratio",
     }
 )

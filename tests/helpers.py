@@ -127,7 +127,8 @@ def aggregator(
 def aggregate(
     engine: Engine, settings: Settings | None = None, clock: Callable[[], datetime] | None = None
 ) -> int:
-    """Recompute every dirty window; returns how many were recomputed."""
+    """Recompute every dirty window (as of `clock`, default the fixtures' now); returns how many
+    were recomputed."""
     agg = aggregator(engine, settings, clock)
     agg.evaluate_sla()  # as the scheduled job does before recomputing
     total = 0
@@ -151,12 +152,14 @@ def points(
     indicator: str,
     window: str,
     start: datetime,
+    *,
+    tz: ZoneInfo = UTC_TZ,
     now: datetime = FIXTURES_NOW,
     **dims: str,
 ) -> dict[str, Any] | None:
     """The point of one indicator window for exactly these dimensions (None if absent): the
     stored one, or, for a grouping that is not stored, the one computed at query time (as the
-    api answers it)."""
+    api answers it) in the reporting time zone `tz` at `now` (default the fixtures' now)."""
     from services.aggregator.compute import catalog_params, query_points
     from services.aggregator.indicators import get
     from services.aggregator.policy import is_stored
@@ -167,7 +170,7 @@ def points(
     iv = indicator_values.c
     with engine.connect() as conn:
         if ind is not None and not is_stored(ind, window, tuple(dims)):
-            end = window_end(window, start, UTC_TZ)
+            end = window_end(window, start, tz)
             found = query_points(
                 conn,
                 ind,
@@ -175,7 +178,7 @@ def points(
                 tuple(dims),
                 dims,
                 now=now,
-                params=catalog_params(active_catalog(conn)),
+                params=catalog_params(active_catalog(conn), tz),
             )
             return next(
                 (

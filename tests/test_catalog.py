@@ -83,6 +83,7 @@ def test_the_example_describes_the_simulated_company() -> None:
         "change_success_ratio",
         "call_answer_ratio",
         "training_hours",
+        "review_completion_ratio",
     } <= indicators
     assert [(m.id, m.aggregation) for m in catalog.measurements] == [
         ("training_hours", "sum"),
@@ -114,8 +115,8 @@ def test_an_empty_mapping_is_the_default_and_24x7_is_always_there() -> None:
     assert [c.id for c in catalog.calendars] == ["office", "24x7"]
 
 
-def test_spec_indicator_ids_are_the_39_of_spec_section_5() -> None:
-    assert len(SPEC_INDICATOR_IDS) == 7 + 29 + 3  # §5.1 + §5.2 + §5.3
+def test_spec_indicator_ids_are_the_39_of_spec_section_5_and_the_reviews_one() -> None:
+    assert len(SPEC_INDICATOR_IDS) == 7 + 29 + 3 + 1  # §5.1 + §5.2 + §5.3 + §7.3
     assert all(i == i.lower() and " " not in i for i in SPEC_INDICATOR_IDS)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 
@@ -26,18 +27,30 @@ from services.aggregator.policy import Grouping, dim_keys
 from services.catalog import Catalog
 
 UNKNOWN = "unknown"  # dimension value of a sample that has none (kept apart from "all")
-# Catalog settings the indicators' SQL reads, with their defaults (SPEC §5.2, §6.1): the
-# first-contact window and the service → customer map behind the `customer` dimension.
-DEFAULT_PARAMS: dict[str, Any] = {"fcr_seconds": 30 * 60, "svc_ids": [], "svc_customers": []}
 
 
-def catalog_params(catalog: Catalog) -> dict[str, Any]:
-    """The catalog's settings the indicators' SQL reads (see DEFAULT_PARAMS)."""
+def catalog_params(catalog: Catalog, tz: ZoneInfo) -> dict[str, Any]:
+    """The catalog's settings the indicators' SQL reads (SPEC §5.2, §6.1, §7.3): the
+    first-contact window, the service → customer map behind the `customer` dimension, the review
+    schedule (one scheduled review per index of the `rv_` arrays) and the reporting time zone
+    `tz` its periods are aligned in."""
+    reviews = catalog.reviews
     return {
         "fcr_seconds": catalog.settings.first_contact_resolution_minutes * 60,
         "svc_ids": [s.id for s in catalog.services],
         "svc_customers": [s.customer for s in catalog.services],
+        "rv_kinds": [r.kind for r in reviews],
+        "rv_services": [r.service for r in reviews],
+        "rv_customers": [r.customer for r in reviews],
+        "rv_groups": [r.assignment_group for r in reviews],
+        "rv_every": [r.every for r in reviews],
+        "rv_grace_days": [r.grace_days for r in reviews],
+        "tz": tz.key,
     }
+
+
+# What the indicators' SQL reads when no catalog is given: the built-in default's, in UTC.
+DEFAULT_PARAMS = catalog_params(Catalog.default(), ZoneInfo("UTC"))
 
 
 Plan = tuple[Indicator, ...]
@@ -150,7 +163,9 @@ def select_sql(plan: Plan, shape: Shape) -> str:
     dims = first.selectable_dimensions  # a private one is grouped only when a shape names it
     inner = "".join(f"coalesce(s.{d}::text, '{UNKNOWN}') AS {d}, " for d in first.sample_dimensions)
     customer_join = ""
-    if CUSTOMER in dims:
+    customer = f"s.{CUSTOMER}"  # the samples' own, unless derived from their service
+    if first.derives_customer:
+        customer = f"cm.{CUSTOMER}"
         inner += f"coalesce(cm.customer, '{UNKNOWN}') AS {CUSTOMER}, "
         customer_join = (
             "LEFT JOIN unnest(CAST(:svc_ids AS text[]), CAST(:svc_customers AS text[])) "
@@ -163,7 +178,7 @@ def select_sql(plan: Plan, shape: Shape) -> str:
             entity = f"w.window_start, s.{first.repeated_per_service}"  # customer
             columns += [
                 f"count(*) OVER (PARTITION BY {entity}) AS k_all",
-                f"count(*) OVER (PARTITION BY {entity}, cm.customer) AS k_customer",
+                f"count(*) OVER (PARTITION BY {entity}, {customer}) AS k_customer",
             ]
     else:
         exprs = [f"{ind.v} AS v{j}" for j, ind in enumerate(plan)]

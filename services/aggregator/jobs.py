@@ -212,7 +212,7 @@ class Aggregator:
         ctx = Context(
             horizon=horizon,
             catalog=catalog,
-            params=catalog_params(catalog),
+            params=catalog_params(catalog, self.tz),
             indicators=indicators_for(conn, catalog),
             recent_since=horizon.now - RECENT_DAYS,
         )

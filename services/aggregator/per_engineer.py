@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
@@ -35,18 +36,19 @@ def per_engineer(
     window: tuple[datetime, datetime],
     filters: Mapping[str, str] | None = None,
     *,
+    tz: ZoneInfo,
     now: datetime | None = None,
 ) -> dict[str, dict[str, QueryPoint]]:
     """{assignee: {indicator: point}} of these indicators over `window` ([start, end)),
     filtered (e.g. {"assignment_group": "desk"}: the tickets whose current group is the
-    team's). An engineer appears under an indicator only where it has samples; tickets without
-    an assignee come under "unknown" (work nobody took). Each point carries value, count, and
-    for durations p50/p90."""
+    team's), in the reporting time zone `tz`. An engineer appears under an indicator only where
+    it has samples; tickets without an assignee come under "unknown" (work nobody took). Each
+    point carries value, count, and for durations p50/p90."""
     start, end = window
     if start >= end:
         raise InvalidRequest("start must be before end")
     filters = dict(filters or {})
-    params = catalog_params(catalog)
+    params = catalog_params(catalog, tz)
     now = now or datetime.now(UTC)
     out: dict[str, dict[str, QueryPoint]] = {}
     for indicator_id in indicator_ids:

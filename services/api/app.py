@@ -37,8 +37,8 @@ def create_app(
     publisher: Publisher | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
-    """`clock` says what "now" is for the improvements' baselines and verification periods and
-    for the reviews' schedule (a test or a replay sets it)."""
+    """`clock` says what "now" is for the improvements' baselines and verification periods,
+    the reviews' schedule and the objectives' current windows (a test or a replay sets it)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

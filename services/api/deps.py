@@ -40,7 +40,8 @@ Catalogs = Annotated[CatalogCache, Depends(_catalogs)]
 
 
 async def _now(request: Request) -> datetime:
-    """What "now" is for baselines, periods and schedules (create_app's clock)."""
+    """What "now" is for baselines, periods, schedules and the objectives' current windows
+    (create_app's clock)."""
     clock: Callable[[], datetime] = request.app.state.clock
     return clock()
 

@@ -323,7 +323,13 @@ def _computed(conn: Connection, active: Catalog, q: SeriesQuery) -> list[Point]:
     conn.execute(text(f"SET LOCAL statement_timeout = '{int(QUERY_SECONDS * 1000)}ms'"))
     try:
         found = query_points(
-            conn, q.ind, windows, q.grouping, q.filters, now=q.now, params=catalog_params(active)
+            conn,
+            q.ind,
+            windows,
+            q.grouping,
+            q.filters,
+            now=q.now,
+            params=catalog_params(active, q.tz),
         )
     except OperationalError as err:
         if getattr(err.orig, "sqlstate", None) != "57014":  # query_canceled

@@ -365,6 +365,14 @@ class ScheduledReview(_Model):
         raise AssertionError("validated: a scheduled review has a scope")
 
 
+# (kind, service, customer, assignment_group, every, grace_days) of each scheduled review, and
+# (service, customer) of each service one is of.
+ReviewSchedule = tuple[
+    tuple[tuple[str, str | None, str | None, str | None, str, int], ...],
+    tuple[tuple[str, str], ...],
+]
+
+
 class Catalog(_Model):
     reporting_timezone: TimeZoneName = "UTC"
     customers: Section[Customer] = ()
@@ -399,6 +407,18 @@ class Catalog(_Model):
 
     def service(self, service_id: str) -> Service | None:
         return next((s for s in self.services if s.id == service_id), None)
+
+    def review_schedule(self) -> ReviewSchedule:
+        """What `review_completion_ratio` reads of the catalog: each scheduled review's kind,
+        scope, period kind and grace, and the customer of each service one is of."""
+        reviewed = {r.service for r in self.reviews}
+        return (
+            tuple(
+                (r.kind, r.service, r.customer, r.assignment_group, r.every, r.grace_days)
+                for r in self.reviews
+            ),
+            tuple((s.id, s.customer) for s in self.services if s.id in reviewed),
+        )
 
     def indicator_ids(self) -> set[str]:
         """Every indicator an objective may name: SPEC §5, the registry, custom measurements."""

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from services.catalog.load import parse_catalog
-from services.catalog.model import Catalog, CatalogError
+from services.catalog.model import Catalog, CatalogError, ReviewSchedule
 from shared.db import catalog_versions
+from shared.dirty import mark_dirty
+
+# How far back a changed review schedule recomputes `review_completion_ratio` (its dirty scope
+# `review`): the current and the previous window of every kind, which objectives and /metrics
+# read (two quarters are at most 184 days, plus a time zone's offset). Older windows keep the
+# schedule they were computed with (the one straddling the bound adds up days of both) until
+# `itsm-metrics recompute --since`, as after any other catalog change.
+SCHEDULE_CHANGE_RECOMPUTES = timedelta(days=186)
 
 
 @dataclass(frozen=True)
@@ -32,9 +40,12 @@ _VERSION_COLUMNS = (
 )
 
 
-def apply_catalog(conn: Connection, text_: str, source: str) -> tuple[Catalog, bool]:
+def apply_catalog(
+    conn: Connection, text_: str, source: str, now: datetime | None = None
+) -> tuple[Catalog, bool]:
     """Validate, then store as the active version unless the same text already is. The caller
-    owns the transaction; an invalid catalog raises `CatalogError` and changes nothing."""
+    owns the transaction; an invalid catalog raises `CatalogError` and changes nothing. A changed
+    review schedule marks the recent windows of `review_completion_ratio` dirty (as of `now`)."""
     catalog = parse_catalog(text_, source)
     digest = hashlib.sha256(text_.encode("utf-8")).hexdigest()
     # Two appliers at once: the second waits, then sees the first's version (readers never wait).
@@ -42,11 +53,26 @@ def apply_catalog(conn: Connection, text_: str, source: str) -> tuple[Catalog, b
     active = active_version(conn)
     if active is not None and active.sha256 == digest:
         return catalog, False
+    before = _schedule_before(conn, active)
     conn.execute(update(catalog_versions).where(catalog_versions.c.active).values(active=False))
     conn.execute(
         insert(catalog_versions).values(source=source, sha256=digest, content=text_, active=True)
     )
+    if catalog.review_schedule() != before:
+        now = now or datetime.now(UTC)
+        mark_dirty(conn, {"review": (set(), [(now - SCHEDULE_CHANGE_RECOMPUTES, now)])}, now)
     return catalog, True
+
+
+def _schedule_before(conn: Connection, active: CatalogVersion | None) -> ReviewSchedule | None:
+    """The review schedule of the active catalog (the default's when none is), or None when it
+    no longer validates (any schedule is then a change)."""
+    if active is None:
+        return Catalog.default().review_schedule()
+    try:
+        return active_catalog(conn).review_schedule()
+    except CatalogError:
+        return None
 
 
 def active_version(conn: Connection) -> CatalogVersion | None:

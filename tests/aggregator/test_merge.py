@@ -88,7 +88,7 @@ def computed_points(
 ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     out = {}
     with engine.connect() as conn:
-        params = catalog_params(active_catalog(conn))
+        params = catalog_params(active_catalog(conn), UTC_TZ)
         for ind in indicators:
             # an instant is placed whenever it lies; a state only in a window that has begun
             begun = [s for s in starts if ind.mergeable or s < now]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -390,7 +391,7 @@ def test_day_points_of_ticket_indicators_match_the_pure_python_reference(
     windows = [(_midnight(d), _midnight(d + timedelta(days=1))) for d in days]
     finest = {k: v for k, v in every.items() if tuple(n for n, _ in k[2]) == _finest(k[0])}
     with oracle_db.connect() as conn:
-        params = catalog_params(active_catalog(conn))
+        params = catalog_params(active_catalog(conn), ZoneInfo("UTC"))
         computed = {
             (ind, p.window_start.astimezone(UTC).date(), tuple(sorted(p.dimensions.items()))): (
                 p.value,

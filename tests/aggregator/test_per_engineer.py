@@ -61,7 +61,9 @@ def team(engine: Engine) -> Engine:
 
 def test_per_engineer_summary_of_a_team(team: Engine) -> None:
     with team.connect() as conn:
-        got = per_engineer(conn, active_catalog(conn), TEAM_KPIS, DAY, {"assignment_group": "desk"})
+        got = per_engineer(
+            conn, active_catalog(conn), TEAM_KPIS, DAY, {"assignment_group": "desk"}, tz=UTC_TZ
+        )
     assert set(got) == {"alice", "bob"}  # carol is of another group
     alice, bob = got["alice"], got["bob"]
     assert (alice["ticket_resolved_count"].value, bob["ticket_resolved_count"].value) == (2, 1)
@@ -88,9 +90,9 @@ def test_per_engineer_refuses_what_it_cannot_answer(team: Engine) -> None:
     with team.connect() as conn:
         catalog = active_catalog(conn)
         with pytest.raises(InvalidRequest, match="no per-engineer values"):
-            per_engineer(conn, catalog, ["change_count"], DAY)
+            per_engineer(conn, catalog, ["change_count"], DAY, tz=UTC_TZ)
         with pytest.raises(InvalidRequest, match="has no dimension ci"):
-            per_engineer(conn, catalog, ["ticket_resolved_count"], DAY, {"ci": "x"})
+            per_engineer(conn, catalog, ["ticket_resolved_count"], DAY, {"ci": "x"}, tz=UTC_TZ)
 
 
 def private(ind: Indicator) -> set[str]:

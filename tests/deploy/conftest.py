@@ -34,6 +34,7 @@ INDICATOR_GAUGES = {
     "itsm_service_health_score",
     "itsm_csat_score",
     "itsm_call_answer_ratio",
+    "itsm_review_completion_ratio",
 }
 OBJECTIVE_GAUGES = {
     "itsm_objective_status",

@@ -23,7 +23,9 @@ Family = Literal["technical", "process", "service", "custom"]
 Unit = Literal["count", "seconds", "ratio", "score"]  # custom measurements bring their own
 Aggregate = Literal["count", "mean", "ratio", "weighted", "sum"]
 Placement = Literal["instant", "state", "overlap", "derived"]
-# Derived from `service` through the catalog's service → customer map, never from samples.
+# Derived from `service` through the catalog's service → customer map (compute.select_sql),
+# unless an indicator's samples carry it themselves (it lists it among its `dimensions`: a review
+# of a customer has a customer and no service).
 CUSTOMER = "customer"
 # Private dimensions (SPEC §8: per-engineer values are never labels; issue 11's team review):
 # an indicator's statement selects them, so a query-time grouping may name them
@@ -59,7 +61,8 @@ class Indicator:
     placement: Placement = "instant"
     # Whether a moved interval (a dirty mark of the `span` lane) changes its samples: always
     # for states and time shares; for an instant placed by where intervals meet (an outage is
-    # a piece of the union of its alerts) too.
+    # a piece of the union of its alerts) too, and for one that exists once the clock has
+    # passed it (a review's deadline): the clock refresh marks the time it passed as a span.
     interval_placed: bool = False
     # Dimensions its samples carry that only a private reader may group by (PRIVATE_DIMENSIONS):
     # selected by the statement like `dimensions`, never stored, exposed or public.
@@ -73,10 +76,16 @@ class Indicator:
             raise ValueError(f"{self.id}: private dimensions {sorted(wrong | public)} not allowed")
 
     @property
+    def derives_customer(self) -> bool:
+        """Whether `customer` comes from `service` through the catalog's map: wherever there is
+        a `service` and the samples do not carry their own `customer`."""
+        return "service" in self.dimensions and CUSTOMER not in self.dimensions
+
+    @property
     def all_dimensions(self) -> tuple[str, ...]:
-        """The public dimensions: the declared ones, plus `customer` wherever there is a
-        `service` (never the private ones)."""
-        return (*self.dimensions, CUSTOMER) if "service" in self.dimensions else self.dimensions
+        """The public dimensions: the declared ones, plus a derived `customer` (never the
+        private ones)."""
+        return (*self.dimensions, CUSTOMER) if self.derives_customer else self.dimensions
 
     @property
     def sample_dimensions(self) -> tuple[str, ...]:
@@ -142,5 +151,6 @@ def get(indicator_id: str) -> Indicator | None:
 
 
 def _load_families() -> None:
-    # Each family module registers its indicators on import.
-    from services.aggregator.indicators import process, service, technical  # noqa: F401
+    # Each family module registers its indicators on import (reviews.py: the process indicator
+    # computed from the review schedule).
+    from services.aggregator.indicators import process, reviews, service, technical  # noqa: F401

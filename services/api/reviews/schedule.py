@@ -3,13 +3,14 @@ recent periods at an instant. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from shared.periods import PeriodKind, last_periods
+from services.catalog.model import ScheduledReview
+from shared.periods import Period, PeriodKind, last_periods
 
 ScheduleState = Literal["held", "upcoming", "due", "overdue"]
 SCHEDULE_STATES: tuple[ScheduleState, ...] = ("held", "upcoming", "due", "overdue")
@@ -32,6 +33,23 @@ def due_until(end: datetime, grace_days: int, tz: ZoneInfo) -> datetime:
     return datetime.combine(local.date() + timedelta(days=grace_days), local.time(), tz).astimezone(
         UTC
     )
+
+
+def deadlines(
+    schedule: Sequence[ScheduledReview],
+    kind: str,
+    scope: tuple[str, str],
+    period: Period,
+    tz: ZoneInfo,
+) -> set[datetime]:
+    """The deadlines of `period`'s review of this kind and scope, one per scheduled review it
+    is (none when the catalog schedules no such review): where `review_completion_ratio` places
+    that period's sample."""
+    return {
+        due_until(period.end(tz), r.grace_days, tz)
+        for r in schedule
+        if r.kind == kind and r.scope == scope and r.every == period.kind
+    }
 
 
 def state_at(at: datetime, end: datetime, until: datetime, held: bool) -> ScheduleState:

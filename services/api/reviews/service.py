@@ -11,7 +11,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Connection, and_, func, insert, null, select, tuple_, update
 
 from services.api.reviews import items as item_states
-from services.api.reviews.schedule import SCHEDULE_STATES, ScheduleState, period_states
+from services.api.reviews.schedule import (
+    SCHEDULE_STATES,
+    ScheduleState,
+    deadlines,
+    period_states,
+)
 from services.api.reviews.schemas import (
     ActionItem,
     ActionItemPatch,
@@ -27,6 +32,7 @@ from services.api.reviews.schemas import (
 from services.catalog import Catalog
 from services.catalog.model import review_scope_problem
 from shared.db import review_action_item_changes, review_action_items, reviews
+from shared.dirty import mark_dirty
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.periods import Period, last_periods, parse_period
 
@@ -36,7 +42,9 @@ SCOPE_KEYS = ("service", "customer", "assignment_group")
 def create(
     conn: Connection, catalog: Catalog, body: ReviewCreate, now: datetime, tz: ZoneInfo
 ) -> Review:
-    """Record a review that took place, with its action items (each `open` unless given)."""
+    """Record a review that took place, with its action items (each `open` unless given), and
+    mark the deadline of its period dirty: `review_completion_ratio`'s sample there may now be
+    a review held on time (a deadline still ahead costs an empty recompute of its windows)."""
     scope_kind, scope_id = _scope(
         catalog, body.kind, body.service, body.customer, body.assignment_group
     )
@@ -66,6 +74,9 @@ def create(
         )
         .returning(reviews.c.id)
     ).scalar_one()
+    due = deadlines(catalog.reviews, body.kind, (scope_kind, scope_id), period, tz)
+    if due:
+        mark_dirty(conn, {"review": (due, [])}, now)
     if body.action_items:
         t = review_action_items.c
         conn.execute(

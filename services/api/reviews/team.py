@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, func, literal, select
 from sqlalchemy.dialects.postgresql import TSTZMULTIRANGE, TSTZRANGE
@@ -78,7 +79,7 @@ def review(
         difficult=_difficult(conn, assignment_group, r.start, r.end),
         unresolved=_unresolved(conn, assignment_group, r.end),
         problems=_problems(conn, assignment_group, r.start, r.end),
-        engineers=_engineers(conn, catalog, assignment_group, r.start, r.end, now),
+        engineers=_engineers(conn, catalog, assignment_group, r.start, r.end, now, reading.tz),
     )
 
 
@@ -95,10 +96,16 @@ def _brief(r: Reader, filters: dict[str, str]) -> GroupBrief:
 
 
 def _engineers(
-    conn: Connection, catalog: Catalog, group: str, start: datetime, end: datetime, now: datetime
+    conn: Connection,
+    catalog: Catalog,
+    group: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    tz: ZoneInfo,
 ) -> list[EngineerKpis]:
     found = per_engineer(
-        conn, catalog, TEAM_KPIS, (start, end), {"assignment_group": group}, now=now
+        conn, catalog, TEAM_KPIS, (start, end), {"assignment_group": group}, tz=tz, now=now
     )
 
     def kpi(points: dict[str, QueryPoint], indicator: str) -> Kpi:

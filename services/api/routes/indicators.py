@@ -28,6 +28,7 @@ DIMENSIONS = (
     "kind",
     "channel",
     "severity",
+    "review_kind",
 )
 
 
@@ -59,6 +60,7 @@ async def get_indicator(
     kind: str | None = None,
     channel: str | None = None,
     severity: str | None = None,
+    review_kind: str | None = None,
     group_by: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
     """Points of one indicator per window, filtered by dimensions and grouped by `group_by`
@@ -79,6 +81,7 @@ async def get_indicator(
                 kind,
                 channel,
                 severity,
+                review_kind,
             ),
             strict=True,
         )

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter
 
 from services.api import objectives
-from services.api.deps import Catalogs, Db, Read, SettingsDep
+from services.api.deps import Catalogs, Db, Now, Read, SettingsDep
 from services.api.schemas import ErrorBody, ObjectiveList
 
 router = APIRouter(prefix="/v1", tags=["objectives"], dependencies=[Read])
@@ -17,6 +16,7 @@ def list_objectives(
     db: Db,
     settings: SettingsDep,
     catalogs: Catalogs,
+    now: Now,
     service: str | None = None,
     window: str | None = None,
 ) -> ObjectiveList:
@@ -28,5 +28,5 @@ def list_objectives(
         service=service,
         window=window,
         tz=ZoneInfo(settings.reporting_timezone),
-        now=datetime.now(UTC),
+        now=now,
     )

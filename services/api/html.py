@@ -34,9 +34,11 @@ dl { display: grid; grid-template-columns: 12rem 1fr; gap: .2rem 1rem; margin: .
 dt { color: var(--muted); } dd { margin: 0; }
 svg { max-width: 100%; height: auto; } svg text { font: 11px system-ui, sans-serif;
       fill: var(--muted); }
+.charts { display: grid; grid-template-columns: 1fr 1fr; gap: .2rem 1.5rem; }
+figure { margin: .3rem 0; } figcaption { color: var(--muted); font-size: .85rem; }
 @page { size: A4; margin: 15mm; }
-@media print { body { margin: 0; max-width: none; font-size: 11pt; } h2 { break-after: avoid; }
-               table, svg, dl { break-inside: avoid; } }
+@media print { body { margin: 0; max-width: none; font-size: 11pt; } h2, h3 { break-after: avoid; }
+               table, svg, dl, figure { break-inside: avoid; } }
 """
 
 
@@ -111,24 +113,29 @@ def line_chart(
     *,
     reference: Sequence[tuple[str, float]] = (),
     split: int | None = None,
+    statuses: Sequence[str] = (),
+    from_zero: bool = True,
     width: int = 640,
     height: int = 220,
 ) -> str:
-    """An inline SVG line chart of `points` (label, value; None leaves a gap), with horizontal
-    reference lines (label, value: a target, a baseline) and, when `split` is given, a dashed
-    vertical line before the point of that index (what came before and after a change)."""
+    """An inline SVG line chart of `points` (label, value; None leaves a gap), with dashed
+    horizontal reference lines (label, value: a target, a baseline) and, when `split` is given,
+    a dashed vertical line before the point of that index (what came before and after a change).
+    `statuses`, one per point, colour the points (met, warning, breached; grey otherwise);
+    `from_zero=False` fits the axis to the values (an availability between 0.998 and 1)."""
     values = [v for _, v in points if v is not None] + [v for _, v in reference]
     if not points or not values:
         return "<p class='sub'>no values to chart</p>"
     left, right, top, bottom = 56, 12, 12, 36
-    lo, hi = min(0.0, *values), max(values)
-    if hi == lo:
-        hi = lo + 1.0
+    lo, hi = _axis(values, from_zero)
     plot_w, plot_h = width - left - right, height - top - bottom
-    step = plot_w / max(1, len(points) - 1)
+    # Each axis label centred under its point, the first and last inside the frame.
+    label_w = max(len(label) for label, _ in points) * _CHAR_PX + 8
+    inset = min(label_w / 2, plot_w / 4)
+    step = (plot_w - 2 * inset) / max(1, len(points) - 1)
 
     def x(i: int) -> float:
-        return left + (i * step if len(points) > 1 else plot_w / 2)
+        return left + (inset + i * step if len(points) > 1 else plot_w / 2)
 
     def y(v: float) -> float:
         return top + plot_h - (v - lo) / (hi - lo) * plot_h
@@ -144,8 +151,8 @@ def line_chart(
         parts.append(
             f'<line x1="{left}" y1="{y(v):.1f}" x2="{width - right}" y2="{y(v):.1f}" '
             'stroke="#cf222e" stroke-dasharray="4 3"/>'
-            f'<text x="{width - right}" y="{y(v) - 4:.1f}" text-anchor="end">'
-            f"{esc(label)} {esc(number(v))}</text>"
+            # at the left end: the latest points, on the right, matter most
+            f'<text x="{left + 4}" y="{y(v) - 4:.1f}">{esc(label)} {esc(number(v))}</text>'
         )
     if split is not None and 0 < split < len(points):
         sx = (x(split - 1) + x(split)) / 2
@@ -154,30 +161,61 @@ def line_chart(
             'stroke="#656d76" stroke-dasharray="2 3"/>'
         )
     run: list[str] = []
-    for i, (_, value) in enumerate(points):
+    for i, (label, value) in enumerate(points):
         if value is None:
             if len(run) > 1:
                 parts.append(_polyline(run))
             run = []
             continue
         run.append(f"{x(i):.1f},{y(value):.1f}")
-        parts.append(f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="3" fill="#0969da"/>')
+        status = statuses[i] if i < len(statuses) else None
+        fill = _LINE if status is None else _STATUS_FILL.get(status, _NO_STATUS)
+        tip = f"{label}: {number(value)}" + (f" ({status})" if status else "")
+        parts.append(
+            f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="3.5" fill="{fill}">'
+            f"<title>{esc(tip)}</title></circle>"
+        )
     if len(run) > 1:
         parts.append(_polyline(run))
-    every = max(1, math.ceil(len(points) / 8))  # at most ~8 axis labels
+    # As many labels as fit, counted back from the last point (the latest period).
+    every = max(1, math.ceil(label_w / step)) if len(points) > 1 else 1
     for i, (label, _) in enumerate(points):
-        if i % every == 0 or i == len(points) - 1:
-            # the first and last labels inside the frame, not centred over its edge
-            anchor = "start" if i == 0 else "end" if i == len(points) - 1 else "middle"
+        if (len(points) - 1 - i) % every == 0:
             parts.append(
-                f'<text x="{x(i):.1f}" y="{height - 14}" text-anchor="{anchor}">{esc(label)}</text>'
+                f'<text x="{x(i):.1f}" y="{height - 14}" text-anchor="middle">{esc(label)}</text>'
             )
     parts.append("</svg>")
     return "".join(parts)
 
 
+_CHAR_PX = 6.5  # the width of a character of the 11px axis font, about
+_LINE = "#0969da"
+_NO_STATUS = "#afb8c1"
+_STATUS_FILL = {"met": "#1a7f37", "warning": "#bf8700", "breached": "#cf222e"}
+
+
+def _axis(values: Sequence[float], from_zero: bool) -> tuple[float, float]:
+    """The value axis's bottom and top."""
+    lo, hi = min(values), max(values)
+    if from_zero:
+        lo = min(0.0, lo)
+    if hi > lo:
+        return lo, hi
+    return (lo, lo + 1.0) if from_zero else (lo - (abs(lo) * 0.01 or 1.0), hi)
+
+
+def charts(items: Sequence[tuple[str, str]]) -> str:
+    """Charts side by side, two a row, each kept whole on a printed page; (caption, chart):
+    the caption is escaped here, the chart is HTML already."""
+    figures = "".join(
+        f"<figure><figcaption>{esc(caption)}</figcaption>{chart}</figure>"
+        for caption, chart in items
+    )
+    return f"<div class='charts'>{figures}</div>"
+
+
 def _polyline(coords: list[str]) -> str:
-    return f'<polyline fill="none" stroke="#0969da" stroke-width="2" points="{" ".join(coords)}"/>'
+    return f'<polyline fill="none" stroke="{_LINE}" stroke-width="2" points="{" ".join(coords)}"/>'
 
 
 def bars(
@@ -217,9 +255,6 @@ def bars(
     return "".join(parts)
 
 
-_STATUS_FILL = {"met": "#1a7f37", "warning": "#bf8700", "breached": "#cf222e"}
-
-
 def objective_bars(
     rows: Sequence[tuple[str, float | None, float, str]],
     *,
@@ -243,7 +278,7 @@ def objective_bars(
             f'<rect x="{label_w}" y="{y + 2}" width="{span}" height="12" fill="#f6f8fa"/>'
         )
         if value is not None:
-            fill = _STATUS_FILL.get(status, "#afb8c1")
+            fill = _STATUS_FILL.get(status, _NO_STATUS)
             parts.append(
                 f'<rect x="{label_w}" y="{y + 2}" width="{abs(value) / top * span:.1f}" '
                 f'height="12" fill="{fill}"/>'

@@ -1,135 +1,31 @@
 """`GET /v1/reviews/customer` (SPEC §7.3, issue 11): the customer review of a service or customer
 for a period, each section hand-computed over a small October 2026 data set (September for the
-previous period), every indicator number equal to `GET /v1/indicators/{id}`, and its 422s."""
+previous period; customer_review_data.py), every indicator number equal to
+`GET /v1/indicators/{id}`, its 422s and the printable page. The histories:
+test_customer_review_history.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from services.api.app import create_app
 from services.api.reviews.figures import trend
-from services.catalog import apply_catalog
-from shared.db import make_engine
 from shared.windows import WINDOW_KINDS
-from tests.conftest import make_settings
-from tests.helpers import aggregate, cloud_event, store, ticket_event, utc
+from tests.api.customer_review_data import HOSTILE, MANAGE, OCTOBER, READ, served
 
-CATALOG = """
-customers: [{id: acme}, {id: globex}]
-services: [{id: email, customer: acme}, {id: web, customer: acme}, {id: erp, customer: globex}]
-objectives:
-  - {service: "*", indicator: major_incident_count, window: month, comparator: "<=",
-     target: 0, warning: 1}
-  - {service: email, indicator: csat_score, window: month, comparator: ">=", target: 4}
-"""
-MANAGE = {"Authorization": "Bearer manage-secret"}
-READ = {"Authorization": "Bearer read-secret"}
-HOSTILE = "<script>alert(1)</script>'; DROP TABLE tickets; --"
-
-
-def t(day: int, h: int, m: int = 0, month: int = 10) -> datetime:
-    return utc(2026, month, day, h, m)
-
-
-def incident(tid: str, opened: datetime, **data: Any) -> dict[str, Any]:
-    return ticket_event(tid, opened, "new", **data)
-
-
-def resolved(tid: str, at: datetime) -> dict[str, Any]:
-    return ticket_event(tid, at, "resolved")
-
-
-def survey(sid: str, at: datetime, service: str, score: int) -> dict[str, Any]:
-    return cloud_event(
-        "itsm.feedback.survey.completed", at, sid, survey_id=sid, service=service, score=score
-    )
-
-
-def change(cid: str, service: str, kind: str, at: datetime, outcome: str) -> list[dict[str, Any]]:
-    return [
-        cloud_event(
-            "itsm.change.requested", t(1, 8), f"{cid}-r", change_id=cid, change_type=kind,
-            service=service,
-        ),
-        cloud_event("itsm.change.implemented", at, f"{cid}-i", change_id=cid, outcome=outcome),
-    ]  # fmt: skip
-
-
-# acme = email + web; globex = erp (never in acme's numbers).
-EVENTS = [
-    # email, October
-    incident("M1", t(14, 9), service="email", priority=1, major=True, channel="monitoring",
-             title=HOSTILE, problem_id="PB1"),
-    ticket_event("M1", t(14, 9, 15), "in_progress"),
-    resolved("M1", t(14, 11)),  # 7200 s
-    incident("I1", t(2, 10), service="email", priority=3, channel="phone",
-             caused_by_change_id="C1", problem_id="PB1"),
-    resolved("I1", t(2, 14)),  # 14400 s
-    incident("I2", t(20, 8), service="email", priority=2, channel="email"),  # still open
-    incident("R1", t(5, 9), service="email", priority=4, channel="portal", kind="service_request"),
-    resolved("R1", t(5, 10)),
-    incident("PB1", t(15, 9), service="email", priority=3, channel="other", kind="problem",
-             title="mailbox quota"),
-    # web, October
-    incident("W1", t(8, 12), service="web", priority=3, channel="chat"),
-    resolved("W1", t(8, 13)),  # 3600 s
-    # erp (globex), October: a major incident, a survey and a change nobody at acme sees
-    incident("E1", t(10, 9), service="erp", priority=1, major=True, channel="phone"),
-    resolved("E1", t(10, 10)),
-    survey("SV-E", t(10, 12), "erp", 1),
-    *change("C3", "erp", "emergency", t(10, 9), "failed"),
-    # September (the previous period)
-    incident("S1", t(10, 9, month=9), service="email", priority=3, channel="phone"),
-    resolved("S1", t(10, 11, month=9)),  # 7200 s
-    survey("SV0", t(11, 9, month=9), "email", 3),
-    # surveys, October
-    survey("SV1", t(15, 12), "email", 5),
-    survey("SV2", t(16, 12), "email", 4),
-    survey("SV3", t(20, 12), "web", 2),
-    # changes, October: C1 caused I1
-    *change("C1", "email", "normal", t(2, 9), "successful"),
-    *change("C2", "web", "standard", t(6, 10), "successful"),
-    # a (not critical) CI of email with one 2-hour outage, gone at the month's end
-    cloud_event("itsm.config.ci.upserted", t(1, 0), "ci-u", ci_id="CI-MAIL", services=["email"],
-                name=HOSTILE),
-    cloud_event("itsm.monitor.alert.firing", t(14, 8, 50), "a1-f", alert_id="A1",
-                ci_id="CI-MAIL", severity="critical", started_at=t(14, 8, 50).isoformat()),
-    cloud_event("itsm.monitor.alert.resolved", t(14, 10, 50), "a1-r", alert_id="A1",
-                ended_at=t(14, 10, 50).isoformat()),
-    cloud_event("itsm.config.ci.deleted", t(31, 0), "ci-d", ci_id="CI-MAIL"),
-]  # fmt: skip
-
-OCTOBER = 31 * 86400  # 2 678 400 s
 REVIEWS: dict[str, Any] = {}
-
-
-class Clock:
-    def __call__(self) -> datetime:
-        return utc(2026, 11, 5, 10)
 
 
 @pytest.fixture(scope="module")
 def client(postgres: Any) -> Iterator[TestClient]:
     """One aggregated database for the module; the reviews and the improvement are recorded
     once, through the API, before any test reads."""
-    url = postgres.fresh()
-    eng = make_engine(url)
-    with eng.begin() as conn:
-        apply_catalog(conn, CATALOG, "test")
-    store(eng, EVENTS)
-    aggregate(eng)
-    settings = make_settings(
-        url, "127.0.0.1:9", manage_token="manage-secret", read_token="read-secret"
-    )
-    with TestClient(create_app(settings, eng, clock=Clock())) as c:
+    with served(postgres) as (c, _):
         _record(c)
         yield c
-    eng.dispose()
 
 
 def _post_review(c: TestClient, **body: Any) -> dict[str, Any]:
@@ -577,7 +473,8 @@ def test_the_printable_review_renders_in_chromium_and_asks_for_nothing(
         params={"customer": "acme", "period": "2026-10", "format": "html"},
         headers=READ,
     ).text
-    assert page.count("<svg") >= 2  # SLA bars and workload bars at least
+    # SLA bars, workload bars, and a trend line per objective (3) and key figure (5)
+    assert page.count("<svg") >= 2 + 8 and page.count("<figure>") == 8
     shown = chromium.render(page, "customer-review")
     assert shown.png.startswith(b"\x89PNG") and len(shown.png) > 20_000
     assert shown.pdf.startswith(b"%PDF")

@@ -4,7 +4,9 @@ caller owns the transaction).
 
 One source of truth: every indicator number is read through `figures.Reader` (the indicator
 API's own code) for the period's window and the scope's filter, so it is the number
-`GET /v1/indicators/{id}` answers. Records (major incidents, changes, problems, action items,
+`GET /v1/indicators/{id}` answers. The objectives and the key figures (availability, MTTR,
+CSAT, tickets opened and resolved) carry their history, the last `history` periods, each
+indicator read once over that span. Records (major incidents, changes, problems, action items,
 improvements) are read from their tables."""
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from services.api.reviews.customer_schemas import (
     Satisfaction,
     ServicePerformance,
     SlaItem,
+    SlaPoint,
     Status,
     TimelineStep,
     Workload,
@@ -42,6 +45,9 @@ from services.catalog import Catalog
 from shared.db import changes, config_items, objective_status, tickets
 from shared.errors import InvalidRequest
 
+# How many periods a history holds (the reviewed one included): by default, and at most.
+HISTORY = 6
+HISTORY_MAX = 12
 # The ticket dimensions the workload is broken down by, where the indicator offers them (so
 # `channel` appears once it is a dimension of ticket_opened_count).
 WORKLOAD_DIMENSIONS = ("kind", "priority", "channel")
@@ -89,11 +95,13 @@ def review(
     period_text: str,
     reading: Reading,
     now: datetime,
+    history: int = HISTORY,
 ) -> CustomerReview:
-    """The customer review of a service or customer for a month or an ISO week."""
+    """The customer review of a service or customer for a month, an ISO week or a quarter, the
+    key figures with the last `history` periods."""
     scope = scope_of(catalog, customer, service)
     period = reviews.period_of(period_text)
-    r = Reader(conn, catalog, period, reading, now)
+    r = Reader(conn, catalog, period, reading, now, history)
     sla = _sla(r, scope)
     previous, still_open = reviews.before_period(
         conn, "customer", scope.kind, scope.id, period, reading.tz
@@ -112,7 +120,7 @@ def review(
         sla=sla,
         objectives_met=_objectives_met(r, scope, sla),
         service_performance=_service_performance(r, scope),
-        satisfaction=Satisfaction(csat=r.figure("csat_score", scope.filters)),
+        satisfaction=Satisfaction(csat=r.figure_with_history("csat_score", scope.filters)),
         workload=_workload(r, scope),
         changes=_changes(r, scope),
         problems=_problems(r, scope),
@@ -126,7 +134,8 @@ def review(
 
 def _sla(r: Reader, scope: Scope) -> list[SlaItem]:
     """The catalog's objectives of the services in scope on the period's window kind: the value
-    as the indicator API serves it per service, the status as the aggregator stored it."""
+    and its history as the indicator API serves them per service, each period's status as the
+    aggregator stored it (no_data where it stored none: a window no event touched)."""
     wanted = [
         o
         for o in catalog_objectives(r.catalog)
@@ -139,7 +148,8 @@ def _sla(r: Reader, scope: Scope) -> list[SlaItem]:
         select(c.service, c.indicator, c.window_start, c.status).where(
             c.service.in_(scope.services),
             c.window_kind == r.window,
-            c.window_start.in_([r.start, r.previous_start]),
+            c.window_start >= r.since,
+            c.window_start < r.end,
         )
     )
     statuses: dict[tuple[str, str, datetime], Status] = {
@@ -149,10 +159,16 @@ def _sla(r: Reader, scope: Scope) -> list[SlaItem]:
     for o in wanted:
         ind = r.indicator(o.indicator)
         if "service" in ind.all_dimensions:
-            f = r.figure(o.indicator, {"service": o.service})
-            value, previous = f.value, f.previous
+            f = r.figure_with_history(o.indicator, {"service": o.service})
+            value, previous, points = f.value, f.previous, f.history
         else:  # no per-service value: the aggregator stores no_data (objectives.py)
-            value = previous = None
+            value, previous, points = None, None, r.history({})
+        history = [
+            SlaPoint(
+                **p.model_dump(), status=statuses.get((o.service, o.indicator, p.start), "no_data")
+            )
+            for p in points
+        ]
         items.append(
             SlaItem(
                 service=o.service,
@@ -168,6 +184,7 @@ def _sla(r: Reader, scope: Scope) -> list[SlaItem]:
                 previous=previous,
                 previous_status=statuses.get((o.service, o.indicator, r.previous_start), "no_data"),
                 trend=trend(ind.direction, value, previous),
+                history=history,
             )
         )
     return items
@@ -184,9 +201,11 @@ def _objectives_met(r: Reader, scope: Scope, sla: list[SlaItem]) -> ObjectivesMe
 
 def _service_performance(r: Reader, scope: Scope) -> ServicePerformance:
     return ServicePerformance(
-        availability=r.figure("service_availability_ratio", scope.filters),
+        availability=r.figure_with_history("service_availability_ratio", scope.filters),
         major_incident_count=r.figure("major_incident_count", scope.filters),
-        incident_resolution_time=r.figure("incident_resolution_time_seconds", scope.filters),
+        incident_resolution_time=r.figure_with_history(
+            "incident_resolution_time_seconds", scope.filters
+        ),
         incident_sla_resolution_met=r.figure("incident_sla_resolution_met_ratio", scope.filters),
         cis=_cis(r, scope),
         major_incidents=_major_incidents(r, scope),
@@ -254,8 +273,8 @@ def _major_incidents(r: Reader, scope: Scope) -> list[MajorIncident]:
 def _workload(r: Reader, scope: Scope) -> Workload:
     opened = r.indicator("ticket_opened_count")
     return Workload(
-        opened=r.figure("ticket_opened_count", scope.filters),
-        resolved=r.figure("ticket_resolved_count", scope.filters),
+        opened=r.figure_with_history("ticket_opened_count", scope.filters),
+        resolved=r.figure_with_history("ticket_resolved_count", scope.filters),
         backlog=r.figure("incident_backlog_count", scope.filters),
         opened_by=[
             r.breakdown(opened.id, d, scope.filters)

@@ -1,9 +1,12 @@
 """The OpenAPI example of the customer review: the October 2026 review of `acme` from the tests'
-data set (tests/api/test_customer_review_api.py), every list cut to its first item."""
+data set (tests/api/customer_review_data.py), every list cut to its first item (a history's is
+May, which has no event: a count's 0, another indicator's null)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+_MAY = {"period": "2026-05", "start": "2026-05-01T00:00:00Z", "end": "2026-06-01T00:00:00Z"}
 
 EXAMPLE: dict[str, Any] = {
     "customer": "acme",
@@ -31,6 +34,7 @@ EXAMPLE: dict[str, Any] = {
             "previous": 0.0,
             "previous_status": "met",
             "trend": "worse",
+            "history": [{**_MAY, "value": 0.0, "count": 0, "status": "no_data"}],
         }
     ],
     "objectives_met": {
@@ -62,6 +66,7 @@ EXAMPLE: dict[str, Any] = {
             "previous": 1.0,
             "previous_count": 2,
             "trend": "worse",
+            "history": [{**_MAY, "value": None, "count": 0}],
         },
         "major_incident_count": {
             "indicator": "major_incident_count",
@@ -84,6 +89,7 @@ EXAMPLE: dict[str, Any] = {
             "previous": 7200.0,
             "previous_count": 1,
             "trend": "worse",
+            "history": [{**_MAY, "value": None, "count": 0}],
         },
         "incident_sla_resolution_met": {
             "indicator": "incident_sla_resolution_met_ratio",
@@ -150,6 +156,7 @@ EXAMPLE: dict[str, Any] = {
             "previous": 3.0,
             "previous_count": 1,
             "trend": "better",
+            "history": [{**_MAY, "value": None, "count": 0}],
         }
     },
     "workload": {
@@ -163,6 +170,7 @@ EXAMPLE: dict[str, Any] = {
             "previous": 1.0,
             "previous_count": 1,
             "trend": "up",
+            "history": [{**_MAY, "value": 0.0, "count": 0}],
         },
         "resolved": {
             "indicator": "ticket_resolved_count",
@@ -174,6 +182,7 @@ EXAMPLE: dict[str, Any] = {
             "previous": 1.0,
             "previous_count": 1,
             "trend": "up",
+            "history": [{**_MAY, "value": 0.0, "count": 0}],
         },
         "backlog": {
             "indicator": "incident_backlog_count",

@@ -1,13 +1,20 @@
 """The customer review as a printable page (`GET /v1/reviews/customer?…&format=html`): the same
 sections as the JSON, in the same order (the domain notes'), each number beside the previous
-period's and its trend, with bars for the SLA and the workload. Pure: a CustomerReview in, HTML
-out; every value escaped (html.esc)."""
+period's and its trend, with bars for the SLA and the workload and a trend line over the
+history of each objective and key figure. Pure: a CustomerReview in, HTML out; every value
+escaped (html.esc)."""
 
 from __future__ import annotations
 
 from services.api import html
 from services.api.html import esc, number, when
-from services.api.reviews.customer_schemas import Breakdown, CustomerReview, Figure
+from services.api.reviews.customer_schemas import (
+    Breakdown,
+    CustomerReview,
+    Figure,
+    FigureWithHistory,
+    SlaItem,
+)
 from services.api.reviews.schemas import ActionItem
 
 _TREND = {
@@ -16,6 +23,13 @@ _TREND = {
     "up": ("▲", ""),
     "down": ("▼", ""),
 }
+# A trend line's size: two a row on the page (html.charts).
+_WIDTH, _HEIGHT = 420, 180
+_LEGEND = (
+    "Each objective over the last periods: the dashed line is its target; a point is green "
+    "when met, amber at warning, red when breached, grey without a stored status; a gap is a "
+    "period without a value."
+)
 
 
 def render(review: CustomerReview) -> str:
@@ -28,7 +42,7 @@ def render(review: CustomerReview) -> str:
         [
             html.section("Contract and SLA", _sla(review)),
             html.section("Service performance", _performance(review)),
-            html.section("Satisfaction", figures_table([review.satisfaction.csat])),
+            html.section("Satisfaction", _satisfaction(review)),
             html.section("Scope and workload", _workload(review)),
             html.section("Changes", _changes(review)),
             html.section("Problems", _problems(review)),
@@ -96,7 +110,44 @@ def _sla(review: CustomerReview) -> str:
         rows,
         numeric=(3, 5),
     )
-    return summary + table + chart
+    if not review.sla:
+        return summary + table + chart
+    lines = html.charts(
+        [
+            (f"{s.service} · {s.indicator} {s.comparator} {number(s.target)}", _sla_line(s))
+            for s in review.sla
+        ]
+    )
+    legend = f"<p class='sub'>{esc(_LEGEND)}</p>"
+    return summary + table + chart + f"<h3>{esc(_over(review))}</h3>" + legend + lines
+
+
+def _over(review: CustomerReview) -> str:
+    count = len(review.satisfaction.csat.history)
+    return f"Over the last {count} {review.period_kind}{'s' if count > 1 else ''}"
+
+
+def _sla_line(s: SlaItem) -> str:
+    return html.line_chart(
+        [(p.period, p.value) for p in s.history],
+        reference=[("target", s.target)],
+        statuses=[p.status for p in s.history],
+        from_zero=s.unit != "ratio",
+        width=_WIDTH,
+        height=_HEIGHT,
+    )
+
+
+def _lines(figures: list[tuple[str, FigureWithHistory]]) -> str:
+    """A trend line per key figure (caption, figure); durations in hours, not seconds (an
+    axis of 2.3 rather than 8,400: say so in the caption)."""
+    items = []
+    for caption, f in figures:
+        scale = 1 / 3600 if f.unit == "seconds" else 1.0
+        points = [(p.period, None if p.value is None else p.value * scale) for p in f.history]
+        chart = html.line_chart(points, from_zero=f.unit != "ratio", width=_WIDTH, height=_HEIGHT)
+        items.append((caption, chart))
+    return html.charts(items)
 
 
 def _performance(review: CustomerReview) -> str:
@@ -107,6 +158,12 @@ def _performance(review: CustomerReview) -> str:
             perf.major_incident_count,
             perf.incident_resolution_time,
             perf.incident_sla_resolution_met,
+        ]
+    )
+    lines = _lines(
+        [
+            ("Availability", perf.availability),
+            ("Mean time to resolve incidents (hours)", perf.incident_resolution_time),
         ]
     )
     cis = html.table(
@@ -139,7 +196,7 @@ def _performance(review: CustomerReview) -> str:
         ],
         numeric=(5,),
     )
-    return figures + "<h3>Outages per CI</h3>" + cis + "<h3>Major incidents</h3>" + majors
+    return figures + lines + "<h3>Outages per CI</h3>" + cis + "<h3>Major incidents</h3>" + majors
 
 
 def _breakdown(b: Breakdown) -> str:
@@ -148,10 +205,18 @@ def _breakdown(b: Breakdown) -> str:
     )
 
 
+def _satisfaction(review: CustomerReview) -> str:
+    csat = review.satisfaction.csat
+    return figures_table([csat]) + _lines([("Satisfaction (mean score)", csat)])
+
+
 def _workload(review: CustomerReview) -> str:
     w = review.workload
-    return figures_table([w.opened, w.resolved, w.backlog]) + "".join(
-        _breakdown(b) for b in w.opened_by
+    lines = _lines([("Tickets opened", w.opened), ("Tickets resolved", w.resolved)])
+    return (
+        figures_table([w.opened, w.resolved, w.backlog])
+        + lines
+        + "".join(_breakdown(b) for b in w.opened_by)
     )
 
 

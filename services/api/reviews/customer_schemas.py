@@ -33,6 +33,31 @@ class Figure(BaseModel):
     trend: Trend | None = Field(description="value against previous; null when either is null")
 
 
+class HistoryPoint(BaseModel):
+    """One period of a figure's history: the indicator's value for that period's window, as
+    `GET /v1/indicators/{id}` answers it (null without a point; a count with nothing to count
+    is 0, as the indicator API fills it)."""
+
+    period: str
+    start: datetime
+    end: datetime
+    value: float | None
+    count: int
+
+
+class SlaPoint(HistoryPoint):
+    status: Status = Field(description="as the aggregator stored it; no_data when it stored none")
+
+
+class FigureWithHistory(Figure):
+    """A key figure, with the periods before it to draw its trend line."""
+
+    history: list[HistoryPoint] = Field(
+        description="the last `history` periods of the review's kind, oldest first, ending with "
+        "the reviewed one"
+    )
+
+
 class Group(BaseModel):
     key: str
     value: float | None
@@ -67,6 +92,10 @@ class SlaItem(BaseModel):
     previous: float | None
     previous_status: Status
     trend: Trend | None
+    history: list[SlaPoint] = Field(
+        description="the last `history` periods of the review's kind, oldest first, ending with "
+        "the reviewed one, each with the objective's stored status"
+    )
 
 
 class ObjectivesMet(BaseModel):
@@ -109,21 +138,25 @@ class CiOutages(BaseModel):
 
 
 class ServicePerformance(BaseModel):
-    availability: Figure
+    availability: FigureWithHistory
     major_incident_count: Figure
-    incident_resolution_time: Figure = Field(description="mean time to resolve incidents")
+    incident_resolution_time: FigureWithHistory = Field(
+        description="mean time to resolve incidents (MTTR)"
+    )
     incident_sla_resolution_met: Figure
     cis: list[CiOutages] = Field(description="CIs naming a service in scope, by id")
     major_incidents: list[MajorIncident] = Field(description="major incidents opened in period")
 
 
 class Satisfaction(BaseModel):
-    csat: Figure = Field(description="mean survey score; `count` is the number of responses")
+    csat: FigureWithHistory = Field(
+        description="mean survey score; `count` is the number of responses"
+    )
 
 
 class Workload(BaseModel):
-    opened: Figure = Field(description="tickets of every kind opened in the period")
-    resolved: Figure
+    opened: FigureWithHistory = Field(description="tickets of every kind opened in the period")
+    resolved: FigureWithHistory
     backlog: Figure = Field(description="incidents open at the period's end")
     opened_by: list[Breakdown] = Field(
         description="opened tickets by each of kind, priority, channel the indicator offers"

@@ -1,12 +1,14 @@
-"""Indicator figures of a review: one indicator over a period and the one before, read by the
-indicator API's own code (`indicators.plan` + `indicators.series`, as improvements/measure.py
-does), so every number is the one `GET /v1/indicators/{id}` answers for the same window and
-filters; and the trend between the two, by the indicator's better direction."""
+"""Indicator figures of a review: one indicator over a period and the one before, and for the
+key figures the periods before those (their history, for a trend line), read by the indicator
+API's own code (`indicators.plan` + `indicators.series`, as improvements/measure.py does), so
+every number is the one `GET /v1/indicators/{id}` answers for the same window and filters; and
+the trend between the period and the one before, by the indicator's better direction."""
 
 from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -14,10 +16,17 @@ from services.aggregator.indicators import Indicator
 from services.aggregator.indicators.custom import find
 from services.api import indicators
 from services.api.indicators import Reading
-from services.api.reviews.customer_schemas import Breakdown, Figure, Group, Trend
+from services.api.reviews.customer_schemas import (
+    Breakdown,
+    Figure,
+    FigureWithHistory,
+    Group,
+    HistoryPoint,
+    Trend,
+)
 from services.catalog import Catalog
 from shared.errors import InvalidRequest
-from shared.periods import Period
+from shared.periods import Period, last_periods
 from shared.windows import WINDOW_KINDS
 
 
@@ -47,8 +56,12 @@ def window_for(period: Period) -> str:
     return period.kind
 
 
+Points = dict[tuple[datetime, str | None], tuple[float | None, int]]
+
+
 class Reader:
-    """Reads indicator figures for one period and the one before, one scope."""
+    """Reads indicator figures for one period and the one before, one scope; with their
+    history (the last `history` periods of the same kind, ending with this one) when asked."""
 
     def __init__(
         self,
@@ -57,11 +70,17 @@ class Reader:
         period: Period,
         reading: Reading,
         now: datetime,
+        history: int = 1,
     ) -> None:
         self.conn, self.catalog, self.reading, self.now = conn, catalog, reading, now
         self.window = window_for(period)
-        self.start, self.end = period.start(reading.tz), period.end(reading.tz)
-        self.previous_start = period.previous().start(reading.tz)
+        tz = reading.tz
+        self.start, self.end = period.start(tz), period.end(tz)
+        self.previous_start = period.previous().start(tz)
+        self.periods = list(reversed(last_periods(period.kind, self.start, tz, max(1, history))))
+        # The first window a history reads (never after the previous period's: the figure and
+        # its history come from one read).
+        self.since = min(self.previous_start, self.periods[0].start(tz))
 
     def indicator(self, indicator_id: str) -> Indicator:
         ind = find(self.conn, self.catalog, indicator_id)
@@ -72,15 +91,16 @@ class Reader:
         return ind
 
     def _points(
-        self, ind: Indicator, filters: dict[str, str], group_by: list[str]
-    ) -> dict[tuple[datetime, str | None], tuple[float | None, int]]:
-        """(window start, group key) → (value, count) for the period and the one before."""
+        self, ind: Indicator, filters: dict[str, str], group_by: list[str], since: datetime
+    ) -> Points:
+        """(window start, group key) → (value, count) for the windows from `since` to the
+        period's end: one read, whatever the number of windows."""
         q = indicators.plan(
             self.conn,
             self.catalog,
             ind.id,
             window=self.window,
-            start=self.previous_start,
+            start=since,
             end=self.end,
             filters=filters,
             group_by=group_by,
@@ -88,7 +108,7 @@ class Reader:
             hour_retention_days=self.reading.hour_retention_days,
             now=self.now,
         )
-        found: dict[tuple[datetime, str | None], tuple[float | None, int]] = {}
+        found: Points = {}
         for p in indicators.series(self.conn, self.catalog, q).points:
             key = p.dimensions.get(group_by[0]) if group_by else None
             if {k: v for k, v in p.dimensions.items() if k in filters} == filters:
@@ -97,24 +117,44 @@ class Reader:
 
     def figure(self, indicator_id: str, filters: dict[str, str]) -> Figure:
         ind = self.indicator(indicator_id)
-        found = self._points(ind, filters, [])
+        found = self._points(ind, filters, [], self.previous_start)
+        return Figure(**self._figure(ind, filters, found))
+
+    def figure_with_history(self, indicator_id: str, filters: dict[str, str]) -> FigureWithHistory:
+        """The figure and its history, from one read of the indicator over the whole span."""
+        ind = self.indicator(indicator_id)
+        found = self._points(ind, filters, [], self.since)
+        return FigureWithHistory(**self._figure(ind, filters, found), history=self.history(found))
+
+    def _figure(self, ind: Indicator, filters: dict[str, str], found: Points) -> dict[str, Any]:
         value, count = found.get((self.start, None), (None, 0))
         previous, previous_count = found.get((self.previous_start, None), (None, 0))
-        return Figure(
-            indicator=ind.id,
-            unit=ind.unit,
-            direction=ind.direction,
-            filters=filters,
-            value=value,
-            count=count,
-            previous=previous,
-            previous_count=previous_count,
-            trend=trend(ind.direction, value, previous),
-        )
+        return {
+            "indicator": ind.id,
+            "unit": ind.unit,
+            "direction": ind.direction,
+            "filters": filters,
+            "value": value,
+            "count": count,
+            "previous": previous,
+            "previous_count": previous_count,
+            "trend": trend(ind.direction, value, previous),
+        }
+
+    def history(self, found: Points) -> list[HistoryPoint]:
+        """One point per period of the history, oldest first (no point: null and 0 samples)."""
+        tz, points = self.reading.tz, []
+        for p in self.periods:
+            start, end = p.start(tz), p.end(tz)
+            value, count = found.get((start, None), (None, 0))
+            points.append(
+                HistoryPoint(period=p.label, start=start, end=end, value=value, count=count)
+            )
+        return points
 
     def breakdown(self, indicator_id: str, dimension: str, filters: dict[str, str]) -> Breakdown:
         ind = self.indicator(indicator_id)
-        found = self._points(ind, filters, [dimension])
+        found = self._points(ind, filters, [dimension], self.previous_start)
         keys = sorted({k for _, k in found if k is not None})
         # A count with nothing to count is 0, as the indicator API fills an ungrouped count;
         # it has no point for a group without samples.

@@ -102,14 +102,24 @@ def customer_review_of(
     period: Annotated[str, Query(max_length=20, examples=["2026-10", "2026-W41"])],
     customer: Annotated[str | None, Query(max_length=300)] = None,
     service: Annotated[str | None, Query(max_length=300)] = None,
+    history: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=customer_review.HISTORY_MAX,
+            description="periods in each objective's and key figure's history, the reviewed "
+            "one included",
+        ),
+    ] = customer_review.HISTORY,
     format: Format = None,
 ) -> CustomerReview | HTMLResponse:
     """The customer review of one `service` or `customer` for a month (`2026-10`), an ISO
-    week (`2026-W41`) or a quarter (`2026-Q4`): SLA per objective with the previous period
-    and trend, objectives met, service performance, satisfaction, workload, changes, problems,
-    action items and improvements. Indicator numbers are those `GET /v1/indicators/{id}`
-    answers for the same window and filter. As a printable page with charts when asked for
-    HTML (`?format=html` or `Accept: text/html`)."""
+    week (`2026-W41`) or a quarter (`2026-Q4`): SLA per objective with the previous period,
+    trend and history (the last `history` periods), objectives met, service performance,
+    satisfaction, workload, changes, problems, action items and improvements. Indicator numbers
+    are those `GET /v1/indicators/{id}` answers for the same window and filter. As a printable
+    page with charts (trend lines, bars) when asked for HTML (`?format=html` or
+    `Accept: text/html`)."""
     found = customer_review.review(
         db,
         catalogs.get(db)[0],
@@ -118,6 +128,7 @@ def customer_review_of(
         period_text=period,
         reading=reading,
         now=now,
+        history=history,
     )
     if wants_html(request, format):
         return HTMLResponse(customer_html.render(found))

@@ -22,11 +22,14 @@ from shared.settings import Settings
 
 _ids = itertools.count(1)
 # An aggregator's settings in tests: no slower cadence for the costly parts of current windows,
-# and every hour kept (the fixtures live in October 2026, whatever the date of the run).
+# every hour kept (the fixtures live in October 2026, whatever the date of the run), and the
+# server's default work_mem: the fixtures' few rows are computed ~4x faster with it than with
+# the 64 MB a million-ticket month needs (each statement sizes its hash tables up to it).
 TEST_SETTINGS = Settings(
     _env_file=None,  # type: ignore[call-arg]
     aggregator_slow_seconds=0,
     hour_retention_days=36500,
+    aggregator_work_mem_mb=4,
 )
 UTC_TZ = ZoneInfo("UTC")
 # What "now" is for the tests' aggregators unless a test gives its own clock: noon of the day
@@ -40,6 +43,16 @@ FIXTURES_NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
 def fixtures_clock() -> datetime:
     return FIXTURES_NOW
+
+
+class Clock:
+    """A clock a test sets (`clock.now = …`) and hands to the app or an aggregator."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 def real_clock() -> datetime:

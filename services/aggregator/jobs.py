@@ -171,7 +171,7 @@ class Aggregator:
                     else:  # another aggregator (or this one's other loop) computes it now
                         queue.postpone(conn, unit, lanes, now + timedelta(seconds=1))
                 if units:
-                    conn.execute(_WORK_MEM)
+                    conn.execute(_WORK_MEM, {"mb": f"{self.settings.aggregator_work_mem_mb}MB"})
                     self._compute(conn, horizon, units, claimed)
                     self._measure(units, claimed, time.perf_counter() - started, now)
                     queue.done(conn, claimed, self.horizon(now))
@@ -446,8 +446,9 @@ def _warn(message: str, err: Exception) -> None:
 
 
 # A unit aggregates tens of thousands of samples over a dozen groupings: enough memory for its
-# sorts and hashes not to spill to disk (the server's default is 4 MB), for its transaction only.
-_WORK_MEM = text("SET LOCAL work_mem = '64MB'")
+# sorts and hashes not to spill to disk (the server's default is 4 MB), for its transaction only
+# (settings.aggregator_work_mem_mb).
+_WORK_MEM = text("SELECT set_config('work_mem', :mb, true)")
 # Points stored for one window.
 _POINTS = text(
     "SELECT count(*) FROM indicator_values WHERE window_kind = :kind AND window_start = :start"

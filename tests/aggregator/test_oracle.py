@@ -349,7 +349,7 @@ def close(a: Point, b: Point) -> bool:
     return an == bn and eq(av, bv) and eq(a50, b50) and eq(a90, b90)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories())
 def test_day_points_of_ticket_indicators_match_the_pure_python_reference(
     oracle_db: Engine, events: list[dict[str, Any]]

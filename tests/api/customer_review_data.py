@@ -17,7 +17,7 @@ from services.api.app import create_app
 from services.catalog import apply_catalog
 from shared.db import make_engine
 from tests.conftest import make_settings
-from tests.helpers import aggregate, cloud_event, store, ticket_event, utc
+from tests.helpers import Clock, aggregate, cloud_event, store, ticket_event, utc
 
 HOSTILE = "<script>alert(1)</script>'; DROP TABLE tickets; --"
 # A service whose id is markup, of a customer of its own (no event names it).
@@ -124,11 +124,6 @@ EVENTS = [
 ]  # fmt: skip
 
 
-class Clock:
-    def __call__(self) -> datetime:
-        return utc(2026, 11, 5, 10)
-
-
 @contextmanager
 def served(postgres: Any) -> Iterator[tuple[TestClient, Engine]]:
     """A fresh database with the catalog and the events, aggregated, and the app over it."""
@@ -142,7 +137,7 @@ def served(postgres: Any) -> Iterator[tuple[TestClient, Engine]]:
         url, "127.0.0.1:9", manage_token="manage-secret", read_token="read-secret"
     )
     try:
-        with TestClient(create_app(settings, eng, clock=Clock())) as c:
+        with TestClient(create_app(settings, eng, clock=Clock(utc(2026, 11, 5, 10)))) as c:
             yield c, eng
     finally:
         eng.dispose()

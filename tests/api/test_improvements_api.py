@@ -19,7 +19,7 @@ from services.api.improvements.service import verifier
 from services.catalog import apply_catalog
 from shared.settings import Settings
 from tests.conftest import make_settings
-from tests.helpers import aggregate, publish, store, ticket_event, utc
+from tests.helpers import Clock, aggregate, publish, store, ticket_event, utc
 
 CATALOG = """
 customers: [{id: acme}, {id: globex}]
@@ -72,14 +72,6 @@ EVENTS = [
     *_resolved("email", 6, [True, True]), *_resolved("email", 7, [True, False]),
     *_resolved("erp", 2, [True, True]), *_resolved("erp", 6, [False]),
 ]  # fmt: skip
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture(scope="module")

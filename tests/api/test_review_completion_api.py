@@ -18,32 +18,15 @@ from services.api.app import create_app
 from services.catalog import apply_catalog
 from shared.db import make_engine
 from shared.settings import Settings
+from tests.aggregator.test_review_completion import CATALOG
 from tests.conftest import make_settings
-from tests.helpers import aggregate, aggregator, utc
+from tests.helpers import Clock, aggregate, aggregator, utc
 
 ID = "review_completion_ratio"
-# Deadlines (in UTC): acme's September review 6 Oct, October's 6 Nov; erp's 11 Oct and 11 Nov;
+# The catalog of the aggregator tests (tests/aggregator/test_review_completion.py). Deadlines
+# (in UTC): acme's September review 6 Oct, October's 6 Nov; erp's 11 Oct and 11 Nov;
 # desk's weeks every Wednesday 00:00 (W40 7 Oct … W43 28 Oct, W44 4 Nov).
-CATALOG = """
-customers: [{id: acme}, {id: globex}]
-services: [{id: email, customer: acme}, {id: erp, customer: globex}]
-reviews:
-  - {kind: customer, level: 2, customer: acme, every: month, grace_days: 5}
-  - {kind: customer, level: 3, service: erp, every: month, grace_days: 10}
-  - {kind: team, level: 1, assignment_group: desk, every: week, grace_days: 2}
-objectives:
-  - {service: erp, indicator: review_completion_ratio, window: month, comparator: ">=",
-     target: 0.9, warning: 0.5}
-"""
 MANAGE = {"Authorization": "Bearer manage-secret"}
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from services.catalog import apply_catalog
 from shared.db import make_engine
 from shared.settings import Settings
 from tests.conftest import make_settings
-from tests.helpers import utc
+from tests.helpers import Clock, utc
 
 CATALOG = """
 customers: [{id: acme}, {id: globex}]
@@ -34,14 +34,6 @@ reviews:
 MANAGE = {"Authorization": "Bearer manage-secret"}
 ADMIN = {"Authorization": "Bearer admin-secret"}
 READ = {"Authorization": "Bearer read-secret"}
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from services.api.app import create_app
 from shared.db import make_engine
 from tests.conftest import make_settings
-from tests.helpers import aggregate, store, ticket_event, utc
+from tests.helpers import Clock, aggregate, store, ticket_event, utc
 
 MANAGE = {"Authorization": "Bearer manage-secret"}
 READ = {"Authorization": "Bearer read-secret"}
@@ -45,11 +45,6 @@ EVENTS = [
 ]
 
 
-class Clock:
-    def __call__(self) -> datetime:
-        return utc(2026, 11, 3, 10)
-
-
 @pytest.fixture(scope="module")
 def client(postgres: Any) -> Iterator[TestClient]:
     url = postgres.fresh()
@@ -59,7 +54,7 @@ def client(postgres: Any) -> Iterator[TestClient]:
     settings = make_settings(
         url, "127.0.0.1:9", manage_token="manage-secret", read_token="read-secret"
     )
-    with TestClient(create_app(settings, eng, clock=Clock())) as c:
+    with TestClient(create_app(settings, eng, clock=Clock(utc(2026, 11, 3, 10)))) as c:
         _record(c)
         yield c
     eng.dispose()

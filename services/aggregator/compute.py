@@ -45,6 +45,7 @@ def catalog_params(catalog: Catalog, tz: ZoneInfo) -> dict[str, Any]:
         "rv_groups": [r.assignment_group for r in reviews],
         "rv_every": [r.every for r in reviews],
         "rv_grace_days": [r.grace_days for r in reviews],
+        "rv_since": [r.since for r in reviews],
         "tz": tz.key,
     }
 

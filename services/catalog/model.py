@@ -335,7 +335,9 @@ class ScheduledReview(_Model):
     """A review held regularly (SPEC §7.3): a `customer` review of a service or a customer, or a
     `team` review of an assignment group, at `level` 1-4 of the review mechanism, `every` week,
     month or quarter, with its participants. A period's review is due from the period's end
-    until `grace_days` later, then overdue."""
+    until `grace_days` later, then overdue. `since`: the day the schedule began — periods ending
+    on or before it were never scheduled (not due, not overdue, not counted by
+    `review_completion_ratio`); unset, every period counts."""
 
     kind: ReviewKind
     level: Annotated[int, Strict(), Field(ge=1, le=4)]
@@ -345,6 +347,7 @@ class ScheduledReview(_Model):
     every: PeriodKind
     participants: tuple[str, ...] = ()
     grace_days: Annotated[int, Strict(), Field(ge=0, le=366)] = 5
+    since: date | None = None
 
     @model_validator(mode="after")
     def _one_scope(self) -> ScheduledReview:
@@ -365,10 +368,10 @@ class ScheduledReview(_Model):
         raise AssertionError("validated: a scheduled review has a scope")
 
 
-# (kind, service, customer, assignment_group, every, grace_days) of each scheduled review, and
-# (service, customer) of each service one is of.
+# (kind, service, customer, assignment_group, every, grace_days, since) of each scheduled review,
+# and (service, customer) of each service one is of.
 ReviewSchedule = tuple[
-    tuple[tuple[str, str | None, str | None, str | None, str, int], ...],
+    tuple[tuple[str, str | None, str | None, str | None, str, int, date | None], ...],
     tuple[tuple[str, str], ...],
 ]
 
@@ -410,11 +413,11 @@ class Catalog(_Model):
 
     def review_schedule(self) -> ReviewSchedule:
         """What `review_completion_ratio` reads of the catalog: each scheduled review's kind,
-        scope, period kind and grace, and the customer of each service one is of."""
+        scope, period kind, grace and start, and the customer of each service one is of."""
         reviewed = {r.service for r in self.reviews}
         return (
             tuple(
-                (r.kind, r.service, r.customer, r.assignment_group, r.every, r.grace_days)
+                (r.kind, r.service, r.customer, r.assignment_group, r.every, r.grace_days, r.since)
                 for r in self.reviews
             ),
             tuple((s.id, s.customer) for s in self.services if s.id in reviewed),

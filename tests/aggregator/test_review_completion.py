@@ -193,6 +193,27 @@ def test_the_metrics_snapshot_carries_it_with_its_own_customer_label(held: Engin
     assert 'indicator="review_completion_ratio"' in body  # its objective's status
 
 
+def test_periods_before_the_schedule_began_count_neither_way(postgres: Postgres) -> None:
+    # desk's schedule began on Monday 14 September: W37 ends that day, so it and the weeks before
+    # were never due; W38 (deadline 23 Sep, never held) and W39 (held) count
+    engine = make_engine(postgres.fresh())
+    began = CATALOG.replace(
+        "every: week, grace_days: 2}", "every: week, grace_days: 2, since: 2026-09-14}"
+    )
+    assert began != CATALOG
+    with engine.begin() as conn:
+        apply_catalog(conn, began, "test", now=NOW)
+    for scope, period, at in HELD:
+        record(engine, scope, period, at, UTC_ZONE)
+    aggregate(engine, SETTINGS, at_now)
+    # September: acme Aug 0, erp Aug 1, desk W38 0, W39 1 → 2 / 4 (W35-W37 left out)
+    assert value(engine, "month", utc(2026, 9, 1)) == (pytest.approx(2 / 4), 4)
+    assert value(engine, "day", utc(2026, 9, 2)) is None  # W35's deadline: not scheduled then
+    # October is after the start: as without it
+    assert value(engine, "month", utc(2026, 10, 1)) == (pytest.approx(4 / 6), 6)
+    engine.dispose()
+
+
 def test_a_changed_schedule_recomputes_its_recent_windows(postgres: Postgres) -> None:
     engine = make_engine(postgres.fresh())
     first = "reviews: [{kind: team, level: 1, assignment_group: desk, every: week, grace_days: 2}]"

@@ -122,6 +122,14 @@ def test_monthly_schedule_states_over_four_periods() -> None:
     assert (states[3].start, states[3].end) == (utc(2026, 8, 1), utc(2026, 9, 1))
 
 
+def test_periods_ending_before_the_schedule_began_are_not_listed() -> None:
+    # the schedule began on 1 October: September ended on it, so only October and November
+    states = period_states(
+        "month", 5, utc(2026, 11, 3, 10), ZoneInfo("UTC"), 4, {}, since=date(2026, 10, 1)
+    )
+    assert [(s.period, s.state) for s in states] == [("2026-11", "upcoming"), ("2026-10", "due")]
+
+
 def test_quarterly_schedule_with_no_grace_is_overdue_once_ended() -> None:
     states = period_states("quarter", 0, utc(2027, 1, 1), ZoneInfo("UTC"), 2, {})
     assert [(s.period, s.state) for s in states] == [

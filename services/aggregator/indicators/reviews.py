@@ -26,15 +26,17 @@ _SCHEDULE = """
                         ELSE interval '1 month' END AS step
     FROM unnest(CAST(:rv_kinds AS text[]), CAST(:rv_services AS text[]),
                 CAST(:rv_customers AS text[]), CAST(:rv_groups AS text[]),
-                CAST(:rv_every AS text[]), CAST(:rv_grace_days AS int[]))
-        AS e(kind, service, customer, assignment_group, every, grace_days)
+                CAST(:rv_every AS text[]), CAST(:rv_grace_days AS int[]),
+                CAST(:rv_since AS date[]))
+        AS e(kind, service, customer, assignment_group, every, grace_days, since)
 """
 
 # Each scheduled review's periods near the window, as local timestamps in the reporting time zone
 # (`first_day`: local midnight of the period's first day; ISO weeks start on Monday, as in
 # shared/periods.py), with the period's label as shared.periods.Period.label writes it and its
 # deadline as services/api/reviews/schedule.due_until computes it: local midnight `grace_days`
-# calendar days after the period's end. The series starts a period and a day before the
+# calendar days after the period's end; only the periods ending after the schedule's `since`
+# (periods before the schedule began were never due). The series starts a period and a day before the
 # earliest one whose deadline can fall in the window, and ends past the latest.
 _PERIODS = f"""
     SELECT e.*, p.first_day,
@@ -50,6 +52,7 @@ _PERIODS = f"""
         (w.window_end AT TIME ZONE CAST(:tz AS text)) - make_interval(days => e.grace_days),
         e.step
     ) AS p(first_day)
+    WHERE e.since IS NULL OR p.first_day + e.step > e.since
 """
 
 register(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -71,11 +71,15 @@ def period_states(
     tz: ZoneInfo,
     count: int,
     held: Mapping[str, int],
+    since: date | None = None,
 ) -> list[PeriodState]:
     """The period containing `at` and the `count - 1` before it, newest first, with their state;
-    `held` maps a period's label to the id of a review recorded for it."""
+    `held` maps a period's label to the id of a review recorded for it. Periods ending on or
+    before `since` (the schedule's first day) are left out: they were never scheduled."""
     out = []
     for period in last_periods(every, at, tz, count):
+        if since is not None and period.next_first_day() <= since:
+            continue
         start, end = period.start(tz), period.end(tz)
         until = due_until(end, grace_days, tz)
         review = held.get(period.label)

@@ -175,6 +175,9 @@ class ScheduleEntry(BaseModel):
     every: PeriodKind
     participants: list[str]
     grace_days: int
+    since: date | None = Field(
+        default=None, description="the schedule's first day: earlier periods are not listed"
+    )
     periods: list[ScheduledPeriod] = Field(description="the current period first, then before")
 
 

@@ -237,7 +237,9 @@ def schedule(
     counts: dict[ScheduleState, int] = dict.fromkeys(SCHEDULE_STATES, 0)
     for entry in catalog.reviews:
         key = (entry.kind, *entry.scope)
-        periods = period_states(entry.every, entry.grace_days, at, tz, count, held.get(key, {}))
+        periods = period_states(
+            entry.every, entry.grace_days, at, tz, count, held.get(key, {}), entry.since
+        )
         for p in periods:
             counts[p.state] += 1
         entries.append(
@@ -250,6 +252,7 @@ def schedule(
                 every=entry.every,
                 participants=list(entry.participants),
                 grace_days=entry.grace_days,
+                since=entry.since,
                 periods=[ScheduledPeriod(**asdict(p)) for p in periods],
             )
         )

@@ -36,8 +36,8 @@ _SCHEDULE = """
 # shared/periods.py), with the period's label as shared.periods.Period.label writes it and its
 # deadline as services/api/reviews/schedule.due_until computes it: local midnight `grace_days`
 # calendar days after the period's end; only the periods ending after the schedule's `since`
-# (periods before the schedule began were never due). The series starts a period and a day before the
-# earliest one whose deadline can fall in the window, and ends past the latest.
+# (periods before the schedule began were never due). The series starts a period and a day
+# before the earliest one whose deadline can fall in the window, and ends past the latest.
 _PERIODS = f"""
     SELECT e.*, p.first_day,
            CASE e.every WHEN 'week' THEN to_char(p.first_day, 'IYYY-"W"IW')

@@ -73,6 +73,7 @@ class Reader:
         history: int = 1,
     ) -> None:
         self.conn, self.catalog, self.reading, self.now = conn, catalog, reading, now
+        self.period = period
         self.window = window_for(period)
         tz = reading.tz
         self.start, self.end = period.start(tz), period.end(tz)
@@ -81,6 +82,19 @@ class Reader:
         # The first window a history reads (never after the previous period's: the figure and
         # its history come from one read).
         self.since = min(self.previous_start, self.periods[0].start(tz))
+
+    def header(self) -> dict[str, Any]:
+        """The fields every review opens with: its period, the one before, the indicator
+        window read and when it was generated."""
+        return {
+            "period": self.period.label,
+            "period_kind": self.period.kind,
+            "period_start": self.start,
+            "period_end": self.end,
+            "previous_period": self.period.previous().label,
+            "window": self.window,
+            "generated_at": self.now,
+        }
 
     def indicator(self, indicator_id: str) -> Indicator:
         ind = find(self.conn, self.catalog, indicator_id)

@@ -63,13 +63,7 @@ def review(
     )
     return TeamReview(
         assignment_group=assignment_group,
-        period=period.label,
-        period_kind=period.kind,
-        period_start=r.start,
-        period_end=r.end,
-        previous_period=period.previous().label,
-        window=r.window,
-        generated_at=now,
+        **r.header(),
         plan=Plan(
             previous_review=previous,
             still_open=still_open,

@@ -169,6 +169,17 @@ ticket_sla = Table(
     Index(None, "response_decided_at"),
     Index(None, "resolution_decided_at"),
     Index(None, "resolution_due"),
+    # the deadlines still open, for the SLA job's passes (services/aggregator/sla.py)
+    Index(
+        "ix_ticket_sla_response_due_open",
+        "response_due",
+        postgresql_where=text("response_met IS NULL"),
+    ),
+    Index(
+        "ix_ticket_sla_resolution_due_open",
+        "resolution_due",
+        postgresql_where=text("resolution_met IS NULL"),
+    ),
 )
 
 # Changes and releases — SPEC §3.2. `implemented_at` places a change in its window.
@@ -375,6 +386,37 @@ partial_days = Table(
     metadata,
     _ts("day_start", primary_key=True),
     _ts("created_at", nullable=False, server_default=func.now()),
+)
+
+# Every write to a tracked projection (tickets), as the row was before it (`old`, NULL for a
+# new row), with the writing transaction (`writer`, its xid8 as a number): written by triggers
+# (migration 0013), whoever writes. An hour partial computed at a snapshot adds what changed
+# since, new minus old, instead of being recomputed from all its rows
+# (services/aggregator/changes.py); changes every kept snapshot sees are deleted.
+row_changes = Table(
+    "row_changes",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("entity_kind", Text, nullable=False),
+    Column("entity_id", Text, nullable=False),
+    Column(
+        "writer",
+        BigInteger,
+        nullable=False,
+        server_default=text("(pg_current_xact_id())::text::bigint"),
+    ),
+    Column("old", JSONB),
+    Index(None, "entity_kind", "writer"),
+)
+
+# The snapshot (pg_snapshot as text) each indicator's hour partial reflects.
+partial_snapshots = Table(
+    "partial_snapshots",
+    metadata,
+    Column("indicator", Text, primary_key=True),
+    _ts("window_start", primary_key=True),
+    Column("snap", Text, nullable=False),
+    _ts("taken_at", nullable=False),
 )
 
 # Computed indicator points — SPEC §5. `dimensions` holds only the grouped dimensions; the

@@ -314,6 +314,25 @@ STAGED = """
 """
 
 
+# The snapshot the staging statement reads, as the one each of `:snap_ids` (indicators) in
+# `:snap_hours` now reflects (changes.py adds what changed since): in the same statement, so the
+# same snapshot.
+_TAKEN = """
+    WITH taken AS (
+        INSERT INTO partial_snapshots (indicator, window_start, snap, taken_at)
+        SELECT i, h, pg_current_snapshot()::text, now()
+        FROM unnest(CAST(:snap_ids AS text[])) AS i, unnest(CAST(:snap_hours AS timestamptz[])) AS h
+        ON CONFLICT (indicator, window_start) DO UPDATE
+            SET snap = excluded.snap, taken_at = excluded.taken_at
+    )
+"""
+
+
+# Held by a transaction recording snapshots (shared) until it commits, so that forgetting the
+# changes no snapshot needs (changes.forget, exclusive, never waiting) sees every snapshot.
+HOLD_CHANGES = text("SELECT pg_advisory_xact_lock_shared(hashtext('itsm-row-changes'))")
+
+
 def stage_points(
     conn: Connection,
     plan: Plan,
@@ -322,17 +341,27 @@ def stage_points(
     *,
     now: datetime,
     params: Mapping[str, Any] | None = None,
+    snapshot_of: Sequence[datetime] = (),
 ) -> None:
-    """Compute the plan's points into the transaction's `staged_points` (merge.py reads them)."""
+    """Compute the plan's points into the transaction's `staged_points` (merge.py reads them);
+    the hours `snapshot_of` (partials the staging renews) remember the snapshot read."""
     if not windows:
         return
     conn.execute(text(STAGED))
+    taken = ""
+    if snapshot_of:
+        conn.execute(HOLD_CHANGES)
+        taken = _TAKEN
     conn.execute(
         text(
-            f"INSERT INTO staged_points ({_COLUMNS}, p50, p90) "
+            f"{taken} INSERT INTO staged_points ({_COLUMNS}, p50, p90) "
             f"SELECT {_COLUMNS}, p50, p90 FROM ({select_sql(plan, Shape(groupings))}) p"
         ),
-        bind(windows, now, params, plan),
+        {
+            **bind(windows, now, params, plan),
+            "snap_ids": [i.id for i in plan],
+            "snap_hours": list(snapshot_of),
+        },
     )
 
 

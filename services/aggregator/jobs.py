@@ -19,7 +19,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from services.aggregator import queue
+from services.aggregator import changes, queue
 from services.aggregator.compute import catalog_params
 from services.aggregator.drift import update_drift
 from services.aggregator.indicators.custom import indicators_for
@@ -221,6 +221,8 @@ class Aggregator:
             process_days(conn, ctx, units, rows)
         else:
             process_windows(conn, ctx, kind, units, rows)
+        for by, n in ctx.renewed.items():
+            self.metrics.hours_renewed.labels(by).inc(n)
 
     def _measure(
         self, units: Sequence[Unit], rows: Sequence[Row], elapsed: float, now: datetime
@@ -310,6 +312,11 @@ class Aggregator:
                 if queue.try_lock(conn, unit):
                     conn.execute(_PRUNE_PARTIALS, {"day": day, "end": unit.end})
 
+    def forget_changes(self) -> int:
+        """Delete the row changes no hour partial needs any more (changes.py)."""
+        with self.engine.begin() as conn:
+            return changes.forget(conn)
+
     # --- the scheduler ---------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
@@ -336,6 +343,7 @@ class Aggregator:
                 "exposition",
             ),
             (self._guarded(self.prune, "prune"), 300, "prune"),
+            (self._guarded(self.forget_changes, "changes"), 30, "changes"),
         ]
         if self._verify_improvements is not None:
             jobs.append(

@@ -70,6 +70,9 @@ _APPLY = f"""
         SELECT d.indicator, p.kind, p.start, d.dimensions, p.end_, d.dim_keys,
                sum(d.count) AS n, sum(d.sum_v) AS sv, sum(d.sum_w) AS sw
         FROM deltas d JOIN {_PARENTS} ON p.key_start = d.key_start
+        -- an hour stores fewer groupings than the day its partials are kept at
+        WHERE p.kind <> 'hour' OR (d.indicator, d.dim_keys) IN (
+            SELECT * FROM unnest(CAST(:kept_ids AS text[]), CAST(:kept_keys AS text[])))
         GROUP BY d.indicator, p.kind, p.start, p.end_, d.dimensions, d.dim_keys
     ) AS changed
     ORDER BY indicator, kind, start, dimensions
@@ -101,6 +104,60 @@ _EMPTIED = """
 """
 
 _POINT_COLUMNS = "indicator, dimensions, dim_keys, count, sum_v, sum_w"
+
+
+def start_deltas(conn: Connection) -> None:
+    """The transaction's `deltas` (indicator, key_start: an hour, dimensions, dim_keys, count,
+    sum_v, sum_w), for differences computed elsewhere (changes.py) and added by `add_deltas`."""
+    conn.execute(text(_DELTAS))
+
+
+# The differences added to the hours' partials, in key order; what they bring to 0 is returned.
+_ADD_PARTIALS = """
+    WITH added AS (
+    INSERT INTO indicator_partials AS ip (indicator, window_start, dimensions, dim_keys, count,
+                                          sum_v, sum_w)
+    SELECT indicator, key_start, dimensions, dim_keys, count, sum_v, sum_w FROM deltas
+    ORDER BY indicator, key_start, dimensions
+    ON CONFLICT (indicator, window_start, dimensions) DO UPDATE SET
+        count = ip.count + excluded.count,
+        sum_v = ip.sum_v + excluded.sum_v,
+        sum_w = ip.sum_w + excluded.sum_w
+    RETURNING ip.indicator, ip.window_start, ip.dimensions, ip.count
+    )
+    SELECT indicator, window_start, dimensions::text FROM added WHERE count = 0
+"""
+
+_EMPTIED_PARTIALS = """
+    DELETE FROM indicator_partials ip
+    USING unnest(CAST(:ids AS text[]), CAST(:starts AS timestamptz[]), CAST(:dims AS jsonb[]))
+        AS e(indicator, start, dims)
+    WHERE ip.indicator = e.indicator AND ip.window_start = e.start AND ip.dimensions = e.dims
+      AND ip.count = 0
+"""
+
+
+def add_deltas(
+    conn: Connection,
+    parents: Sequence[Parent],
+    hour_kept: Sequence[tuple[str, str]],
+    *,
+    now: datetime,
+) -> None:
+    """Add the differences in `deltas` (of hours with partials) to the hours' partials and to
+    every window containing them (`parents`: an hour's own point among them when it is kept, at
+    the groupings `hour_kept`)."""
+    emptied = conn.execute(text(_ADD_PARTIALS)).all()
+    if emptied:
+        conn.execute(
+            text(_EMPTIED_PARTIALS),
+            {
+                "ids": [r[0] for r in emptied],
+                "starts": [r[1] for r in emptied],
+                "dims": [r[2] for r in emptied],
+            },
+        )
+    _apply(conn, parents, now, hour_kept)
 
 
 def merge_hours(
@@ -275,12 +332,21 @@ def _replace_partials(conn: Connection, ids: list[str], hours: Sequence[datetime
     )
 
 
-def _apply(conn: Connection, parents: Sequence[Parent], now: datetime) -> None:
+def _apply(
+    conn: Connection,
+    parents: Sequence[Parent],
+    now: datetime,
+    hour_kept: Sequence[tuple[str, str]] = (),
+) -> None:
+    """Add the differences to their parents (an `hour` parent: only the groupings `hour_kept`,
+    indicator and dim_keys, an hour stores)."""
     params = {
         "keys": [k for k, *_ in parents],
         "kinds": [k for _, k, _, _ in parents],
         "pstarts": [s for *_, s, _ in parents],
         "pends": [e for *_, e in parents],
+        "kept_ids": [i for i, _ in hour_kept],
+        "kept_keys": [k for _, k in hour_kept],
         "now": now,
     }
     if parents:

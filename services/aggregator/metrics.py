@@ -34,6 +34,13 @@ class AggregatorMetrics:
             ["window"],
             registry=registry,
         )
+        self.hours_renewed = Counter(
+            "itsm_aggregator_hours_renewed",
+            "Hour partials of recent days brought up to date, by how: `changes` (what the "
+            "entities changed since added, new minus old) or `rows` (recomputed from the rows)",
+            ["by"],
+            registry=registry,
+        )
         self.run_seconds = Histogram(
             "itsm_aggregator_run_seconds",
             "Duration of one aggregator job run",

@@ -6,7 +6,9 @@ merge.py's; this module decides which indicators and windows each unit touches.
 A day's units, for the indicators placed by an instant (compute.Indicator.mergeable):
 - a recent day (its end after `recent_since`) keeps hour partials: only its dirty hours are
   recomputed and their differences added to the day, week, month and quarter; a recent day without
-  partials yet has all its hours computed once, which become its partials;
+  partials yet has all its hours computed once, which become its partials; an hour dirtied by
+  its entities' changes alone adds what they changed instead of being recomputed, for the
+  indicators over a tracked projection (changes.py);
 - an older day is recomputed whole from the rows (exact percentiles included) and its
   difference added to its week, month and quarter (shared.windows.MERGED_KINDS).
 The other indicators (states, time shares) are computed directly for each dirty window, and
@@ -14,15 +16,17 @@ after them the objectives of the window and what derives from them (SPEC §5.3, 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, text
 
-from services.aggregator import merge
+from services.aggregator import changes, merge
 from services.aggregator.compute import (
+    Plan,
     Window,
     apply_percentiles,
     delete_points,
@@ -34,6 +38,7 @@ from services.aggregator.indicators import Indicator
 from services.aggregator.objectives import evaluate_windows
 from services.aggregator.policy import dim_keys, stored_groupings
 from services.aggregator.queue import (
+    EVERYTHING,
     Horizon,
     QueueRow,
     Row,
@@ -57,6 +62,8 @@ class Context:
     params: Mapping[str, Any]  # the catalog's settings the indicators' SQL reads
     indicators: Sequence[Indicator]  # built-in and custom
     recent_since: datetime  # days ending after this keep hour partials
+    # Hour partials brought up to date, by how: "changes" (changes.py) or "rows".
+    renewed: Counter[str] = field(default_factory=Counter)
 
     @property
     def now(self) -> datetime:
@@ -97,7 +104,7 @@ def process_days(conn: Connection, ctx: Context, days: Sequence[Unit], rows: Seq
     if mergeable:
         recent = [d for d in begun if d.end > ctx.recent_since]
         old = [d for d in days if d not in recent]
-        _recent_days(conn, ctx, recent, hours, mergeable)
+        _recent_days(conn, ctx, recent, hours, mergeable, rows)
         _old_days(conn, ctx, old, kept, mergeable)
     states = _states_due(conn, ctx, rows) if direct else set()
     for plan in plans(direct):
@@ -113,6 +120,12 @@ def process_days(conn: Connection, ctx: Context, days: Sequence[Unit], rows: Seq
         if any(r.kind == "day" and r.start == d.start and r.lane == "percentiles" for r in rows)
     ]
     _percentiles(conn, ctx, "day", percentile_days)
+    percentile_hours = [  # of hours kept by their changes (changes.py)
+        (r.start, r.end)
+        for r in rows
+        if r.kind == "hour" and r.lane == "percentiles" and r.end > ctx.horizon.hours_since
+    ]
+    _percentiles(conn, ctx, "hour", percentile_hours)
     _objectives(conn, ctx, "hour", [(h, h + HOUR) for h in kept_begun])
     _objectives(conn, ctx, "day", [(d.start, d.end) for d in begun])
 
@@ -158,6 +171,7 @@ def _recent_days(
     days: Sequence[Unit],
     hours: Sequence[datetime],
     mergeable: Sequence[Indicator],
+    rows: Sequence[Row],
 ) -> None:
     if not days:
         return
@@ -170,13 +184,13 @@ def _recent_days(
     tz, now = ctx.horizon.tz, ctx.now
     going = [d for d in days if d.start in have]
     dirty = [h for h in hours if any(d.start <= h < d.end for d in going)]
-    if dirty:
-        _stage(conn, ctx, mergeable, [(h, h + HOUR) for h in dirty])
-        _write_hours(conn, ctx, mergeable, dirty)
-        merge.merge_hours(
-            conn, mergeable, dirty, _parents(dirty, ("day", *MERGED_KINDS), ctx), now=now
-        )
-        merge.clear_staged(conn)
+    by_changes = _kept_by_changes(conn, mergeable, rows, dirty)
+    full = [h for h in dirty if h not in by_changes]
+    if full:
+        _renew_hours(conn, ctx, mergeable, full)
+    if by_changes:
+        _add_changes(conn, ctx, mergeable, by_changes)
+    ctx.renewed.update(rows=len(full), changes=len(by_changes))
     new = [d for d in days if d.start not in have]
     if new:
         every = ctx.mergeable  # a day's partials hold every indicator that adds up
@@ -187,7 +201,8 @@ def _recent_days(
                 d.start, d.end - timedelta(microseconds=1), tz, ("hour",)
             )
         ]
-        _stage(conn, ctx, every, [(h, h + HOUR) for h in all_hours])
+        _stage(conn, ctx, every, [(h, h + HOUR) for h in all_hours], partials=all_hours)
+        ctx.renewed.update(rows=len(all_hours))
         _write_hours(conn, ctx, every, all_hours)
         merge.replace_days(
             conn,
@@ -199,6 +214,76 @@ def _recent_days(
         )
         merge.clear_staged(conn)
     _follow_up(conn, ctx, [d.start for d in days], ("day", *MERGED_KINDS), mergeable)
+
+
+def _renew_hours(
+    conn: Connection, ctx: Context, indicators: Sequence[Indicator], hours: Sequence[datetime]
+) -> None:
+    """Recompute these hours' partials from the rows and add their differences up."""
+    _stage(conn, ctx, indicators, [(h, h + HOUR) for h in hours], partials=hours)
+    _write_hours(conn, ctx, indicators, hours)
+    merge.merge_hours(
+        conn, indicators, hours, _parents(hours, ("day", *MERGED_KINDS), ctx), now=ctx.now
+    )
+    merge.clear_staged(conn)
+
+
+def _kept_by_changes(
+    conn: Connection, mergeable: Sequence[Indicator], rows: Sequence[Row], hours: Sequence[datetime]
+) -> dict[datetime, dict[Plan, str]]:
+    """The dirty hours whose partials of the tracked plans can add what changed
+    (changes.py), with each plan's snapshot: hours dirtied by entities' changes alone (not by a
+    recompute command or the clock), whose every tracked plan has a fresh snapshot."""
+    tracked = [p for p in plans(mergeable) if changes.rows_of(p)]
+    if not tracked or not hours:
+        return {}
+    moved: dict[datetime, set[str]] = {}
+    for r in rows:
+        if r.kind == "hour" and r.lane == "point":
+            moved.setdefault(r.start, set()).update(r.scopes)
+    candidates = [h for h in hours if not (moved.get(h, set()) & EVERYTHING)]
+    out: dict[datetime, dict[Plan, str]] = {h: {} for h in candidates}
+    for plan in tracked:
+        snaps = changes.snapshots(conn, plan, candidates)
+        for h in candidates:
+            if h in snaps and h in out:
+                out[h][plan] = snaps[h]
+            else:
+                out.pop(h, None)
+    return out
+
+
+def _add_changes(
+    conn: Connection,
+    ctx: Context,
+    mergeable: Sequence[Indicator],
+    by_changes: Mapping[datetime, Mapping[Plan, str]],
+) -> None:
+    """Hours kept by their changes: the tracked plans add what changed since their snapshot,
+    the others are recomputed from the rows; the hours' exact percentiles come on their lane."""
+    hours = sorted(by_changes)
+    tracked = {plan for snaps in by_changes.values() for plan in snaps}
+    rest = [i for i in mergeable if not any(i in p for p in tracked)]
+    if rest:
+        _renew_hours(conn, ctx, rest, hours)
+    merge.start_deltas(conn)
+    for h in hours:
+        for plan, snap in by_changes[h].items():
+            groupings = stored_groupings(plan[0], "day")
+            changes.stage_deltas(conn, plan, h, snap, groupings, now=ctx.now, params=ctx.params)
+    kept = [h for h in hours if h + HOUR > ctx.horizon.hours_since]
+    inds = [i for p in tracked for i in p]
+    merge.add_deltas(
+        conn,
+        _parents(hours, ("day", *MERGED_KINDS), ctx) + [(h, "hour", h, h + HOUR) for h in kept],
+        [(i.id, dim_keys(g)) for i in inds for g in stored_groupings(i, "hour")],
+        now=ctx.now,
+    )
+    if any(i.is_duration for i in inds):
+        pending = follow_ups(
+            [("hour", h, h + HOUR) for h in kept], horizon=ctx.horizon, percentiles=True
+        )
+        enqueue(conn, [r for r in pending if r[2] == "percentiles"], ctx.now)
 
 
 def _old_days(
@@ -231,12 +316,22 @@ def _stage(
     indicators: Sequence[Indicator],
     windows: Sequence[Window],
     kind: str = "day",
+    partials: Sequence[datetime] = (),
 ) -> None:
     """Stage the indicators' points for these windows at the groupings `kind` stores (hours
-    and days at a day's: an hour's partials add up to its day)."""
+    and days at a day's: an hour's partials add up to its day). Staged hours becoming
+    `partials` remember the snapshot they were read at, for the plans changes.py keeps."""
     for plan in plans(indicators):
         groupings = stored_groupings(plan[0], kind)
-        stage_points(conn, plan, windows, groupings, now=ctx.now, params=ctx.params)
+        stage_points(
+            conn,
+            plan,
+            windows,
+            groupings,
+            now=ctx.now,
+            params=ctx.params,
+            snapshot_of=partials if changes.rows_of(plan) else (),
+        )
 
 
 def _write_hours(

@@ -202,3 +202,40 @@ def test_scheduled_job_detects_a_breach_without_an_event(engine: Engine) -> None
     assert (before.resolution_met, before.resolution_due) == (None, t(8, 13))
     after = run(t(8, 13) + timedelta(seconds=1))  # nothing happened to the ticket
     assert (after.resolution_met, after.resolution_decided_at) == (False, t(8, 13))
+
+
+def test_later_passes_read_only_the_incidents_written_since(engine: Engine) -> None:
+    """After a first pass over every incident, a pass reads the incidents written since its
+    snapshot and the deadlines passed (services/aggregator/sla.py), not every incident; a new
+    catalog version scans them all again."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        apply_catalog(conn, CATALOG, "test")
+    store(
+        engine,
+        [
+            ticket_event(tid, t(5, 10), "new", service="email", priority=2)
+            for tid in ("G1", "G2", "G3")
+        ],
+    )
+    catalog = parse_catalog(CATALOG)
+
+    def run(sha: str = "sha") -> int:
+        with engine.begin() as conn:
+            return evaluate_pending(conn, catalog, sha, t(5, 11))
+
+    assert run() == 3  # the first pass: every incident
+    assert run() == 0
+    store(engine, [ticket_event("G2", t(5, 10, 30), "in_progress", service="email", priority=2)])
+    with engine.begin() as conn:  # G3 looks stale to a full scan, but nobody wrote it
+        conn.execute(
+            text("UPDATE ticket_sla SET ticket_updated_at = '2000-01-01' WHERE ticket_id = 'G3'")
+        )
+    assert run() == 1  # G2, written since: responded at 10:30, met
+    with engine.begin() as conn:
+        responded = conn.execute(
+            select(ticket_sla.c.response_met).where(ticket_sla.c.ticket_id == "G2")
+        ).scalar_one()
+    assert responded is True
+    assert run("another-sha") == 3  # a new catalog version: every incident again

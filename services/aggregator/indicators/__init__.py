@@ -54,6 +54,10 @@ class Indicator:
     # statement (compute.plans); `samples_sql` is the same query for this indicator alone.
     source: str = ""
     v: str = ""
+    # What `source` reads, as written after its FROM (`tickets`, or `ticket_sla s JOIN tickets
+    # t USING (ticket_id)`): when those are tracked projections, its hours can be kept by what
+    # changed in them (aggregator/changes.py).
+    rows_from: str = ""
     # The dimension naming the entity behind a sample, when the samples repeat an entity once
     # per service it belongs to (a CI in two services): a grouping without `service` then
     # counts the entity once (weights 1/k over its k samples), not k times.

@@ -55,6 +55,7 @@ def per_row(
         samples_sql=f"SELECT {', '.join([*dimensions, *private_dimensions, f'{v} AS v'])} {source}",
         source=source,
         v=v,
+        rows_from=table,
         private_dimensions=private_dimensions,
     )
 

@@ -1,0 +1,235 @@
+"""A recent hour kept by what changed in it (issue 10: freshness at real scale).
+
+An hour of a recent day keeps partials (merge.py). Recomputing them costs a scan of the hour's
+rows, and a busy current hour holds tens of thousands of tickets while a pass brings a few
+hundred: at 1,000 events/s the hour's recompute, not the events, set the freshness. So for the
+indicators whose samples are rows of tracked projections (`Indicator.rows_from`: the tickets,
+or the SLA evaluations joined with them):
+
+- every write to the projection leaves the row as it was before (`row_changes`, written by
+  triggers of migration 0013 while the writer holds the row's lock: an entity's changes come in
+  the order they committed), and the transaction that wrote it (`writer`);
+- a staging from the rows records, in the same statement, the snapshot it read
+  (`partial_snapshots`, compute.stage_points);
+- the next time the hour is dirty, one statement takes the entities changed since that snapshot
+  (their changes the snapshot does not see), computes their samples as they are now and as they
+  were then (the earliest of those changes holds the row as the snapshot saw it, or nothing),
+  and stages the difference, new minus old, at the day's groupings; in the same statement it
+  records its own snapshot. merge.add_deltas adds the difference to the partials and to every
+  window containing the hour. The same statement as the rows' (compute.select_sql) computes
+  both sides, so the values stay exact: counts and exact numeric sums.
+
+What an hour reads besides the tracked rows (a recompute command, the clock, another scope's
+marks, a changed catalog) recomputes it from its rows; so does an hour whose snapshot is older
+than FRESH (its changes are kept no longer than KEPT). Percentiles do not add up: an hour kept
+by its changes has its exact p50/p90 recomputed on the `percentiles` lane."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from services.aggregator.compute import HOLD_CHANGES, Plan, Shape, bind, select_sql
+from services.aggregator.indicators import Indicator
+from services.aggregator.policy import Grouping
+
+HOUR = timedelta(hours=1)
+
+# The projections whose changes are kept (migration 0013 installs their triggers): table →
+# (entity kind, key column).
+TRACKED: Mapping[str, tuple[str, str]] = {
+    "tickets": ("ticket", "ticket_id"),
+    "ticket_sla": ("ticket_sla", "ticket_id"),
+}
+# How old a snapshot may be and still be used, and how long changes are kept for one.
+FRESH = timedelta(minutes=5)
+KEPT = timedelta(minutes=15)
+
+# What a source reads: `table [alias]`, then any `JOIN table alias USING (key)`.
+_FROM = re.compile(r"(\w+)(?: (\w+))?((?: JOIN \w+ \w+ USING \(\w+\))*)")
+_JOIN = re.compile(r" JOIN (\w+) (\w+) USING \((\w+)\)")
+
+
+@dataclass(frozen=True)
+class Rows:
+    """What a plan's samples are made of: tracked tables joined on their one entity key."""
+
+    rows_from: str  # as written in the indicators' source
+    tables: tuple[tuple[str, str], ...]  # (table, alias or "")
+    key: str
+
+
+def rows_of(plan: Plan) -> Rows | None:
+    """What the plan's samples are rows of, when those are tracked projections joined on their
+    entity key (so that what changed in them is known); None otherwise."""
+    froms = {i.rows_from for i in plan}
+    m = _FROM.fullmatch(froms.pop()) if len(froms) == 1 else None
+    if m is None:
+        return None
+    tables = [(m.group(1), m.group(2) or "")]
+    keys = set()
+    for table, alias, key in _JOIN.findall(m.group(3)):
+        tables.append((table, alias))
+        keys.add(key)
+    if any(t not in TRACKED for t, _ in tables):
+        return None
+    keys |= {TRACKED[t][1] for t, _ in tables}
+    return Rows(m.group(0), tuple(tables), keys.pop()) if len(keys) == 1 else None
+
+
+def snapshots(conn: Connection, plan: Plan, hours: Sequence[datetime]) -> dict[datetime, str]:
+    """The hours whose partials of every indicator of the plan reflect one snapshot taken less
+    than FRESH ago, with that snapshot."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT window_start, min(snap) AS snap, count(DISTINCT snap) AS kinds,
+                   count(*) AS n
+            FROM partial_snapshots
+            WHERE indicator = ANY(:ids) AND window_start = ANY(:hours)
+              AND taken_at > now() - CAST(:fresh AS interval)
+            GROUP BY window_start
+            """
+        ),
+        {"ids": [i.id for i in plan], "hours": list(hours), "fresh": FRESH},
+    ).all()
+    return {r.window_start: r.snap for r in rows if r.n == len(plan) and r.kinds == 1}
+
+
+def stage_deltas(
+    conn: Connection,
+    plan: Plan,
+    hour: datetime,
+    snap: str,
+    groupings: tuple[Grouping, ...],
+    *,
+    now: datetime,
+    params: Mapping[str, Any] | None = None,
+) -> None:
+    """Stage into `deltas` (merge.start_deltas) what the rows changed since `snap` made of the
+    plan's points in `hour`, at these groupings, and record the snapshot read."""
+    rows = rows_of(plan)
+    assert rows is not None, "a plan over tracked projections"
+    conn.execute(HOLD_CHANGES)
+    conn.execute(
+        text(_delta_sql(plan, rows, groupings)),
+        {
+            **bind([(hour, hour + HOUR)], now, params, plan),
+            "snap": snap,
+            "entity_kinds": [TRACKED[t][0] for t, _ in rows.tables],
+            "snap_ids": [i.id for i in plan],
+            "hour": hour,
+        },
+    )
+
+
+@cache
+def _delta_sql(plan: Plan, rows: Rows, groupings: tuple[Grouping, ...]) -> str:
+    # Each table's rows of the changed entities, as they are and as the snapshot saw them (the
+    # earliest change since holds the row before it, or nothing; an entity with no change in
+    # that table has its row as it is); materialized, so that the window's bounds do not lead
+    # the planner to read the hour's rows and keep the changed ones.
+    key = rows.key
+    ctes = []
+    now_from, then_from = [], []
+    for n, (table, alias) in enumerate(rows.tables):
+        kind = TRACKED[table][0]
+        ctes.append(
+            f"""
+            now_{n} AS MATERIALIZED (
+                SELECT x.* FROM changed_rows c JOIN {table} x ON x.{key} = c.entity_id
+            ),
+            then_{n} AS MATERIALIZED (
+                SELECT r.* FROM first_changes f
+                CROSS JOIN LATERAL jsonb_populate_record(NULL::{table}, f.old) AS r
+                WHERE f.entity_kind = '{kind}' AND f.old IS NOT NULL
+                UNION ALL
+                SELECT x.* FROM changed_rows c JOIN {table} x ON x.{key} = c.entity_id
+                WHERE NOT EXISTS (SELECT 1 FROM first_changes f
+                                  WHERE f.entity_kind = '{kind}' AND f.entity_id = c.entity_id)
+            )"""
+        )
+        name = alias or table
+        join = f" JOIN {{}}_{n} AS {name} USING ({key})" if n else f"{{}}_{n} AS {name}"
+        now_from.append(join.format("now"))
+        then_from.append(join.format("then"))
+    shape = Shape(groupings)
+    new = select_sql(_over(plan, rows, "".join(now_from)), shape)
+    old = select_sql(_over(plan, rows, "".join(then_from)), shape)
+    sides = "indicator, window_start, dimensions, dim_keys"
+    return f"""
+        WITH first_changes AS MATERIALIZED (
+            SELECT DISTINCT ON (entity_kind, entity_id) entity_kind, entity_id, old
+            FROM row_changes
+            WHERE entity_kind = ANY(CAST(:entity_kinds AS text[]))
+              AND writer >= pg_snapshot_xmin(CAST(:snap AS pg_snapshot))::text::bigint
+              AND NOT pg_visible_in_snapshot(writer::text::xid8, CAST(:snap AS pg_snapshot))
+            ORDER BY entity_kind, entity_id, id
+        ),
+        changed_rows AS MATERIALIZED (SELECT DISTINCT entity_id FROM first_changes),
+        {",".join(ctes)},
+        taken AS (
+            UPDATE partial_snapshots SET snap = pg_current_snapshot()::text, taken_at = now()
+            WHERE indicator = ANY(CAST(:snap_ids AS text[])) AND window_start = :hour
+        )
+        INSERT INTO deltas (indicator, key_start, dimensions, dim_keys, count, sum_v, sum_w)
+        SELECT {sides}, sum(count), sum(sum_v), sum(sum_w)
+        FROM (
+            SELECT {sides}, count, sum_v, sum_w FROM ({new}) AS n
+            UNION ALL
+            SELECT {sides}, -count, -sum_v, -sum_w FROM ({old}) AS o
+        ) AS d
+        GROUP BY {sides}
+        HAVING sum(count) <> 0 OR sum(sum_v) <> 0 OR sum(sum_w) <> 0
+    """
+
+
+def _over(plan: Plan, rows: Rows, rows_from: str) -> Plan:
+    """The plan's indicators reading `rows_from` in place of what they read."""
+    own = f"FROM {rows.rows_from} WHERE"
+    swapped = f"FROM {rows_from} WHERE"
+
+    def over(ind: Indicator) -> Indicator:
+        assert ind.source.startswith(own) and own in ind.samples_sql, ind.id
+        return replace(
+            ind,
+            source=ind.source.replace(own, swapped, 1),
+            samples_sql=ind.samples_sql.replace(own, swapped, 1),
+        )
+
+    return tuple(over(i) for i in plan)
+
+
+_FORGET_SNAPSHOTS = text(
+    "DELETE FROM partial_snapshots WHERE taken_at <= now() - CAST(:kept AS interval)"
+)
+# Changes every snapshot still kept sees (written before the oldest one's xmin), or, with no
+# snapshot kept, every change of a transaction that ended.
+_FORGET_CHANGES = text(
+    """
+    DELETE FROM row_changes WHERE writer < (
+        SELECT coalesce(min(pg_snapshot_xmin(snap::pg_snapshot)::text::bigint),
+                        pg_snapshot_xmin(pg_current_snapshot())::text::bigint)
+        FROM partial_snapshots
+    )
+    """
+)
+
+
+_FORGETTING = text("SELECT pg_try_advisory_xact_lock(hashtext('itsm-row-changes'))")
+
+
+def forget(conn: Connection) -> int:
+    """Delete the snapshots older than KEPT and the changes no kept snapshot needs; returns the
+    changes deleted (none while a transaction recording a snapshot has not committed: it will
+    be done next time)."""
+    if not conn.execute(_FORGETTING).scalar_one():
+        return 0
+    conn.execute(_FORGET_SNAPSHOTS, {"kept": KEPT})
+    return int(conn.execute(_FORGET_CHANGES).rowcount or 0)

@@ -151,14 +151,17 @@ def _delta_sql(plan: Plan, rows: Rows, groupings: tuple[Grouping, ...]) -> str:
                 WHERE f.entity_kind = '{kind}' AND f.old IS NOT NULL
                 UNION ALL
                 SELECT x.* FROM changed_rows c JOIN {table} x ON x.{key} = c.entity_id
-                WHERE NOT EXISTS (SELECT 1 FROM first_changes f
-                                  WHERE f.entity_kind = '{kind}' AND f.entity_id = c.entity_id)
+                WHERE NOT c.in_{n}
             )"""
         )
         name = alias or table
         join = f" JOIN {{}}_{n} AS {name} USING ({key})" if n else f"{{}}_{n} AS {name}"
         now_from.append(join.format("now"))
         then_from.append(join.format("then"))
+    in_tables = ", ".join(  # whether the entity changed in each table
+        f"bool_or(entity_kind = '{TRACKED[table][0]}') AS in_{n}"
+        for n, (table, _) in enumerate(rows.tables)
+    )
     shape = Shape(groupings)
     new = select_sql(_over(plan, rows, "".join(now_from)), shape)
     old = select_sql(_over(plan, rows, "".join(then_from)), shape)
@@ -172,7 +175,9 @@ def _delta_sql(plan: Plan, rows: Rows, groupings: tuple[Grouping, ...]) -> str:
               AND NOT pg_visible_in_snapshot(writer::text::xid8, CAST(:snap AS pg_snapshot))
             ORDER BY entity_kind, entity_id, id
         ),
-        changed_rows AS MATERIALIZED (SELECT DISTINCT entity_id FROM first_changes),
+        changed_rows AS MATERIALIZED (
+            SELECT entity_id, {in_tables} FROM first_changes GROUP BY entity_id
+        ),
         {",".join(ctes)},
         taken AS (
             UPDATE partial_snapshots SET snap = pg_current_snapshot()::text, taken_at = now()

@@ -28,7 +28,7 @@ from services.aggregator.policy import hours_kept_since
 from services.aggregator.queue import Horizon, Row, Unit
 from services.aggregator.sla import evaluate_pending
 from services.aggregator.snapshot import Snapshot, SnapshotWriter
-from services.aggregator.units import Context, process_days, process_windows
+from services.aggregator.units import Context, process_days, process_windows, queue_later
 from services.catalog import Catalog, CatalogCache
 from services.catalog.store import DEFAULT_SHA
 from shared.dirty import mark_dirty
@@ -221,6 +221,7 @@ class Aggregator:
             process_days(conn, ctx, units, rows)
         else:
             process_windows(conn, ctx, kind, units, rows)
+        queue_later(conn, ctx)
         for by, n in ctx.renewed.items():
             self.metrics.hours_renewed.labels(by).inc(n)
 

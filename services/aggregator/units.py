@@ -64,6 +64,10 @@ class Context:
     recent_since: datetime  # days ending after this keep hour partials
     # Hour partials brought up to date, by how: "changes" (changes.py) or "rows".
     renewed: Counter[str] = field(default_factory=Counter)
+    # Queue rows for later (follow-ups, the slower cadence's parts), upserted at the unit's end
+    # (`queue_later`): an upserted row stays locked until the transaction commits, and a mark
+    # for the same window from a collector or the other loop would wait for it.
+    queued: list[QueueRow] = field(default_factory=list)
 
     @property
     def now(self) -> datetime:
@@ -87,6 +91,12 @@ class Context:
     @property
     def derived(self) -> list[Indicator]:
         return [i for i in self.indicators if i.placement == "derived"]
+
+
+def queue_later(conn: Connection, ctx: Context) -> None:
+    """Upsert the queue rows the units asked for, just before their transaction commits."""
+    enqueue(conn, ctx.queued, ctx.now)
+    ctx.queued.clear()
 
 
 def process_days(conn: Connection, ctx: Context, days: Sequence[Unit], rows: Sequence[Row]) -> None:
@@ -161,7 +171,7 @@ def _states_due(conn: Connection, ctx: Context, rows: Sequence[Row]) -> set[tupl
             scopes = ",".join(sorted(r.scopes))
             due_at = ctx.horizon.costly_due(r.kind, r.end)
             later[key] = (r.kind, r.start, "span", r.end, scopes, r.first_received_at, due_at)
-    enqueue(conn, [row for key, row in later.items() if key not in due], ctx.now)
+    ctx.queued.extend(row for key, row in later.items() if key not in due)
     return due
 
 
@@ -283,7 +293,7 @@ def _add_changes(
         pending = follow_ups(
             [("hour", h, h + HOUR) for h in kept], horizon=ctx.horizon, percentiles=True
         )
-        enqueue(conn, [r for r in pending if r[2] == "percentiles"], ctx.now)
+        ctx.queued.extend(r for r in pending if r[2] == "percentiles")
 
 
 def _old_days(
@@ -409,4 +419,4 @@ def _follow_up(
         percentiles=any(i.is_duration for i in mergeable),
     )
     # a day is this unit: its objectives are evaluated now, only its percentiles wait
-    enqueue(conn, [r for r in rows if r[0] != "day" or r[2] == "percentiles"], ctx.now)
+    ctx.queued.extend(r for r in rows if r[0] != "day" or r[2] == "percentiles")

@@ -131,40 +131,40 @@ def stage_deltas(
 
 @cache
 def _delta_sql(plan: Plan, rows: Rows, groupings: tuple[Grouping, ...]) -> str:
-    # Each table's rows of the changed entities, as they are and as the snapshot saw them (the
-    # earliest change since holds the row before it, or nothing; an entity with no change in
-    # that table has its row as it is); materialized, so that the window's bounds do not lead
-    # the planner to read the hour's rows and keep the changed ones.
-    key = rows.key
-    ctes = []
-    now_from, then_from = [], []
-    for n, (table, alias) in enumerate(rows.tables):
-        kind = TRACKED[table][0]
-        ctes.append(
-            f"""
-            now_{n} AS MATERIALIZED (
-                SELECT x.* FROM changed_rows c JOIN {table} x ON x.{key} = c.entity_id
-            ),
-            then_{n} AS MATERIALIZED (
-                SELECT r.* FROM first_changes f
-                CROSS JOIN LATERAL jsonb_populate_record(NULL::{table}, f.old) AS r
-                WHERE f.entity_kind = '{kind}' AND f.old IS NOT NULL
-                UNION ALL
-                SELECT x.* FROM changed_rows c JOIN {table} x ON x.{key} = c.entity_id
-                WHERE NOT c.in_{n}
-            )"""
-        )
-        name = alias or table
-        join = f" JOIN {{}}_{n} AS {name} USING ({key})" if n else f"{{}}_{n} AS {name}"
-        now_from.append(join.format("now"))
-        then_from.append(join.format("then"))
-    in_tables = ", ".join(  # whether the entity changed in each table
-        f"bool_or(entity_kind = '{TRACKED[table][0]}') AS in_{n}"
-        for n, (table, _) in enumerate(rows.tables)
+    # One row per changed entity with each table's row as it is (`now_rows`), and as the
+    # snapshot saw it (`then_rows`: the earliest change since holds the row before it, or
+    # nothing; a table in which the entity did not change has it as it is), read by key and
+    # materialized: the window's bounds must not lead the planner to read the hour's rows and
+    # keep the changed ones, and two tables are never joined as CTEs (no statistics: it took
+    # a nested loop over both, 18 s for 10,000 tickets).
+    key, tables = rows.key, rows.tables
+    per_table = ", ".join(
+        f"bool_or(entity_kind = '{TRACKED[t][0]}') AS in_{n}, "
+        f"(array_agg(old) FILTER (WHERE entity_kind = '{TRACKED[t][0]}'))[1] AS old_{n}"
+        for n, (t, _) in enumerate(tables)
     )
+    # by key, one lookup per changed entity (LIMIT 1 keeps the planner from turning the lookups
+    # into a join that reads every row of the table, as a guess of how many changed may make it)
+    now_joins = " ".join(
+        f"CROSS JOIN LATERAL (SELECT x AS r FROM {t} x WHERE x.{key} = c.entity_id LIMIT 1) AS x{n}"
+        for n, (t, _) in enumerate(tables)
+    )
+    then_joins = " ".join(
+        f"LEFT JOIN LATERAL (SELECT x AS r FROM {t} x WHERE NOT c.in_{n} AND x.{key} = c.entity_id "
+        f"LIMIT 1) AS x{n} ON true"
+        for n, (t, _) in enumerate(tables)
+    )
+    then_pick = ", ".join(
+        f"CASE WHEN c.in_{n} THEN jsonb_populate_record(NULL::{t}, c.old_{n}) "
+        f"ELSE x{n}.r END AS r{n}"
+        for n, (t, _) in enumerate(tables)
+    )
+    present = " AND ".join(f"(v.r{n}).{key} IS NOT NULL" for n in range(len(tables)))
+    now_columns = ", ".join(f"x{n}.r AS r{n}" for n in range(len(tables)))
+    then_columns = ", ".join(f"v.r{n}" for n in range(len(tables)))
     shape = Shape(groupings)
-    new = select_sql(_over(plan, rows, "".join(now_from)), shape)
-    old = select_sql(_over(plan, rows, "".join(then_from)), shape)
+    new = select_sql(_over(plan, rows, "now_rows"), shape)
+    old = select_sql(_over(plan, rows, "then_rows"), shape)
     sides = "indicator, window_start, dimensions, dim_keys"
     return f"""
         WITH first_changes AS MATERIALIZED (
@@ -176,9 +176,14 @@ def _delta_sql(plan: Plan, rows: Rows, groupings: tuple[Grouping, ...]) -> str:
             ORDER BY entity_kind, entity_id, id
         ),
         changed_rows AS MATERIALIZED (
-            SELECT entity_id, {in_tables} FROM first_changes GROUP BY entity_id
+            SELECT entity_id, {per_table} FROM first_changes GROUP BY entity_id
         ),
-        {",".join(ctes)},
+        now_rows AS MATERIALIZED (SELECT {now_columns} FROM changed_rows c {now_joins}),
+        then_rows AS MATERIALIZED (
+            SELECT {then_columns}
+            FROM changed_rows c {then_joins} CROSS JOIN LATERAL (SELECT {then_pick}) AS v
+            WHERE {present}
+        ),
         taken AS (
             UPDATE partial_snapshots SET snap = pg_current_snapshot()::text, taken_at = now()
             WHERE indicator = ANY(CAST(:snap_ids AS text[])) AND window_start = :hour
@@ -195,10 +200,18 @@ def _delta_sql(plan: Plan, rows: Rows, groupings: tuple[Grouping, ...]) -> str:
     """
 
 
-def _over(plan: Plan, rows: Rows, rows_from: str) -> Plan:
-    """The plan's indicators reading `rows_from` in place of what they read."""
+def _over(plan: Plan, rows: Rows, cte: str) -> Plan:
+    """The plan's indicators reading the rows of `cte` (one column per table, `r0`, `r1`, …)
+    in place of the tables, each under its own alias."""
     own = f"FROM {rows.rows_from} WHERE"
-    swapped = f"FROM {rows_from} WHERE"
+    swapped = (
+        f"FROM {cte} AS j"
+        + "".join(
+            f" CROSS JOIN LATERAL (SELECT (j.r{n}).*) AS {alias or table}"
+            for n, (table, alias) in enumerate(rows.tables)
+        )
+        + " WHERE"
+    )
 
     def over(ind: Indicator) -> Indicator:
         assert ind.source.startswith(own) and own in ind.samples_sql, ind.id

@@ -145,7 +145,8 @@ _ALL = text(
     """
 )
 # Then only the incidents written since that snapshot (changes.py) and those whose deadline
-# has passed (partial indexes), recording the snapshot read in its place.
+# has passed (partial indexes), each read by key (changes._delta_sql says why LIMIT 1),
+# recording the snapshot read in its place.
 _CHANGED = text(
     f"""
     WITH changed AS MATERIALIZED (
@@ -163,7 +164,11 @@ _CHANGED = text(
         WHERE indicator = :key AND window_start = :epoch
     )
     SELECT {_COLUMNS}
-    FROM changed c JOIN tickets t USING (ticket_id) LEFT JOIN ticket_sla s USING (ticket_id)
+    FROM changed c
+    CROSS JOIN LATERAL (SELECT * FROM tickets x WHERE x.ticket_id = c.ticket_id LIMIT 1) AS t
+    LEFT JOIN LATERAL (
+        SELECT * FROM ticket_sla x WHERE x.ticket_id = c.ticket_id LIMIT 1
+    ) AS s ON true
     WHERE t.kind = 'incident' AND ({_STALE})
     LIMIT :limit
     """

@@ -284,3 +284,28 @@ def test_sla_ratios_are_kept_by_the_changes_of_tickets_and_their_evaluations(
     # S0 met; S1, S2, S3 breached at 16:16-16:18 (responded late or never), S4 at 17:10
     assert ratio[:2] == (0.2, 5)
     eng.dispose()
+
+
+def test_which_indicators_are_kept_by_changes() -> None:
+    """The ticket indicators and the SLA ratios read tracked projections; the others (changes,
+    calls, alerts…) are recomputed from their rows."""
+    from services.aggregator.compute import plans
+    from services.aggregator.indicators import all_indicators
+
+    kept = {
+        i.id: changes.rows_of(p)
+        for p in plans([i for i in all_indicators() if i.mergeable])
+        for i in p
+    }
+    sla = kept["incident_sla_resolution_met_ratio"]
+    assert sla is not None
+    assert (sla.tables, sla.key) == ((("ticket_sla", "s"), ("tickets", "t")), "ticket_id")
+    opened = kept["ticket_opened_count"]
+    assert opened is not None and opened.tables == (("tickets", ""),)
+    assert kept["change_count"] is None and kept["call_answer_ratio"] is None
+    assert {i for i, r in kept.items() if r is not None} >= {
+        "ticket_resolved_count",
+        "incident_resolution_time_seconds",
+        "incident_sla_response_met_ratio",
+        "major_incident_count",
+    }

@@ -121,8 +121,9 @@ def test_stored_points_equal_the_query_time_answer_for_the_same_grouping(
             store(merge_db, events[a:b])
             drain(merge_db)  # hours recomputed alone, their differences added up
     for kind, indicators, starts in (
-        ("hour", TICKETS + BACKLOG, [utc(2026, 10, 3) + timedelta(hours=h) for h in range(90)]),
-        ("day", TICKETS + BACKLOG, [utc(2026, 10, d) for d in range(1, 8)]),
+        # every window the histories reach (from 10-03; up to six gaps after 10-05 12:00)
+        ("hour", TICKETS + BACKLOG, [utc(2026, 10, 3) + timedelta(hours=h) for h in range(168)]),
+        ("day", TICKETS + BACKLOG, [utc(2026, 10, d) for d in range(1, 11)]),
         ("week", TICKETS + BACKLOG, [utc(2026, 9, 28), utc(2026, 10, 5)]),
         ("month", TICKETS + BACKLOG, [utc(2026, 10, 1)]),
         ("quarter", TICKETS + BACKLOG, [utc(2026, 7, 1), utc(2026, 10, 1)]),

@@ -234,3 +234,21 @@ NOW = at(1000)
 )
 def test_changed_spans(old: Any, new: Any, expected: list[Any]) -> None:
     assert changed_spans(old, new, NOW) == expected
+
+
+def test_a_ticket_moved_to_another_dimension_value_marks_its_whole_open_span() -> None:
+    """Every dimension a ticket state (the backlog) is grouped by is a `dims` column of the
+    ticket projection: a ticket whose channel changed moves in the backlog of every hour it was
+    open (found by tests/aggregator/test_merge.py: a late creation event bringing the channel
+    left the backlog's hours under `unknown`)."""
+    from services.aggregator.indicators import CUSTOMER, all_indicators
+    from services.collector.projections.registry import PROJECTIONS
+
+    grouped = {
+        d
+        for i in all_indicators()
+        if "ticket" in i.scopes and i.span_sensitive
+        for d in i.dimensions
+        if d != CUSTOMER  # derived from the service
+    }
+    assert grouped and grouped <= set(PROJECTIONS["ticket"].dims)

@@ -58,7 +58,7 @@ PROJECTIONS: dict[str, Projection] = {
             project_ticket,
             stamps=("opened_at", "responded_at", "resolved_at", "closed_at"),
             spans=(("opened_at", "resolved_at"),),
-            dims=("kind", "service", "priority", "assignment_group", "major"),
+            dims=("kind", "service", "priority", "assignment_group", "major", "channel"),
             periods=ticket_open_periods,
             period_columns=("transitions",),
         ),

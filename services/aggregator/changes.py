@@ -35,7 +35,14 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from services.aggregator.compute import HOLD_CHANGES, Plan, Shape, bind, select_sql
+from services.aggregator.compute import (
+    HOLD_CHANGES,
+    TAKE_SNAPSHOT,
+    Plan,
+    Shape,
+    bind,
+    select_sql,
+)
 from services.aggregator.indicators import Indicator
 from services.aggregator.policy import Grouping
 
@@ -51,6 +58,13 @@ TRACKED: Mapping[str, tuple[str, str]] = {
 FRESH = timedelta(minutes=5)
 KEPT = timedelta(minutes=15)
 
+# The changes a snapshot `:snap` does not see: those committed since it was taken (a writer
+# at or above its xmin, and not visible in it).
+CHANGED_SINCE = """
+    writer >= pg_snapshot_xmin(CAST(:snap AS pg_snapshot))::text::bigint
+    AND NOT pg_visible_in_snapshot(writer::text::xid8, CAST(:snap AS pg_snapshot))
+"""
+
 # What a source reads: `table [alias]`, then any `JOIN table alias USING (key)`.
 _FROM = re.compile(r"(\w+)(?: (\w+))?((?: JOIN \w+ \w+ USING \(\w+\))*)")
 _JOIN = re.compile(r" JOIN (\w+) (\w+) USING \((\w+)\)")
@@ -65,6 +79,7 @@ class Rows:
     key: str
 
 
+@cache
 def rows_of(plan: Plan) -> Rows | None:
     """What the plan's samples are rows of, when those are tracked projections joined on their
     entity key (so that what changed in them is known); None otherwise."""
@@ -83,23 +98,28 @@ def rows_of(plan: Plan) -> Rows | None:
     return Rows(m.group(0), tuple(tables), keys.pop()) if len(keys) == 1 else None
 
 
-def snapshots(conn: Connection, plan: Plan, hours: Sequence[datetime]) -> dict[datetime, str]:
-    """The hours whose partials of every indicator of the plan reflect one snapshot taken less
-    than FRESH ago, with that snapshot."""
+def snapshots(
+    conn: Connection, plans: Sequence[Plan], hours: Sequence[datetime]
+) -> dict[datetime, dict[Plan, str]]:
+    """The hours whose partials of every indicator of these plans reflect a snapshot taken less
+    than FRESH ago, one per plan, with each plan's snapshot (one query for them all)."""
     rows = conn.execute(
         text(
             """
-            SELECT window_start, min(snap) AS snap, count(DISTINCT snap) AS kinds,
-                   count(*) AS n
-            FROM partial_snapshots
+            SELECT indicator, window_start, snap FROM partial_snapshots
             WHERE indicator = ANY(:ids) AND window_start = ANY(:hours)
               AND taken_at > now() - CAST(:fresh AS interval)
-            GROUP BY window_start
             """
         ),
-        {"ids": [i.id for i in plan], "hours": list(hours), "fresh": FRESH},
+        {"ids": [i.id for p in plans for i in p], "hours": list(hours), "fresh": FRESH},
     ).all()
-    return {r.window_start: r.snap for r in rows if r.n == len(plan) and r.kinds == 1}
+    taken: dict[tuple[str, datetime], str] = {(r.indicator, r.window_start): r.snap for r in rows}
+    out: dict[datetime, dict[Plan, str]] = {}
+    for h in hours:
+        per_plan = {p: {taken.get((i.id, h), "") for i in p} for p in plans}
+        if all(len(snaps) == 1 and "" not in snaps for snaps in per_plan.values()):
+            out[h] = {p: next(iter(snaps)) for p, snaps in per_plan.items()}
+    return out
 
 
 def stage_deltas(
@@ -124,7 +144,7 @@ def stage_deltas(
             "snap": snap,
             "entity_kinds": [TRACKED[t][0] for t, _ in rows.tables],
             "snap_ids": [i.id for i in plan],
-            "hour": hour,
+            "snap_hours": [hour],
         },
     )
 
@@ -170,9 +190,7 @@ def _delta_sql(plan: Plan, rows: Rows, groupings: tuple[Grouping, ...]) -> str:
         WITH first_changes AS MATERIALIZED (
             SELECT DISTINCT ON (entity_kind, entity_id) entity_kind, entity_id, old
             FROM row_changes
-            WHERE entity_kind = ANY(CAST(:entity_kinds AS text[]))
-              AND writer >= pg_snapshot_xmin(CAST(:snap AS pg_snapshot))::text::bigint
-              AND NOT pg_visible_in_snapshot(writer::text::xid8, CAST(:snap AS pg_snapshot))
+            WHERE entity_kind = ANY(CAST(:entity_kinds AS text[])) AND {CHANGED_SINCE}
             ORDER BY entity_kind, entity_id, id
         ),
         changed_rows AS MATERIALIZED (
@@ -184,10 +202,7 @@ def _delta_sql(plan: Plan, rows: Rows, groupings: tuple[Grouping, ...]) -> str:
             FROM changed_rows c {then_joins} CROSS JOIN LATERAL (SELECT {then_pick}) AS v
             WHERE {present}
         ),
-        taken AS (
-            UPDATE partial_snapshots SET snap = pg_current_snapshot()::text, taken_at = now()
-            WHERE indicator = ANY(CAST(:snap_ids AS text[])) AND window_start = :hour
-        )
+        {TAKE_SNAPSHOT}
         INSERT INTO deltas (indicator, key_start, dimensions, dim_keys, count, sum_v, sum_w)
         SELECT {sides}, sum(count), sum(sum_v), sum(sum_w)
         FROM (

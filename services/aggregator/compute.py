@@ -314,11 +314,12 @@ STAGED = """
 """
 
 
-# The snapshot the staging statement reads, as the one each of `:snap_ids` (indicators) in
-# `:snap_hours` now reflects (changes.py adds what changed since): in the same statement, so the
-# same snapshot.
-_TAKEN = """
-    WITH taken AS (
+# A CTE recording the snapshot its statement reads as the one each of `:snap_ids`
+# (indicators, or the SLA job's key) in `:snap_hours` now reflects: in the same statement, so
+# the same snapshot (changes.py adds what changed since). The staging of partials, the
+# differences added to them and the SLA job's passes each record theirs with it.
+TAKE_SNAPSHOT = """
+    taken AS (
         INSERT INTO partial_snapshots (indicator, window_start, snap, taken_at)
         SELECT i, h, pg_current_snapshot()::text, now()
         FROM unnest(CAST(:snap_ids AS text[])) AS i, unnest(CAST(:snap_hours AS timestamptz[])) AS h
@@ -351,7 +352,7 @@ def stage_points(
     taken = ""
     if snapshot_of:
         conn.execute(HOLD_CHANGES)
-        taken = _TAKEN
+        taken = f"WITH {TAKE_SNAPSHOT}"
     conn.execute(
         text(
             f"{taken} INSERT INTO staged_points ({_COLUMNS}, p50, p90) "

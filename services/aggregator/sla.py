@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.dialects.postgresql import insert
 
-from services.aggregator.changes import FRESH
-from services.aggregator.compute import HOLD_CHANGES
+from services.aggregator.changes import CHANGED_SINCE, FRESH
+from services.aggregator.compute import HOLD_CHANGES, TAKE_SNAPSHOT
 from services.aggregator.sla_clock import Pause, deadline, met, pause_intervals
 from services.catalog import Catalog, SlaPolicy, policy_for
 from services.collector.projections import parse_ts
@@ -132,12 +132,7 @@ _LAST = text(
 # catalog version, or after a pause), recording the snapshot it read.
 _ALL = text(
     f"""
-    WITH taken AS (
-        INSERT INTO partial_snapshots (indicator, window_start, snap, taken_at)
-        VALUES (:key, :epoch, pg_current_snapshot()::text, now())
-        ON CONFLICT (indicator, window_start) DO UPDATE
-            SET snap = excluded.snap, taken_at = excluded.taken_at
-    )
+    WITH {TAKE_SNAPSHOT}
     SELECT {_COLUMNS}
     FROM tickets t LEFT JOIN ticket_sla s USING (ticket_id)
     WHERE t.kind = 'incident' AND ({_STALE})
@@ -151,18 +146,13 @@ _CHANGED = text(
     f"""
     WITH changed AS MATERIALIZED (
         SELECT DISTINCT entity_id AS ticket_id FROM row_changes
-        WHERE entity_kind = 'ticket'
-          AND writer >= pg_snapshot_xmin(CAST(:snap AS pg_snapshot))::text::bigint
-          AND NOT pg_visible_in_snapshot(writer::text::xid8, CAST(:snap AS pg_snapshot))
+        WHERE entity_kind = 'ticket' AND {CHANGED_SINCE}
         UNION
         SELECT ticket_id FROM ticket_sla WHERE response_met IS NULL AND response_due <= :now
         UNION
         SELECT ticket_id FROM ticket_sla WHERE resolution_met IS NULL AND resolution_due <= :now
     ),
-    taken AS (
-        UPDATE partial_snapshots SET snap = pg_current_snapshot()::text, taken_at = now()
-        WHERE indicator = :key AND window_start = :epoch
-    )
+    {TAKE_SNAPSHOT}
     SELECT {_COLUMNS}
     FROM changed c
     CROSS JOIN LATERAL (SELECT * FROM tickets x WHERE x.ticket_id = c.ticket_id LIMIT 1) AS t
@@ -194,7 +184,9 @@ def evaluate_pending(
     key = {"key": _SNAPSHOT_OF.format(sha=catalog_sha), "epoch": _EPOCH}
     conn.execute(HOLD_CHANGES)
     snap = conn.execute(_LAST, {**key, "fresh": FRESH}).scalar()
-    params = {**key, "sha": catalog_sha, "now": now, "limit": limit}
+    # the snapshot the pass reads is recorded under the key (compute.TAKE_SNAPSHOT)
+    recorded = {"snap_ids": [key["key"]], "snap_hours": [_EPOCH]}
+    params = {**key, **recorded, "sha": catalog_sha, "now": now, "limit": limit}
     rows = conn.execute(_ALL if snap is None else _CHANGED, {**params, "snap": snap}).all()
     if len(rows) >= limit:  # more than a call takes: the next one scans them all
         conn.execute(_FORGET, key)

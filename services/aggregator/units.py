@@ -252,15 +252,7 @@ def _kept_by_changes(
         if r.kind == "hour" and r.lane == "point":
             moved.setdefault(r.start, set()).update(r.scopes)
     candidates = [h for h in hours if not (moved.get(h, set()) & EVERYTHING)]
-    out: dict[datetime, dict[Plan, str]] = {h: {} for h in candidates}
-    for plan in tracked:
-        snaps = changes.snapshots(conn, plan, candidates)
-        for h in candidates:
-            if h in snaps and h in out:
-                out[h][plan] = snaps[h]
-            else:
-                out.pop(h, None)
-    return out
+    return changes.snapshots(conn, tracked, candidates) if candidates else {}
 
 
 def _add_changes(

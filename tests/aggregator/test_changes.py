@@ -26,6 +26,7 @@ from tests.aggregator.test_merge import (
     NOW,
     TICKETS,
     computed_points,
+    drain,
     same,
     stored_points,
 )
@@ -49,14 +50,6 @@ def db(postgres: Postgres) -> Iterator[Engine]:
         apply_catalog(conn, CATALOG, "changes.yaml")
     yield eng
     eng.dispose()
-
-
-def drain(engine: Engine) -> Aggregator:
-    agg = aggregator(engine, clock=lambda: NOW)
-    agg.evaluate_sla()
-    while agg.recompute_dirty() > 0:
-        pass
-    return agg
 
 
 def renewed(agg: Aggregator) -> dict[str, float]:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from services.aggregator.compute import catalog_params, query_points
 from services.aggregator.indicators import Indicator, all_indicators
+from services.aggregator.jobs import Aggregator
 from services.aggregator.policy import stored_groupings
 from services.catalog import active_catalog, apply_catalog
 from shared.db import make_engine
@@ -52,11 +53,13 @@ def reset(engine: Engine) -> None:
         )
 
 
-def drain(engine: Engine, now: datetime = NOW) -> None:
+def drain(engine: Engine, now: datetime = NOW) -> Aggregator:
+    """Evaluate SLAs and recompute every dirty window; the aggregator (its metrics say how)."""
     agg = aggregator(engine, clock=lambda: now)
     agg.evaluate_sla()
     while agg.recompute_dirty() > 0:
         pass
+    return agg
 
 
 def stored_points(engine: Engine, kind: str) -> dict[tuple[Any, ...], tuple[Any, ...]]:

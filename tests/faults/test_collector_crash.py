@@ -68,8 +68,16 @@ def test_kill_9_at_random_moments_then_restart_counts_every_event_once(
         proc.wait()
         if counts(collector_engine)["events"] == sent:
             break
+    consuming = log.read_text().count("collector consuming")
     final = spawn(["collector"], collector_env(collector_settings), log)
     try:
+        # when the killed ones stored everything, the last one must still be up before it is
+        # stopped: a SIGTERM during its interpreter's start-up ends it by the signal (-15)
+        wait_until(
+            lambda: log.read_text().count("collector consuming") > consuming,
+            timeout=60,
+            what="the last collector consuming",
+        )
         wait_until(
             lambda: counts(collector_engine)["events"] == sent,
             timeout=90,

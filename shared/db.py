@@ -462,10 +462,14 @@ objective_status = Table(
     Column("weight", Float, nullable=False),
     Column("status", Text, nullable=False),
     _ts("evaluated_at", nullable=False),
+    # the indicator point's `count` behind `value` (0 for a count with nothing to count; null
+    # when there is no point), so an alert can wait for enough samples
+    Column("samples", Integer),
     Index(None, "window_start", "window_end"),
 )
 
-# Drift of each series' current window against its previous complete windows (SPEC §6.4).
+# Drift of each series' last complete window against the complete windows before it (SPEC
+# §6.4); `window_start` is the scored window's: a partial current window is never scored.
 indicator_drift = Table(
     "indicator_drift",
     metadata,

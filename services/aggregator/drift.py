@@ -1,8 +1,11 @@
-"""KPI drift (SPEC §6.4): how far a series' current window is from its recent past.
+"""KPI drift (SPEC §6.4): how far a series' last complete window is from the windows before it.
 
-`drift_score` and `drifting` are pure. `update_drift` is the shell the scheduler calls: one
-query reads, for every series with a point in the current window of each kind, that point and
-the previous N windows; the scores are upserted into `indicator_drift`."""
+Only complete windows are scored: a partial current window is far below its baseline early in
+every window (a day's count at 01:00), and pro-rating it by elapsed share is noise until much of
+the window has passed; hour windows give the fast signal. `drift_score` and `drifting` are pure.
+`update_drift` is the shell the scheduler calls: per indicator, one query reads every series'
+value in the last complete window of each kind and in the N windows before it; the scores are
+upserted into `indicator_drift` under that window's start."""
 
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, text
 from sqlalchemy.dialects.postgresql import insert
 
-from services.aggregator.indicators import get
+from services.aggregator.indicators import Indicator
+from services.aggregator.indicators.custom import indicators_for
 from services.catalog.model import Catalog
 from shared.db import indicator_drift
 from shared.indicator_ids import Direction
@@ -80,113 +84,131 @@ def filled(
 
 # --- shell ----------------------------------------------------------------------------------------
 
-# Every series (as /metrics exposes them: the total, one dimension, or a dimension with
-# `service`) with a value in the current window of its kind, and its values in the previous
-# windows, in one statement for all kinds.
+# Every series of one indicator (as /metrics exposes them: the total, one dimension, or a
+# dimension with `service`) with its value in the scored window of its kind and its values in
+# the windows before it, in one statement for all kinds. A count stores no point for an empty
+# window, so a count series with points only before the scored window is scored too, at 0 (the
+# drop to nothing is the largest drift a count can show); other series need a scored value.
 _SERIES = text(
     """
     WITH w AS (
         SELECT * FROM unnest(CAST(:kinds AS text[]), CAST(:starts AS timestamptz[]),
-                             CAST(:currents AS timestamptz[]))
-            AS w(window_kind, window_start, current_start)
-    ),
-    cur AS (
-        SELECT iv.indicator, iv.window_kind, iv.dimensions, iv.window_start, iv.value
-        FROM indicator_values iv
-        JOIN w ON w.window_kind = iv.window_kind AND w.window_start = iv.window_start
-              AND w.window_start = w.current_start
-        WHERE iv.value IS NOT NULL AND iv.indicator = :indicator
-          AND iv.dim_keys NOT LIKE '%,%,%'
-          AND (iv.dim_keys NOT LIKE '%,%' OR 'service' = ANY (string_to_array(iv.dim_keys, ',')))
+                             CAST(:scored AS timestamptz[]))
+            AS w(window_kind, window_start, scored_start)
     )
-    SELECT cur.indicator, cur.window_kind, cur.dimensions, cur.window_start, cur.value,
-           coalesce(array_agg(h.window_start ORDER BY h.window_start)
-                    FILTER (WHERE h.value IS NOT NULL), '{}') AS h_starts,
-           coalesce(array_agg(h.value ORDER BY h.window_start)
-                    FILTER (WHERE h.value IS NOT NULL), '{}') AS h_values
-    FROM cur
-    LEFT JOIN (indicator_values h
-               JOIN w ON w.window_kind = h.window_kind AND w.window_start = h.window_start
-                     AND w.window_start < w.current_start)
-      ON h.indicator = cur.indicator AND h.window_kind = cur.window_kind
-     AND h.dimensions = cur.dimensions
-    GROUP BY cur.indicator, cur.window_kind, cur.dimensions, cur.window_start, cur.value
+    SELECT iv.window_kind, iv.dimensions, min(w.scored_start) AS window_start,
+           min(iv.value) FILTER (WHERE iv.window_start = w.scored_start) AS value,
+           coalesce(array_agg(iv.window_start ORDER BY iv.window_start)
+                    FILTER (WHERE iv.window_start < w.scored_start), '{}') AS h_starts,
+           coalesce(array_agg(iv.value ORDER BY iv.window_start)
+                    FILTER (WHERE iv.window_start < w.scored_start), '{}') AS h_values
+    FROM indicator_values iv
+    JOIN w ON w.window_kind = iv.window_kind AND w.window_start = iv.window_start
+    WHERE iv.value IS NOT NULL AND iv.indicator = :indicator
+      AND iv.dim_keys NOT LIKE '%,%,%'
+      AND (iv.dim_keys NOT LIKE '%,%' OR 'service' = ANY (string_to_array(iv.dim_keys, ',')))
+    GROUP BY iv.window_kind, iv.dimensions
+    HAVING CAST(:is_count AS boolean) OR bool_or(iv.window_start = w.scored_start)
     """
 )
 
 _KEY = ["indicator", "window_kind", "dimensions", "window_start"]
 # One aggregator scores at a time: the others skip their run instead of racing on the upsert.
-_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('itsm-drift'))")
+# A session lock, as each indicator commits on its own (see update_drift); released at the end,
+# and with the connection when the process dies.
+_LOCK = text("SELECT pg_try_advisory_lock(hashtext('itsm-drift'))")
+_UNLOCK = text("SELECT pg_advisory_unlock(hashtext('itsm-drift'))")
+
+
+def scored_windows(
+    kind: str, now: datetime, n: int, tz: ZoneInfo
+) -> tuple[datetime, list[datetime]]:
+    """The window drift scores for `kind` at `now` — the last complete one, never the partial
+    current window (SPEC §6.4) — and the starts of the `n` windows before it, oldest first."""
+    scored = previous_start(kind, window_start(kind, now, tz), tz)
+    return scored, history_starts(kind, scored, n, tz)
 
 
 def update_drift(conn: Connection, catalog: Catalog, tz: ZoneInfo, *, now: datetime) -> int:
-    """Score every series' current window against its previous `drift_windows` windows;
-    returns how many series were scored (0 when another aggregator is scoring right now)."""
-    if not conn.execute(_LOCK).scalar_one():
+    """Score every series' last complete window of each kind against the `drift_windows`
+    complete windows before it; returns how many series were scored (0 when another aggregator
+    is scoring right now).
+
+    Commits as it goes, one transaction per indicator (`conn` must not be in a transaction the
+    caller still needs): a transaction that holds a transaction id for the whole scoring (tens
+    of seconds at scale) keeps PostgreSQL from pruning the row versions the aggregator's point
+    lane leaves twice a second, and that lane's upserts slowed 3-5x behind it."""
+    locked = conn.execute(_LOCK).scalar_one()
+    conn.commit()
+    if not locked:
         return 0
+    try:
+        return _score_all(conn, catalog, tz, now)
+    finally:
+        conn.rollback()  # whatever a failure left open, so the unlock can run
+        conn.execute(_UNLOCK)
+        conn.commit()
+
+
+def _score_all(conn: Connection, catalog: Catalog, tz: ZoneInfo, now: datetime) -> int:
     n, threshold = catalog.settings.drift_windows, catalog.settings.drift_threshold
     history: dict[str, list[datetime]] = {}
-    kinds, starts, currents = [], [], []
+    kinds, starts, scored_at = [], [], []
     for kind in WINDOW_KINDS:
-        current = window_start(kind, now, tz)
-        history[kind] = history_starts(kind, current, n, tz)
-        for s in [*history[kind], current]:
+        scored, history[kind] = scored_windows(kind, now, n, tz)
+        for s in [*history[kind], scored]:
             kinds.append(kind)
             starts.append(s)
-            currents.append(current)
-    # One indicator at a time: the series of a busy month are hundreds of thousands.
-    ids = conn.execute(
-        text(
-            "SELECT DISTINCT indicator FROM indicator_values "
-            "WHERE (window_kind, window_start) IN (SELECT * FROM unnest(CAST(:kinds AS text[]), "
-            "CAST(:starts AS timestamptz[])))"
-        ),
-        {"kinds": list(WINDOW_KINDS), "starts": [window_start(k, now, tz) for k in WINDOW_KINDS]},
-    ).scalars()
-    scored = 0
-    for indicator in sorted(ids):
-        params = {"kinds": kinds, "starts": starts, "currents": currents, "indicator": indicator}
+            scored_at.append(scored)
+    indicators = indicators_for(conn, catalog)
+    conn.commit()
+    total = 0
+    # One indicator at a time, each its own transaction: the series of a busy month are
+    # hundreds of thousands.
+    for ind in indicators:
+        is_count = ind.aggregate == "count"
+        params = {
+            "kinds": kinds,
+            "starts": starts,
+            "scored": scored_at,
+            "indicator": ind.id,
+            "is_count": is_count,
+        }
         out = [
-            _scored(r, history[r.window_kind], catalog, threshold, now)
+            _scored(ind, r, history[r.window_kind], is_count, threshold, now)
             for r in conn.execute(_SERIES, params)
         ]
         if out:
             stmt = insert(indicator_drift)
             excluded = {c: stmt.excluded[c] for c in out[0] if c not in _KEY}
             conn.execute(stmt.on_conflict_do_update(index_elements=_KEY, set_=excluded), out)
-        scored += len(out)
-    return scored
+        conn.commit()
+        total += len(out)
+    return total
 
 
 def _scored(
-    r: Any, starts: Sequence[datetime], catalog: Catalog, threshold: float, now: datetime
+    ind: Indicator,
+    r: Any,
+    starts: Sequence[datetime],
+    is_count: bool,
+    threshold: float,
+    now: datetime,
 ) -> dict[str, Any]:
-    ind = get(r.indicator)
-    previous = filled(
-        dict(zip(r.h_starts, r.h_values, strict=True)),
-        starts,
-        ind is not None and ind.aggregate == "count",
-    )
+    previous = filled(dict(zip(r.h_starts, r.h_values, strict=True)), starts, is_count)
+    value = 0.0 if r.value is None else r.value  # only a count is read without a value
     base = baseline(previous)
-    sc = _score(base, r.value)
+    sc = _score(base, value)
     return {
-        "indicator": r.indicator,
+        "indicator": ind.id,
         "window_kind": r.window_kind,
         "dimensions": r.dimensions,
         "window_start": r.window_start,
-        "value": r.value,
+        "value": value,
         "score": sc,
         "baseline_mean": None if base is None else base[0],
         "baseline_stddev": None if base is None else base[1],
         "windows": len(previous),
-        "drifting": drifting(sc, _direction(r.indicator, catalog), threshold),
+        "drifting": drifting(sc, ind.direction, threshold),
         "computed_at": now,
     }
-
-
-def _direction(indicator: str, catalog: Catalog) -> Direction:
-    ind = get(indicator)
-    if ind is not None:
-        return ind.direction
-    custom = next((m for m in catalog.measurements if m.id == indicator), None)
-    return custom.direction if custom is not None else "neutral"

@@ -1,12 +1,13 @@
 """What `/metrics` says about indicators, objectives and drift (SPEC §8): custom collectors that
-read the stored points of the current and the previous window of each kind, within the series
-budget. The aggregator renders them into the snapshot the api serves (snapshot.py); a scrape
-never runs them. A failed read raises: the caller keeps the last snapshot rather than write
-zeros for counts it could not read."""
+read the stored points and objective status of the current and the previous window of each kind
+(indicators within the series budget), and the drift of the previous one, the last complete
+window (the only one drift scores). The aggregator renders them into the snapshot the api
+serves (snapshot.py); a scrape never runs them. A failed read raises: the caller keeps the last
+snapshot rather than write zeros for counts it could not read."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -189,10 +190,22 @@ class IndicatorCollector(Collector):
 
 STATUS_VALUES = {"met": 1.0, "warning": 0.5, "breached": 0.0}  # no_data: no sample
 
+# The labels of the objective series, each read from its `objective_status` column (`period`
+# comes after them, from the window). A label is one line here.
+OBJECTIVE_LABELS = {
+    "service": objective_status.c.service,
+    "indicator": objective_status.c.indicator,
+    "window": objective_status.c.window_kind,
+}
+# The drift series: the total and the per-service series of each indicator (SPEC §8 cardinality).
+DRIFT_LABELS = ["indicator", "window", "service"]
+
 
 class ObjectiveCollector(Collector):
-    """`itsm_objective_status`, `itsm_objective_target` (current window of each objective) and
-    `itsm_indicator_drift_score` (current window; the total and per-service series) — SPEC §8."""
+    """`itsm_objective_status`, `itsm_objective_target` and `itsm_objective_samples` of the
+    current and the previous (last complete) window of each objective's kind (`period`), and
+    `itsm_indicator_drift_score` / `itsm_indicator_drifting` of the last complete window (the
+    one drift scores; the total and the per-service series) — SPEC §6.3, §6.4, §8."""
 
     def __init__(
         self,
@@ -207,53 +220,75 @@ class ObjectiveCollector(Collector):
     def describe(self) -> Iterator[Metric]:
         yield from self._families()
 
-    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
-        labels = ["service", "indicator", "window"]
+    def _families(self) -> tuple[GaugeMetricFamily, ...]:
+        labels = [*OBJECTIVE_LABELS, "period"]
         return (
             GaugeMetricFamily(
                 "itsm_objective_status",
-                "Objective status in the current window: 1 met, 0.5 warning, 0 breached",
+                "Objective status: 1 met, 0.5 warning, 0 breached (no sample: no data)",
+                labels=labels,
+            ),
+            GaugeMetricFamily("itsm_objective_target", "Objective target", labels=labels),
+            GaugeMetricFamily(
+                "itsm_objective_samples",
+                "Samples behind the objective's value (the indicator point's count)",
                 labels=labels,
             ),
             GaugeMetricFamily(
-                "itsm_objective_target", "Objective target in the current window", labels=labels
+                "itsm_indicator_drift_score",
+                "(value − mean) / stddev of the last complete window against the complete "
+                "windows before it (SPEC §6.4)",
+                labels=DRIFT_LABELS,
             ),
             GaugeMetricFamily(
-                "itsm_indicator_drift_score",
-                "(current − mean) / stddev of the previous complete windows (SPEC §6.4)",
-                labels=["indicator", "window", "service"],
+                "itsm_indicator_drifting",
+                "1 when the last complete window drifts in the direction worse for the "
+                "indicator, by at least the catalog's drift_threshold (SPEC §6.4)",
+                labels=DRIFT_LABELS,
             ),
         )
 
     def collect(self) -> Iterator[Metric]:
-        status, target, drift = self._families()
-        now = self.clock()
-        current = [(k, window_start(k, now, self.tz)) for k in WINDOW_KINDS]
+        status, target, samples, drift, drifting = self._families()
+        windows = current_windows(self.clock(), self.tz)
+        scored = [w for w, period in windows.items() if period == "previous"]
         os_, dr = objective_status.c, indicator_drift.c
         with self.engine.connect() as conn:  # a DBAPIError propagates, as for the indicators
             objectives = conn.execute(
-                select(os_.service, os_.indicator, os_.window_kind, os_.target, os_.status)
-                .where(
-                    or_(*(and_(os_.window_kind == k, os_.window_start == s) for k, s in current))
+                select(
+                    *(column.label(name) for name, column in OBJECTIVE_LABELS.items()),
+                    os_.window_kind,
+                    os_.window_start,
+                    os_.target,
+                    os_.status,
+                    os_.samples,
                 )
-                .order_by(os_.service, os_.indicator, os_.window_kind)
+                .where(_in_windows(os_.window_kind, os_.window_start, windows))
+                .order_by(*OBJECTIVE_LABELS.values(), os_.window_start)
             ).all()
             drifts = conn.execute(
-                select(dr.indicator, dr.window_kind, dr.dimensions, dr.score)
-                .where(or_(*(and_(dr.window_kind == k, dr.window_start == s) for k, s in current)))
+                select(dr.indicator, dr.window_kind, dr.dimensions, dr.score, dr.drifting)
+                .where(_in_windows(dr.window_kind, dr.window_start, scored))
                 .order_by(dr.indicator, dr.window_kind)
             ).all()
         for r in objectives:
-            labels = [r.service, r.indicator, r.window_kind]
+            period = windows[(r.window_kind, r.window_start)]
+            labels = [*(str(r._mapping[name]) for name in OBJECTIVE_LABELS), period]
             target.add_metric(labels, r.target)
             if r.status in STATUS_VALUES:
                 status.add_metric(labels, STATUS_VALUES[r.status])
+            if r.samples is not None:
+                samples.add_metric(labels, float(r.samples))
         for d in drifts:  # the total and per-service series only (SPEC §8 cardinality)
             if set(d.dimensions) <= {"service"}:
-                drift.add_metric(
-                    [d.indicator, d.window_kind, d.dimensions.get("service", "")], d.score
-                )
-        yield from (status, target, drift)
+                labels = [d.indicator, d.window_kind, d.dimensions.get("service", "")]
+                drift.add_metric(labels, d.score)
+                drifting.add_metric(labels, 1.0 if d.drifting else 0.0)
+        yield from (status, target, samples, drift, drifting)
+
+
+def _in_windows(kind: Any, start: Any, windows: Iterable[tuple[str, datetime]]) -> Any:
+    return or_(*(and_(kind == k, start == s) for k, s in windows))
 
 
 class ImprovementCollector(Collector):

@@ -371,9 +371,11 @@ class Aggregator:
             log.info("aggregator stopped")
 
     def drift(self) -> int:
-        """Score every series' current window against its previous windows (SPEC §6.4)."""
-        with self.engine.begin() as conn:
+        """Score every series' last complete window against the windows before it (SPEC §6.4);
+        one transaction per indicator (update_drift commits as it goes)."""
+        with self.engine.connect() as conn:
             catalog, _ = self.catalog(conn)
+            conn.commit()
             return update_drift(conn, catalog, self.tz, now=self.clock())
 
     def publish_exposition(self, skip_younger_than: float = 0.0) -> Snapshot | None:

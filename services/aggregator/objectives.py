@@ -2,7 +2,8 @@
 
 The top half is pure: status, score, health and met ratio, and which objectives apply to which
 service. `evaluate_windows` is the shell: it reads the indicator values of freshly recomputed
-windows and replaces those windows' rows in `objective_status`."""
+windows and replaces those windows' rows in `objective_status`, with the number of samples
+behind each value (the point's `count`)."""
 
 from __future__ import annotations
 
@@ -115,7 +116,9 @@ def evaluate_windows(
 ) -> int:
     """Replace `objective_status` for these windows of one kind from their per-service values
     (stored, which must be recomputed first, or computed now where the grouping is not stored:
-    an hour per service). Returns rows written."""
+    an hour per service). A window is recomputed whenever its data changes, late events after
+    its end included, and once more when it closes (the clock refresh), so the previous
+    window's rows stay up to date. Returns rows written."""
     if not starts:
         return 0
     objectives = [o for o in catalog_objectives(catalog) if o.window == kind]
@@ -136,14 +139,18 @@ def evaluate_windows(
         if not is_stored(ind, kind, ("service",)):
             for p in query_points(conn, ind, windows, ("service",), {}, now=now, params=params):
                 if (indicator, p.dimensions["service"]) in wanted and p.value is not None:
-                    values[(indicator, p.dimensions["service"], p.window_start)] = p.value
+                    values[(indicator, p.dimensions["service"], p.window_start)] = (
+                        p.value,
+                        p.count,
+                    )
     rows = []
     for start in starts:
         end = window_end(kind, start, tz)
         for o in objectives:
-            value = values.get((o.indicator, o.service, start))
+            value, samples = values.get((o.indicator, o.service, start), (None, None))
             if value is None and _counts(o.indicator):
-                value = 0.0  # a count with nothing to count stores no point: it is 0
+                # a count with nothing to count stores no point: it is 0, of 0 samples
+                value, samples = 0.0, 0
             rows.append(
                 {
                     "service": o.service,
@@ -158,6 +165,7 @@ def evaluate_windows(
                     "weight": o.weight,
                     "status": status(value, o.comparator, o.target, o.warning),
                     "evaluated_at": now,
+                    "samples": samples,
                 }
             )
     conn.execute(insert(objective_status), rows)
@@ -171,11 +179,12 @@ def _counts(indicator: str) -> bool:
 
 def _values(
     conn: Connection, kind: str, starts: list[datetime], wanted: set[tuple[str, str]]
-) -> dict[tuple[str, str, datetime], float]:
-    """(indicator, service, window start) → value, for points grouped by service only."""
+) -> dict[tuple[str, str, datetime], tuple[float, int]]:
+    """(indicator, service, window start) → (value, samples), for points grouped by service
+    only."""
     iv = indicator_values.c
     rows: Any = conn.execute(
-        select(iv.indicator, iv.dimensions, iv.window_start, iv.value).where(
+        select(iv.indicator, iv.dimensions, iv.window_start, iv.value, iv.count).where(
             iv.indicator.in_(sorted({i for i, _ in wanted})),
             iv.window_kind == kind,
             iv.window_start.in_(starts),
@@ -183,7 +192,7 @@ def _values(
         )
     )
     return {
-        (r.indicator, r.dimensions["service"], r.window_start): r.value
+        (r.indicator, r.dimensions["service"], r.window_start): (r.value, r.count)
         for r in rows
         if (r.indicator, r.dimensions["service"]) in wanted and r.value is not None
     }

@@ -26,7 +26,8 @@ def objectives(
     now: datetime,
 ) -> ObjectiveList:
     """Every objective of the active catalog as it applies to each service (`*` expanded), with
-    its current and previous window's status and the drift of its series."""
+    its current and previous window's status and the drift of its series, which is scored on
+    the previous (last complete) window only (SPEC §6.4, services/aggregator/drift.py)."""
     if window is not None and window not in WINDOW_KINDS:
         raise InvalidRequest(f"window must be one of {', '.join(WINDOW_KINDS)}")
     wanted = [
@@ -39,7 +40,7 @@ def objectives(
     current = {k: window_start(k, now, tz) for k in {o.window for o in wanted}}
     previous = {k: previous_start(k, s, tz) for k, s in current.items()}
     statuses = _statuses(conn, {o.service for o in wanted}, current, previous)
-    drift = _drift(conn, current)
+    drift = _drift(conn, previous)
     items = []
     for o in wanted:
         cur, prev = current[o.window], previous[o.window]
@@ -93,13 +94,14 @@ def _statuses(
 
 
 def _drift(
-    conn: Connection, current: dict[str, datetime]
+    conn: Connection, scored: dict[str, datetime]
 ) -> dict[tuple[str, str, str], tuple[float, bool]]:
-    """(indicator, window kind, service) → (score, drifting) of the per-service series."""
+    """(indicator, window kind, service) → (score, drifting) of the per-service series in the
+    scored window of each kind."""
     d = indicator_drift.c
     rows = conn.execute(
         select(d.indicator, d.window_kind, d.dimensions, d.score, d.drifting).where(
-            or_(*(and_(d.window_kind == k, d.window_start == s) for k, s in current.items()))
+            or_(*(and_(d.window_kind == k, d.window_start == s) for k, s in scored.items()))
         )
     )
     return {

@@ -106,10 +106,15 @@ class ObjectiveItem(BaseModel):
     current: ObjectiveWindow
     previous: ObjectiveWindow
     drift_score: float | None = Field(
-        description="drift of the service's series in the current window (SPEC §6.4); "
-        "null until the drift job has scored it"
+        description="drift of the service's series in the previous (last complete) window "
+        "against the windows before it (SPEC §6.4; a partial window is never scored); null "
+        "until the drift job has scored it"
     )
-    drifting: bool | None = None
+    drifting: bool | None = Field(
+        default=None,
+        description="|drift_score| at or above the catalog's drift_threshold in the direction "
+        "worse for the indicator",
+    )
 
 
 class ObjectiveList(BaseModel):

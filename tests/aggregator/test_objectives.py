@@ -142,22 +142,22 @@ def test_objective_status_per_service_and_day(objective_day: Engine) -> None:
     c = objective_status.c
     with objective_day.connect() as conn:
         rows = conn.execute(
-            select(c.service, c.indicator, c.value, c.status).where(
+            select(c.service, c.indicator, c.value, c.status, c.samples).where(
                 c.window_kind == "day", c.window_start == DAY
             )
         ).all()
-    got = {(r.service, r.indicator): (r.value, r.status) for r in rows}
+    got = {(r.service, r.indicator): (r.value, r.status, r.samples) for r in rows}
     assert got == {
-        # 3 opened: above the target 2, within the warning 3
-        ("email", "ticket_opened_count"): (3.0, "warning"),
-        # (1800 + 5400 + 3600) / 3 = 3600 ≤ 3600
-        ("email", "incident_resolution_time_seconds"): (3600.0, "met"),
-        ("email", "incident_reopen_ratio"): (0.0, "met"),
-        ("email", "csat_score"): (None, "no_data"),
+        # 3 opened: above the target 2, within the warning 3; 3 samples (tickets)
+        ("email", "ticket_opened_count"): (3.0, "warning", 3),
+        # (1800 + 5400 + 3600) / 3 = 3600 ≤ 3600, of 3 resolutions
+        ("email", "incident_resolution_time_seconds"): (3600.0, "met", 3),
+        ("email", "incident_reopen_ratio"): (0.0, "met", 3),
+        ("email", "csat_score"): (None, "no_data", None),  # no point, no samples
         # erp's own objective (≤ 1, no warning) replaces the `*` one (≤ 2, which 2 would meet)
-        ("erp", "ticket_opened_count"): (2.0, "breached"),
-        ("erp", "incident_reopen_ratio"): (1.0, "breached"),  # D: 1 of 1 reopened > 0.5
-        ("erp", "csat_score"): (None, "no_data"),
+        ("erp", "ticket_opened_count"): (2.0, "breached", 2),
+        ("erp", "incident_reopen_ratio"): (1.0, "breached", 1),  # D: 1 of 1 reopened > 0.5
+        ("erp", "csat_score"): (None, "no_data", None),
     }
 
 
@@ -181,6 +181,25 @@ def test_service_scores_per_day(objective_day: Engine) -> None:
     assert points(objective_day, "service_health_score", "week", DAY, service="email") is None
 
 
+def test_a_late_event_updates_a_complete_windows_status_and_samples(
+    objective_day: Engine,
+) -> None:
+    # 10-05 ended long before the fixtures' now; erp's third ticket of that day arrives late
+    store(objective_day, [ticket_event("F", at(15), "new", service="erp")])
+    aggregate(objective_day)
+    c = objective_status.c
+    with objective_day.connect() as conn:
+        row = conn.execute(
+            select(c.value, c.status, c.samples).where(
+                c.service == "erp",
+                c.indicator == "ticket_opened_count",
+                c.window_kind == "day",
+                c.window_start == DAY,
+            )
+        ).one()
+    assert tuple(row) == (3.0, "breached", 3)  # was 2 of 2 tickets
+
+
 def test_a_day_without_tickets_meets_a_count_objective(engine: Engine) -> None:
     # email's only ticket is on 10-05; erp has none at all: its count is 0 ≤ 2, met
     with engine.begin() as conn:
@@ -190,13 +209,13 @@ def test_a_day_without_tickets_meets_a_count_objective(engine: Engine) -> None:
     c = objective_status.c
     with engine.connect() as conn:
         rows = conn.execute(
-            select(c.service, c.value, c.status).where(
+            select(c.service, c.value, c.status, c.samples).where(
                 c.indicator == "ticket_opened_count", c.window_start == DAY
             )
         ).all()
-    assert sorted((r.service, r.value, r.status) for r in rows) == [
-        ("email", 1.0, "met"),
-        ("erp", 0.0, "met"),  # erp's own objective: 0 ≤ 1
+    assert sorted((r.service, r.value, r.status, r.samples) for r in rows) == [
+        ("email", 1.0, "met", 1),
+        ("erp", 0.0, "met", 0),  # erp's own objective: 0 ≤ 1, of no ticket
     ]
 
 

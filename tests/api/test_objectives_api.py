@@ -8,12 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
+from sqlalchemy import delete, insert
 from sqlalchemy.engine import Engine
 
 from services.aggregator.jobs import Aggregator
 from services.aggregator.metrics import AggregatorMetrics
 from services.api.app import create_app
 from services.catalog import apply_catalog
+from shared.db import indicator_drift
 from shared.settings import Settings
 from shared.windows import window_start
 from tests.helpers import UTC_TZ, aggregate, publish, real_clock, store, ticket_event
@@ -67,7 +69,7 @@ def test_objectives_list_current_and_previous_window_with_drift(client: TestClie
     assert opened["previous"]["value"] == 2.0
     assert opened["previous"]["status"] == "warning"
     assert datetime.fromisoformat(opened["current"]["window_start"]) == client.today  # type: ignore[attr-defined]
-    # one previous window with data (< 4): no baseline, score 0
+    # drift scores yesterday, the last complete day: no window before it (< 4), score 0
     assert (opened["drift_score"], opened["drifting"]) == (0.0, False)
     csat = got["csat_score"]
     assert (csat["current"]["status"], csat["current"]["value"]) == ("no_data", None)
@@ -81,15 +83,54 @@ def test_objectives_filter_by_service_and_window(client: TestClient) -> None:
     assert resp.status_code == 422
 
 
-def test_metrics_expose_objective_status_target_and_drift(client: TestClient) -> None:
+def test_the_drift_shown_is_the_scored_last_complete_windows(
+    client: TestClient, engine: Engine
+) -> None:
+    # a row under today's window (as the old rule scored the partial window) is never read
+    dims = {"service": "email"}
+    row = {"indicator": "ticket_opened_count", "window_kind": "day", "dimensions": dims}
+    row |= {"value": 9.0, "baseline_mean": 2.0, "baseline_stddev": 1.0, "windows": 8}
+    row |= {"computed_at": datetime.now(UTC)}
+    d = indicator_drift.c
+    with engine.begin() as conn:
+        conn.execute(
+            delete(indicator_drift).where(
+                d.indicator == "ticket_opened_count", d.window_kind == "day"
+            )
+        )
+        conn.execute(
+            insert(indicator_drift),
+            [
+                row | {"window_start": client.yesterday, "score": 7.0, "drifting": True},  # type: ignore[attr-defined]
+                row | {"window_start": client.today, "score": -5.0, "drifting": False},  # type: ignore[attr-defined]
+            ],
+        )
+    got = client.get("/v1/objectives", params={"service": "email", "window": "day"}).json()
+    opened = next(o for o in got["objectives"] if o["indicator"] == "ticket_opened_count")
+    assert (opened["drift_score"], opened["drifting"]) == (7.0, True)
+
+
+def test_metrics_expose_objective_status_target_samples_and_drift(client: TestClient) -> None:
     text = client.get("/metrics").text
-    # the exposition writes labels in name order
-    labels = 'indicator="ticket_opened_count",service="email",window="day"'
-    assert f"itsm_objective_status{{{labels}}} 1.0" in text
-    assert f"itsm_objective_target{{{labels}}} 1.0" in text
-    # no data: a target, but no status sample
-    assert 'itsm_objective_target{indicator="csat_score",service="email",window="day"} 4.0' in text
+
+    def labels(period: str, indicator: str = "ticket_opened_count") -> str:
+        # the exposition writes labels in name order
+        return f'indicator="{indicator}",period="{period}",service="email",window="day"'
+
+    # today: 1 ticket ≤ 1, met; yesterday: 2, warning
+    assert f"itsm_objective_status{{{labels('current')}}} 1.0" in text
+    assert f"itsm_objective_target{{{labels('current')}}} 1.0" in text
+    assert f"itsm_objective_samples{{{labels('current')}}} 1.0" in text
+    assert f"itsm_objective_status{{{labels('previous')}}} 0.5" in text
+    assert f"itsm_objective_samples{{{labels('previous')}}} 2.0" in text
+    # no data: a target, but no status and no samples
+    assert f"itsm_objective_target{{{labels('current', 'csat_score')}}} 4.0" in text
     assert 'itsm_objective_status{indicator="csat_score"' not in text
-    assert f"itsm_indicator_drift_score{{{labels}}} 0.0" in text
+    assert 'itsm_objective_samples{indicator="csat_score"' not in text
+    # drift of yesterday, the last complete day: no window before it, score 0, not drifting
+    series = 'indicator="ticket_opened_count",service="email",window="day"'
+    assert f"itsm_indicator_drift_score{{{series}}} 0.0" in text
+    assert f"itsm_indicator_drifting{{{series}}} 0.0" in text
     total = 'indicator="ticket_opened_count",service="",window="day"'
     assert f"itsm_indicator_drift_score{{{total}}} 0.0" in text
+    assert f"itsm_indicator_drifting{{{total}}} 0.0" in text

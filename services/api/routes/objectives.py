@@ -21,7 +21,7 @@ def list_objectives(
     window: str | None = None,
 ) -> ObjectiveList:
     """Each objective per service (`*` expanded): target, the current and previous window's value
-    and status, and the drift score of its series (SPEC §6.3, §6.4, §7.2)."""
+    and status, and the drift of its series' last complete window (SPEC §6.3, §6.4, §7.2)."""
     return objectives.objectives(
         db,
         catalogs.get(db)[0],

@@ -75,13 +75,19 @@ def create_app(
     return app
 
 
-def _http_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
+def http_metrics(registry: CollectorRegistry) -> tuple[Counter, Histogram]:
+    """The api's own HTTP metrics (SPEC §8), registered in `registry`."""
     requests = Counter(
         "itsm_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
     )
     latency = Histogram(
         "itsm_http_request_seconds", "HTTP request latency", ["route"], registry=registry
     )
+    return requests, latency
+
+
+def _http_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
+    requests, latency = http_metrics(registry)
     app.add_middleware(_Observed, requests=requests, latency=latency)
 
 

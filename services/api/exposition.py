@@ -134,16 +134,23 @@ class ExpositionStatus(Collector):
     def __init__(self, served: Served) -> None:
         self.served = served
 
-    def collect(self) -> Iterator[Metric]:
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
         age = GaugeMetricFamily(
             "itsm_exposition_age_seconds",
             "Age of the indicator snapshot the aggregator rendered for /metrics (NaN: none read)",
         )
-        age.add_metric([], self.served.age)
         stale = GaugeMetricFamily(
             "itsm_exposition_stale",
             "1 when /metrics leaves out indicator, objective and drift series because their "
             "snapshot is stale, missing or unreadable; 0 when it serves them",
         )
+        return age, stale
+
+    def collect(self) -> Iterator[Metric]:
+        age, stale = self._families()
+        age.add_metric([], self.served.age)
         stale.add_metric([], 1.0 if self.served.stale else 0.0)
         yield from (age, stale)

@@ -12,14 +12,15 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from sqlalchemy import select, text
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 
 from services.aggregator.jobs import Aggregator
 from services.aggregator.metrics import AggregatorMetrics
 from services.aggregator.snapshot import Rendering, SnapshotWriter, render, store_snapshot
 from services.catalog import CatalogCache
-from shared.db import INDICATORS_SNAPSHOT, exposition_snapshot
+from shared.db import INDICATORS_SNAPSHOT, exposition_snapshot, indicator_drift, objective_status
 from shared.settings import Settings
 from tests.conftest import Running, wait_until
 from tests.helpers import UTC_TZ, aggregate, october, publish, real_clock, store, ticket_event
@@ -73,6 +74,97 @@ def test_the_snapshot_holds_the_windows_of_the_aggregators_clock(engine: Engine)
     assert row.dropped == 0
     # rendered_at is the database's wall clock, not the aggregator's October one
     assert abs(row.rendered_at - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+def test_objectives_come_for_both_periods_and_drift_for_the_last_complete_window(
+    engine: Engine,
+) -> None:
+    # the clock is 10-05 12:00: the current day is 10-05, the previous (complete) one 10-04
+    day = timedelta(days=1)
+
+    def objective(start: datetime, value: float | None, status: str, samples: int | None) -> Any:
+        return {
+            "service": "email",
+            "indicator": "incident_sla_resolution_met_ratio",
+            "window_kind": "day",
+            "window_start": start,
+            "window_end": start + day,
+            "value": value,
+            "target": 0.9,
+            "warning": 0.8,
+            "comparator": ">=",
+            "weight": 1.0,
+            "status": status,
+            "evaluated_at": october(12),
+            "samples": samples,
+        }
+
+    def drift(start: datetime, dims: dict[str, str], score: float, drifting: bool) -> Any:
+        return {
+            "indicator": "csat_score",
+            "window_kind": "day",
+            "dimensions": dims,
+            "window_start": start,
+            "value": 3.0,
+            "score": score,
+            "baseline_mean": 4.5,
+            "baseline_stddev": 0.5,
+            "windows": 8,
+            "drifting": drifting,
+            "computed_at": october(12),
+        }
+
+    today, yesterday = october(0), october(0, day=4)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(objective_status),
+            [
+                objective(today, 0.5, "breached", 3),  # 1 met of 2 so far … of 3 samples
+                objective(yesterday, 0.85, "warning", 40),
+                objective(october(0, day=3), 0.1, "breached", 50),  # neither period: left out
+            ],
+        )
+        conn.execute(
+            insert(objective_status),
+            [objective(today, None, "no_data", None) | {"indicator": "csat_score"}],
+        )
+        conn.execute(
+            insert(indicator_drift),
+            [
+                drift(yesterday, {}, -3.0, True),  # csat down: drifting
+                drift(yesterday, {"service": "email"}, 3.5, False),  # csat up: an improvement
+                drift(yesterday, {"service": "email", "priority": "1"}, -9.0, True),  # not a series
+                drift(today, {}, -7.0, True),  # a partial window's row (the old rule): never shown
+            ],
+        )
+    body = render(engine, UTC_TZ, CatalogCache(), lambda: october(12)).body
+    got = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+        if s.name.startswith(("itsm_objective_", "itsm_indicator_drift"))
+    }
+
+    def key(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return name, tuple(sorted(labels.items()))
+
+    sla = {"service": "email", "indicator": "incident_sla_resolution_met_ratio", "window": "day"}
+    csat = {"service": "email", "indicator": "csat_score", "window": "day", "period": "current"}
+    assert got == {
+        key("itsm_objective_status", **sla, period="current"): 0.0,
+        key("itsm_objective_target", **sla, period="current"): 0.9,
+        key("itsm_objective_samples", **sla, period="current"): 3.0,
+        key("itsm_objective_status", **sla, period="previous"): 0.5,
+        key("itsm_objective_target", **sla, period="previous"): 0.9,
+        key("itsm_objective_samples", **sla, period="previous"): 40.0,
+        key("itsm_objective_target", **csat): 0.9,  # no data: no status, no samples
+        key("itsm_indicator_drift_score", indicator="csat_score", window="day", service=""): -3.0,
+        key("itsm_indicator_drifting", indicator="csat_score", window="day", service=""): 1.0,
+        key("itsm_indicator_drift_score", indicator="csat_score", window="day", service="email"): (
+            3.5
+        ),
+        key("itsm_indicator_drifting", indicator="csat_score", window="day", service="email"): 0.0,
+    }
 
 
 def test_the_snapshot_keeps_within_the_series_budget_most_important_first(engine: Engine) -> None:

@@ -89,7 +89,13 @@ def test_a_fresh_snapshot_is_served_after_the_apis_own_metrics(
     assert value(families, "itsm_exposition_stale") == 0.0
     assert 0.0 <= value(families, "itsm_exposition_age_seconds") < 60
     assert value(families, "itsm_exposition_series_dropped") == 0.0
-    assert {"itsm_objective_status", "itsm_indicator_drift_score"} <= set(families)
+    assert {
+        "itsm_objective_status",
+        "itsm_objective_target",
+        "itsm_objective_samples",
+        "itsm_indicator_drift_score",
+        "itsm_indicator_drifting",
+    } <= set(families)
 
 
 def test_before_any_rendering_no_indicator_series_and_stale(client: TestClient) -> None:

@@ -1,14 +1,29 @@
-"""Shared fixtures for the deploy-file tests: the parsed files and the metric names that exist."""
+"""Shared fixtures for the deploy-file tests: the parsed files and the metric names that exist
+(derived from the services' code, never listed by hand)."""
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import create_engine
+
+from services.aggregator.metrics import AggregatorMetrics
+from services.aggregator.snapshot import snapshot_collectors
+from services.api.app import http_metrics
+from services.api.exposition import ExpositionStatus, Served
+from services.catalog import CatalogCache
+from services.collector.metrics import CollectorMetrics
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -17,64 +32,44 @@ RULES_FILE = PROMETHEUS_DIR / "rules" / "itsm.rules.yml"
 RULES_TEST_FILE = PROMETHEUS_DIR / "tests" / "itsm.rules.test.yml"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 
-# SPEC §8: every metric name the services expose. Dashboards and rules may use nothing else
-# (besides Prometheus' own `up` and the recording rules of RULES_FILE).
-INDICATOR_GAUGES = {
-    "itsm_ticket_opened_count",
-    "itsm_ticket_resolved_count",
-    "itsm_incident_resolution_time_seconds",
-    "itsm_incident_sla_resolution_met_ratio",
-    "itsm_incident_sla_response_met_ratio",
-    "itsm_incident_backlog_count",
-    "itsm_incident_response_time_seconds",
-    "itsm_change_success_ratio",
-    "itsm_change_failure_ratio",
-    "itsm_ci_availability_ratio",
-    "itsm_service_availability_ratio",
-    "itsm_service_health_score",
-    "itsm_csat_score",
-    "itsm_call_answer_ratio",
-    "itsm_review_completion_ratio",
-}
-OBJECTIVE_GAUGES = {
-    "itsm_objective_status",
-    "itsm_objective_target",
-    "itsm_indicator_drift_score",
-}
-OPERATIONAL_PLAIN = {
-    "itsm_collector_events_total",
-    "itsm_collector_consumer_lag",
-    "itsm_aggregator_dirty_windows",
-    "itsm_aggregator_due_windows",
-    "itsm_aggregator_parked_windows",
-    "itsm_aggregator_window_failures_total",
-    "itsm_aggregator_window_points",
-    "itsm_http_requests_total",
-    # the api's /metrics: the state of the snapshot it serves, and what the budget left out
-    "itsm_exposition_age_seconds",
-    "itsm_exposition_stale",
-    "itsm_exposition_series_dropped",
-}
-OPERATIONAL_HISTOGRAMS = {
-    "itsm_collector_batch_seconds",
-    "itsm_collector_batch_size",
-    "itsm_aggregator_run_seconds",
-    "itsm_event_to_indicator_seconds",
-    "itsm_http_request_seconds",
-}
-
 METRIC_NAME = re.compile(r"\bitsm_[a-z0-9_]+")
 RECORDING_NAME = re.compile(r"\bitsm:[a-z0-9_:]+")
+# The series a family of each type is exposed as (prometheus_client's `_created` left out).
+SERIES_SUFFIXES = {
+    "gauge": ("",),
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "summary": ("_sum", "_count", ""),
+}
+
+
+def exported_families() -> list[Metric]:
+    """Every metric family the services expose (SPEC §8), from the code itself: the /metrics
+    snapshot's collectors (each built-in indicator as itsm_<id>, objectives, drift,
+    improvements) by their describe(), the api's own HTTP and snapshot-state metrics, and the
+    collector's and the aggregator's prometheus_client registries."""
+    # describe() reads nothing: an engine that never connects, and a catalog never loaded
+    engine = create_engine("postgresql+psycopg://unused")
+    clock = lambda: datetime.now(UTC)  # noqa: E731
+    collectors: list[Collector] = [
+        *snapshot_collectors(engine, ZoneInfo("UTC"), CatalogCache(), clock),
+        ExpositionStatus(Served(b"", math.nan, stale=True)),
+    ]
+    families = [family for c in collectors for family in c.describe()]
+    for register in (CollectorMetrics, AggregatorMetrics, http_metrics):
+        registry = CollectorRegistry()
+        register(registry)
+        families += registry.collect()
+    return families
 
 
 def known_metric_names() -> set[str]:
-    """Names a PromQL expression may select: the series each histogram is exposed as included."""
-    histogram_series = {
-        f"{name}{suffix}"
-        for name in OPERATIONAL_HISTOGRAMS
-        for suffix in ("_bucket", "_sum", "_count")
+    """Names a PromQL expression may select: each family as the series it is exposed as."""
+    return {
+        f"{family.name}{suffix}"
+        for family in exported_families()
+        for suffix in SERIES_SUFFIXES[family.type]
     }
-    return INDICATOR_GAUGES | OBJECTIVE_GAUGES | OPERATIONAL_PLAIN | histogram_series
 
 
 def load_yaml(path: Path) -> Any:

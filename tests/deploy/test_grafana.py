@@ -112,6 +112,40 @@ def test_queries_use_only_metrics_that_exist(recording_rule_names: set[str]) -> 
     assert {"itsm_objective_status", "itsm_service_availability_ratio"} <= used
 
 
+OBJECTIVE_SERIES = re.compile(r"\bitsm_objective_(?:status|target|samples)\b")
+AGGREGATION = re.compile(r"\b(?:sum|avg|min|max|count|topk|bottomk|quantile)\b")
+
+
+def test_objective_queries_pick_a_period_or_show_it() -> None:
+    # The objective series come for the current and the last complete window (`period`):
+    # a query picks one, or is an instant table that shows each period as its own row.
+    for name, dashboard in dashboards().items():
+        for panel in panels(dashboard):
+            for target in panel.get("targets", []):
+                expr = target["expr"]
+                if not OBJECTIVE_SERIES.search(expr):
+                    continue
+                picks = re.search(r'period\s*=~?\s*"', expr)
+                shows = (
+                    panel["type"] == "table"
+                    and target.get("format") == "table"
+                    and target.get("instant")
+                    and not AGGREGATION.search(expr)
+                )
+                assert picks or shows, f"{name} {panel['title']!r} mixes periods: {expr}"
+
+
+def test_drift_is_shown_by_the_drifting_flag_not_a_threshold_on_the_score() -> None:
+    # |score| over a fixed threshold ignores the catalog's threshold and the indicator's
+    # direction (an improvement would show as drifting): the aggregator's flag knows both.
+    used: set[str] = set()
+    for name, dashboard in dashboards().items():
+        for where, expr in queries(dashboard):
+            assert "abs(itsm_indicator_drift_score" not in expr.replace(" ", ""), (name, where)
+            used |= set(METRIC_NAME.findall(expr))
+    assert "itsm_indicator_drifting" in used
+
+
 def test_queries_reference_only_defined_variables_and_filter_by_service() -> None:
     for name, dashboard in dashboards().items():
         defined = {variable["name"] for variable in dashboard["templating"]["list"]}

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from services.aggregator.indicators import all_indicators
+
 from .conftest import (
     DEPLOY,
     METRIC_NAME,
@@ -104,6 +106,35 @@ def test_rules_use_only_metrics_that_exist(
     for record in recording_rule_names:
         # Prometheus naming: level:metric:operations.
         assert re.fullmatch(r"itsm:[a-z0-9_]+:[a-z0-9_]+", record), record
+
+
+def test_the_known_names_are_derived_from_the_code() -> None:
+    known = known_metric_names()
+    assert {ind.metric_name for ind in all_indicators()} <= known
+    assert {
+        "itsm_objective_status",
+        "itsm_objective_target",
+        "itsm_objective_samples",
+        "itsm_indicator_drift_score",
+        "itsm_indicator_drifting",
+        "itsm_improvements",
+        "itsm_exposition_stale",
+        "itsm_http_requests_total",
+        "itsm_collector_events_total",
+        "itsm_event_to_indicator_seconds_bucket",
+    } <= known
+    assert "itsm_collector_events" not in known  # a counter is exposed as its _total
+
+
+def test_objective_and_drift_alerts_judge_complete_windows_and_the_drifting_flag(
+    alert_rules: list[dict[str, Any]],
+) -> None:
+    exprs = {rule["alert"]: rule["expr"] for rule in alert_rules}
+    assert 'itsm_objective_status{period="previous"} == 0' in exprs["ItsmObjectiveBreached"]
+    warning = exprs["ItsmObjectiveWarning"]
+    assert 'period="current"' in warning and "itsm_objective_samples >=" in warning
+    assert "itsm_indicator_drifting == 1" in exprs["ItsmKpiDrift"]
+    assert "abs(" not in exprs["ItsmKpiDrift"]
 
 
 def test_target_alerts_watch_every_itsm_scrape_job(

@@ -175,15 +175,18 @@ def wait_until(
     timeout: float = 30.0,
     interval: float = 0.1,
     what: str = "condition",
+    diagnostics: Callable[[], str] | None = None,
 ) -> Any:
-    """Poll `predicate` until it returns a truthy value; fail the test after `timeout`."""
+    """Poll `predicate` until it returns a truthy value; fail the test after `timeout` (with
+    what `diagnostics` returns, e.g. the tails of the processes' logs)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+    detail = f"\n{diagnostics()}" if diagnostics is not None else ""
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
 
 
 class Running:

@@ -19,13 +19,25 @@ from .conftest import DEPLOY, METRIC_NAME, RECORDING_NAME, known_metric_names, l
 
 GRAFANA = DEPLOY / "grafana"
 DASHBOARDS = GRAFANA / "dashboards"
-EXPECTED = {"service-overview", "process-kpis", "technical-availability", "pipeline-health"}
+EXPECTED = {
+    "service-overview",
+    "customer-overview",
+    "process-kpis",
+    "technical-availability",
+    "pipeline-health",
+}
 WITH_SERVICE_VARIABLE = {"service-overview", "process-kpis", "technical-availability"}
+WITH_CUSTOMER_VARIABLE = {"customer-overview"}
 GRAFANA_BUILTINS = {"__rate_interval", "__interval", "__range", "__range_s", "__interval_ms"}
 # `$var`, `${var}` and `${var:format}`.
 VARIABLE = re.compile(r"\$(?:\{(\w+)(?::\w+)?\}|(\w+))")
 # Stand-ins for template variables when a query is handed to promtool.
-SAMPLE_VALUES = {"service": "email", "window": "month", "__rate_interval": "1m"}
+SAMPLE_VALUES = {
+    "service": "email",
+    "customer": "acme",
+    "window": "month",
+    "__rate_interval": "1m",
+}
 
 
 def variables(expr: str) -> set[str]:
@@ -67,7 +79,7 @@ def datasource() -> dict[str, Any]:
     return dict(prometheus)
 
 
-def test_the_four_dashboards_are_shipped() -> None:
+def test_the_five_dashboards_are_shipped() -> None:
     assert set(dashboards()) == EXPECTED
 
 
@@ -146,6 +158,31 @@ def test_drift_is_shown_by_the_drifting_flag_not_a_threshold_on_the_score() -> N
     assert "itsm_indicator_drifting" in used
 
 
+def test_the_technical_and_customer_dashboards_show_what_an_sre_and_a_customer_ask_for() -> None:
+    def used(name: str) -> set[str]:
+        return {m for _, expr in queries(dashboards()[name]) for m in METRIC_NAME.findall(expr)}
+
+    assert {
+        "itsm_ci_outage_count",
+        "itsm_ci_mttr_seconds",
+        "itsm_ci_mtbf_seconds",
+        "itsm_monitoring_coverage_ratio",
+        "itsm_service_availability_ratio",
+    } <= used("technical-availability")
+    assert {
+        "itsm_objective_status",
+        "itsm_objective_target",
+        "itsm_incident_sla_resolution_met_ratio",
+        "itsm_incident_sla_response_met_ratio",
+        "itsm_service_availability_ratio",
+        "itsm_csat_score",
+    } <= used("customer-overview")
+    # each customer panel reads the customer's own points (service=""), for the chosen customer
+    for where, expr in queries(dashboards()["customer-overview"]):
+        if where.startswith("panel"):
+            assert 'customer=~"$customer"' in expr, where
+
+
 def test_queries_reference_only_defined_variables_and_filter_by_service() -> None:
     for name, dashboard in dashboards().items():
         defined = {variable["name"] for variable in dashboard["templating"]["list"]}
@@ -155,6 +192,8 @@ def test_queries_reference_only_defined_variables_and_filter_by_service() -> Non
         if name in WITH_SERVICE_VARIABLE:
             assert "service" in defined, f"{name} needs a service variable"
             assert "service" in referenced, f"{name} defines $service but no panel uses it"
+        if name in WITH_CUSTOMER_VARIABLE:
+            assert {"customer"} <= defined & referenced, f"{name} needs a used customer variable"
 
 
 def test_panels_have_unique_ids_and_do_not_overlap() -> None:

@@ -15,24 +15,13 @@ from typing import TYPE_CHECKING, Any
 from shared import logging as itsm_logging
 from shared.errors import BrokerUnavailable, InvalidRequest, ItsmError, NotFound, PortInUse
 from shared.settings import Settings, get_settings
+from shared.signals import ignore_stop_signals, stop_on_signals
 from shared.windows import WINDOW_KINDS
 
 if TYPE_CHECKING:
     from services.collector.dead_letters import ReplayReport
 
 log = logging.getLogger("itsm.cli")
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def handler(signum: int, _frame: Any) -> None:
-        log.info("stopping", extra={"signal": signal.Signals(signum).name})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    return stop
 
 
 def _engine(settings: Settings, *, pool_size: int = 5) -> Any:
@@ -73,7 +62,7 @@ def cmd_collector(settings: Settings, _args: argparse.Namespace) -> None:
     ensure_topics(settings)  # also checks the broker is reachable
     _metrics_port(settings.collector_metrics_port, "collector", "ITSM_COLLECTOR_METRICS_PORT")
     collector = Collector(settings, engine)
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
 
     def relay() -> None:
         stop.wait()
@@ -93,7 +82,7 @@ def cmd_aggregator(settings: Settings, _args: argparse.Namespace) -> None:
         _apply_catalog_at_startup(engine, settings.catalog)
     # The improvements' verification reads indicators as the api does: wired in here, so the
     # aggregator never imports the api.
-    Aggregator(settings, engine, verify_improvements=verifier(settings)).run(_stop_on_signals())
+    Aggregator(settings, engine, verify_improvements=verifier(settings)).run(stop_on_signals())
 
 
 def _apply_catalog_at_startup(engine: Any, path: Path) -> None:
@@ -324,7 +313,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> None:
     from services.local.simulate import run_simulation
 
     run_simulation(
-        settings, rate=args.rate, duration=args.duration, seed=args.seed, stop=_stop_on_signals()
+        settings, rate=args.rate, duration=args.duration, seed=args.seed, stop=stop_on_signals()
     )
 
 
@@ -530,6 +519,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = get_settings()
         itsm_logging.configure(settings.log_level, settings.log_format)
         args.fn(settings, args)
+        ignore_stop_signals()  # done: a late stop signal must not turn exit 0 into a kill
     except ItsmError as err:
         print(f"itsm-metrics: {err.message}", file=sys.stderr)
         sys.exit(err.exit_code)

@@ -16,7 +16,6 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -39,6 +38,7 @@ from shared.db import make_engine, migrate
 from shared.errors import ConfigError
 from shared.kafka import ensure_topics
 from shared.settings import Settings
+from shared.signals import stop_on_signals
 
 log = logging.getLogger("itsm.up")
 
@@ -125,13 +125,7 @@ def _banner(
 def run_stack(
     settings: Settings, *, simulate: bool, rate: float, catalog: Path | None = None
 ) -> int:
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals()  # nothing done in the handler itself (shared/signals.py)
 
     catalog = catalog or settings.catalog
     if catalog is not None and not catalog.exists():

@@ -217,7 +217,10 @@ _DRIFTED = text("SELECT max(computed_at) FROM indicator_drift")
 _SETTLED = text(
     """
     SELECT (SELECT max(rendered_at) FROM exposition_snapshot) > :since AS rendered,
-           (SELECT max(computed_at) FROM indicator_drift) IS DISTINCT FROM :drift AS scored,
+           (SELECT max(computed_at) FROM indicator_drift) IS DISTINCT FROM :drift
+           -- drift commits indicator by indicator, under a session lock held to the end
+           AND NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
+                           AND objid = hashtext('itsm-drift')::oid AND granted) AS scored,
            NOT EXISTS (SELECT 1 FROM window_queue WHERE parked_at IS NULL AND due_at <= :now)
                AS drained
     """

@@ -79,20 +79,23 @@ def cmd_aggregator(settings: Settings, _args: argparse.Namespace) -> None:
     engine = _engine(settings)
     _metrics_port(settings.aggregator_metrics_port, "aggregator", "ITSM_AGGREGATOR_METRICS_PORT")
     if settings.catalog is not None:
-        _apply_catalog_at_startup(engine, settings.catalog)
+        _apply_catalog_at_startup(engine, settings.catalog, settings.reporting_timezone)
+    _check_catalog_timezone(engine, settings.reporting_timezone)
     # The improvements' verification reads indicators as the api does: wired in here, so the
     # aggregator never imports the api.
     Aggregator(settings, engine, verify_improvements=verifier(settings)).run(stop_on_signals())
 
 
-def _apply_catalog_at_startup(engine: Any, path: Path) -> None:
-    """SPEC §6.1: the catalog named by ITSM_CATALOG is loaded at startup. An invalid file is
-    refused with its line and reason, and the previous version stays active."""
+def _apply_catalog_at_startup(engine: Any, path: Path, timezone: str) -> None:
+    """SPEC §6.1: the catalog named by ITSM_CATALOG is loaded at startup. An invalid file (one
+    whose reporting_timezone contradicts ITSM_REPORTING_TIMEZONE too) is refused with its line and
+    reason, and the previous version stays active."""
     from services.catalog import CatalogError, active_version, apply_catalog, read_catalog_text
 
     try:
         with engine.begin() as conn:
-            _, changed = apply_catalog(conn, read_catalog_text(path), str(path))
+            text = read_catalog_text(path)
+            _, changed = apply_catalog(conn, text, str(path), timezone=timezone)
             version = active_version(conn)
     except CatalogError as err:
         log.error(
@@ -106,6 +109,26 @@ def _apply_catalog_at_startup(engine: Any, path: Path) -> None:
     )
 
 
+def _check_catalog_timezone(engine: Any, timezone: str) -> None:
+    """The active catalog may name another reporting time zone than ITSM_REPORTING_TIMEZONE
+    (applied before the two were checked against each other). The setting is used all the same:
+    an error at every start, not a refusal to start, so a stored catalog never stops a running
+    installation; `catalog apply` of a fixed file clears it."""
+    from services.catalog import CatalogError, active_catalog, timezone_mismatch
+
+    try:
+        with engine.connect() as conn:
+            catalog = active_catalog(conn)
+    except CatalogError:
+        return  # reported wherever the catalog is read
+    reason = timezone_mismatch(catalog, timezone)
+    if reason is not None:
+        log.error(
+            "the active catalog's reporting_timezone is ignored",
+            extra={"reporting_timezone": timezone, "reason": reason},
+        )
+
+
 def cmd_api(settings: Settings, _args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -117,6 +140,7 @@ def cmd_api(settings: Settings, _args: argparse.Namespace) -> None:
     check_reachable(settings.require_kafka())
     if settings.api_host in ("127.0.0.1", "0.0.0.0", "localhost"):
         require_free_port(settings.api_port, "api", "ITSM_API_PORT")
+    _check_catalog_timezone(engine, settings.reporting_timezone)
     app = create_app(settings, engine)
     log.info("api listening", extra={"url": f"http://{settings.api_host}:{settings.api_port}"})
     # uvicorn shuts down gracefully, then re-raises the signal it caught to the handler that was
@@ -317,11 +341,11 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
-def cmd_catalog_check(_settings: Settings, args: argparse.Namespace) -> None:
+def cmd_catalog_check(settings: Settings, args: argparse.Namespace) -> None:
     from services.catalog import CatalogError, load_catalog
 
     try:
-        catalog = load_catalog(args.file)
+        catalog = load_catalog(args.file, timezone=settings.reporting_timezone)
     except CatalogError as err:
         # Every problem, one per line as FILE:LINE: reason (editors jump to them).
         for problem in err.details or [err.message]:
@@ -334,9 +358,11 @@ def cmd_catalog_apply(settings: Settings, args: argparse.Namespace) -> None:
     from services.catalog import active_version, apply_catalog, parse_catalog, read_catalog_text
 
     text = read_catalog_text(args.file)
-    parse_catalog(text, str(args.file))  # a broken file is reported before the database is asked
+    zone = settings.reporting_timezone
+    # a broken file is reported before the database is asked
+    parse_catalog(text, str(args.file), timezone=zone)
     with _engine(settings).begin() as conn:
-        catalog, changed = apply_catalog(conn, text, str(args.file.resolve()))
+        catalog, changed = apply_catalog(conn, text, str(args.file.resolve()), timezone=zone)
         version = active_version(conn)
     assert version is not None
     state = "applied" if changed else "already active"
@@ -344,21 +370,25 @@ def cmd_catalog_apply(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_catalog_show(settings: Settings, _args: argparse.Namespace) -> None:
-    from services.catalog import active_catalog, active_version
+    from services.catalog import active_catalog, active_version, timezone_mismatch
 
     with _engine(settings).connect() as conn:
         version = active_version(conn)
         catalog = active_catalog(conn)
     if version is None:
-        print(
-            "no catalog applied: the built-in default is active (UTC, calendar 24x7, no services)"
-        )
+        print("no catalog applied: the built-in default is active (calendar 24x7, no services)")
+        print(f"  time zone  {_zone_source(settings)}")
         return
     applied = version.applied_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     print(f"catalog version {version.id}, applied {applied}")
     print(f"  source     {version.source}")
     print(f"  sha256     {version.sha256}")
-    print(f"  time zone  {catalog.reporting_timezone}")
+    print(f"  time zone  {_zone_source(settings)}")
+    if timezone_mismatch(catalog, settings.reporting_timezone) is not None:
+        print(
+            f"             the catalog's reporting_timezone {catalog.reporting_timezone} is "
+            "ignored: remove it and apply the catalog again"
+        )
     counts = (
         ("customers", catalog.customers),
         ("services", catalog.services),
@@ -369,6 +399,14 @@ def cmd_catalog_show(settings: Settings, _args: argparse.Namespace) -> None:
     )
     for name, items in counts:
         print(f"  {name:<10} {len(items)}")
+
+
+def _zone_source(settings: Settings) -> str:
+    """The reporting time zone in force and where it comes from (the setting owns it)."""
+    zone = settings.reporting_timezone
+    if "reporting_timezone" in settings.model_fields_set:
+        return f"{zone} (ITSM_REPORTING_TIMEZONE)"
+    return f"{zone} (the default; ITSM_REPORTING_TIMEZONE sets it)"
 
 
 def cmd_catalog_history(settings: Settings, args: argparse.Namespace) -> None:

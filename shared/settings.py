@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -66,7 +67,12 @@ class Settings(BaseSettings):
         ge=3.0,
         description="hour windows older than this are not stored; queries compute them",
     )
-    reporting_timezone: str = "UTC"
+    # The one owner of the reporting time zone (SPEC §5): windows stored are aligned in it, so
+    # every process reads the same value; changing it is a deployment decision followed by
+    # `itsm-metrics recompute --since`. A catalog's `reporting_timezone` may only repeat it.
+    reporting_timezone: str = Field(
+        default="UTC", description="IANA time zone windows are aligned in, for every process"
+    )
     read_cache_seconds: float = Field(
         default=1.0,
         ge=0,
@@ -119,6 +125,17 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         raise ValueError("ITSM_DATABASE_URL must start with postgresql://")
+
+    @field_validator("reporting_timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(
+                f"ITSM_REPORTING_TIMEZONE {zone!r} is not an IANA time zone (e.g. Europe/Berlin)"
+            ) from None
+        return zone
 
     def topic(self, suffix: str) -> str:
         return f"{self.topic_prefix}{suffix}"

@@ -48,7 +48,8 @@ def refusal(text: str) -> CatalogError:
 
 def test_the_example_describes_the_simulated_company() -> None:
     catalog = load_catalog(EXAMPLE)
-    assert catalog.reporting_timezone == "Europe/Berlin"
+    assert catalog.reporting_timezone is None  # ITSM_REPORTING_TIMEZONE sets it
+    assert load_catalog(EXAMPLE, timezone="Asia/Tokyo") == catalog  # so any one agrees
     assert {s.id for s in catalog.services} == {
         "email",
         "erp",
@@ -91,9 +92,9 @@ def test_the_example_describes_the_simulated_company() -> None:
     ]
 
 
-def test_the_default_is_utc_and_24x7_with_nothing_else() -> None:
+def test_the_default_is_24x7_with_nothing_else() -> None:
     catalog = Catalog.default()
-    assert catalog.reporting_timezone == "UTC"
+    assert catalog.reporting_timezone is None
     assert [c.id for c in catalog.calendars] == ["24x7"]
     assert catalog.calendars[0].business_calendar().is_always
     assert not (catalog.customers or catalog.services or catalog.sla_policies)
@@ -395,6 +396,42 @@ def test_ratio_targets_are_fractions() -> None:
     assert (
         err.message == "cat.yaml:5: objectives[0].target: target 90 of a ratio must be within 0..1"
     )
+
+
+# --- the reporting time zone: ITSM_REPORTING_TIMEZONE owns it, the catalog may only repeat it ---
+BERLIN = yaml("""
+    customers: [{id: acme}]
+    reporting_timezone: Europe/Berlin
+    """)
+
+
+def test_a_catalog_naming_another_reporting_time_zone_is_refused_at_its_line() -> None:
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(BERLIN, "cat.yaml", timezone="UTC")
+    assert caught.value.message.startswith(
+        "cat.yaml:2: reporting_timezone: Europe/Berlin differs from ITSM_REPORTING_TIMEZONE "
+        "(UTC), which sets the time zone windows are aligned in: remove the key or make it UTC"
+    )
+    assert "itsm-metrics recompute --since" in caught.value.message
+
+
+def test_a_matching_or_absent_reporting_time_zone_is_accepted() -> None:
+    assert parse_catalog(BERLIN, timezone="Europe/Berlin").reporting_timezone == "Europe/Berlin"
+    assert parse_catalog(SMALL, timezone="Europe/Berlin").reporting_timezone is None
+    # reading a stored version back checks nothing (timezone=None): a running one is never refused
+    assert parse_catalog(BERLIN).reporting_timezone == "Europe/Berlin"
+
+
+def test_apply_refuses_another_zone_and_keeps_the_previous_catalog(engine: Engine) -> None:
+    with engine.begin() as conn:
+        good, _ = apply_catalog(conn, SMALL, "small.yaml", timezone="UTC")
+    with (
+        pytest.raises(CatalogError, match=r"^berlin.yaml:2: reporting_timezone"),
+        engine.begin() as conn,
+    ):
+        apply_catalog(conn, BERLIN, "berlin.yaml", timezone="UTC")
+    with engine.connect() as conn:
+        assert active_catalog(conn) == good
 
 
 def test_bad_time_zone_names_its_line() -> None:

@@ -35,7 +35,7 @@ def test_apply_then_apply_again_then_show(postgres: Postgres) -> None:
     assert shown.returncode == 0, shown.stderr
     assert "catalog version 1, applied" in shown.stdout
     assert str(Path(EXAMPLE).resolve().name) in shown.stdout
-    assert "time zone  Europe/Berlin" in shown.stdout
+    assert "time zone  UTC (the default; ITSM_REPORTING_TIMEZONE sets it)" in shown.stdout
     assert "services   6" in shown.stdout
 
 
@@ -90,6 +90,7 @@ def test_show_before_any_apply_is_the_default(postgres: Postgres) -> None:
     result = run(["catalog", "show"], ITSM_DATABASE_URL=postgres.fresh())
     assert result.returncode == 0, result.stderr
     assert "no catalog applied: the built-in default is active" in result.stdout
+    assert "time zone  UTC (the default; ITSM_REPORTING_TIMEZONE sets it)" in result.stdout
 
 
 def test_apply_of_a_missing_file(postgres: Postgres) -> None:
@@ -148,3 +149,66 @@ def test_aggregator_applies_the_catalog_at_startup_and_survives_an_invalid_one(
     assert code == 0, err  # it runs on with the previous catalog
     assert "catalog refused, the previous one stays active" in err
     assert "bad.yaml:2: services[0]: missing required key" in err
+
+
+BERLIN = "customers:\n  - id: acme\nreporting_timezone: Europe/Berlin\n"
+
+
+def test_apply_refuses_a_catalog_naming_another_zone_than_the_setting(
+    postgres: Postgres, tmp_path: Path
+) -> None:
+    db = postgres.fresh()
+    berlin = tmp_path / "berlin.yaml"
+    berlin.write_text(BERLIN)
+    result = run(["catalog", "apply", str(berlin)], ITSM_DATABASE_URL=db)
+    assert result.returncode == 7
+    assert one_line(result).startswith(
+        f"itsm-metrics: {berlin}:3: reporting_timezone: Europe/Berlin differs from "
+        "ITSM_REPORTING_TIMEZONE (UTC)"
+    )
+    assert run(["catalog", "check", str(berlin)]).returncode == 7
+
+    zone = {"ITSM_REPORTING_TIMEZONE": "Europe/Berlin"}
+    applied = run(["catalog", "apply", str(berlin)], ITSM_DATABASE_URL=db, **zone)
+    assert applied.returncode == 0, applied.stderr
+    shown = run(["catalog", "show"], ITSM_DATABASE_URL=db, **zone)
+    assert "time zone  Europe/Berlin (ITSM_REPORTING_TIMEZONE)" in shown.stdout
+    assert "ignored" not in shown.stdout
+    # the stored catalog now disagrees with a process started under another zone: shown, not fatal
+    shown = run(["catalog", "show"], ITSM_DATABASE_URL=db)
+    assert shown.returncode == 0, shown.stderr
+    assert "time zone  UTC (the default; ITSM_REPORTING_TIMEZONE sets it)" in shown.stdout
+    assert "reporting_timezone Europe/Berlin is ignored" in shown.stdout
+
+
+def test_aggregator_starts_under_a_stored_catalog_naming_another_zone_and_says_so(
+    postgres: Postgres, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.e2e.conftest import ROOT, service_env
+
+    url = postgres.fresh()
+    berlin = tmp_path / "berlin.yaml"
+    berlin.write_text(BERLIN)
+    zone = {"ITSM_REPORTING_TIMEZONE": "Europe/Berlin"}
+    assert run(["catalog", "apply", str(berlin)], ITSM_DATABASE_URL=url, **zone).returncode == 0
+    env = service_env(ITSM_DATABASE_URL=url, ITSM_CATALOG=str(berlin), ITSM_LOG_FORMAT="json")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "aggregator"],
+        env=env,
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err  # it runs, in UTC
+    assert "catalog refused, the previous one stays active" in err  # the file: refused
+    # the stored one: an error logged at every start
+    ignored = "the active catalog's reporting_timezone is ignored"
+    assert f'"level": "error", "logger": "itsm.cli", "msg": "{ignored}"' in err

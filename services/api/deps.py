@@ -10,12 +10,14 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from sqlalchemy import Connection
 
 from services.api.indicators import Reading
 from services.api.schemas import ErrorBody
 from services.catalog import CatalogCache
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import Forbidden, InvalidRequest, Unauthorized
 from shared.settings import Settings
 
 
@@ -140,7 +142,35 @@ def wants_html(request: Request, format: str | None) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route declares: its own and its dependencies' (`format`)."""
+    names = {f.alias for f in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def refuse_unknown_query(request: Request) -> None:
+    """A query parameter the route does not declare is a 422 naming those it does, never
+    ignored: a misspelt filter (`servcie=`) would otherwise answer for everything. The routes'
+    own signatures are the list (tokens come only in the Authorization header)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    allowed = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        takes = ", ".join(sorted(allowed)) or "no query parameter"
+        raise InvalidRequest(
+            f"unknown query parameter {', '.join(unknown)}: {route.path} takes {takes}",
+            details={"unknown": unknown, "allowed": sorted(allowed)},
+        )
+
+
 Ingest = Depends(require_ingest)
 Admin = Depends(require_admin)
 Manage = Depends(require_manage)
 Read = Depends(require_read)
+# On every read or register route (routers' `dependencies`); not on ingest, whose senders
+# (webhooks) are configured elsewhere, nor on probes and /metrics.
+KnownQuery = Depends(refuse_unknown_query)

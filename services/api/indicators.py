@@ -26,6 +26,9 @@ from shared.db import indicator_values
 from shared.errors import InvalidRequest, NotFound, QueryTooExpensive
 from shared.windows import WINDOW_KINDS, window_end, window_start
 
+# The query parameters of GET /v1/indicators/{id} besides its dimension filters: every other one
+# is a filter, accepted when the indicator has that dimension (plan).
+PARAMETERS = ("window", "start", "end", "group_by")
 # Default look-back when `start` is not given, per window kind.
 DEFAULT_SPAN = {
     "hour": timedelta(hours=48),
@@ -133,8 +136,10 @@ def plan(
     unknown = sorted((set(filters) | set(group_by)) - set(ind.all_dimensions))
     if unknown:
         raise InvalidRequest(
-            f"{indicator_id} has no dimension {', '.join(unknown)}; "
-            f"its dimensions are {', '.join(ind.all_dimensions) or 'none'}"
+            f"{indicator_id} has no dimension {', '.join(unknown)}: its query parameters are "
+            f"{', '.join(PARAMETERS)} and its dimensions "
+            f"({', '.join(ind.all_dimensions) or 'none'}) as filters",
+            details={"unknown": unknown, "allowed": [*PARAMETERS, *ind.all_dimensions]},
         )
     if "service" in keys_of(filters, group_by) and CUSTOMER in keys_of(filters, group_by):
         raise InvalidRequest(

@@ -1,7 +1,12 @@
 """The service catalog (SPEC §6.1): its definition (`model`), reading a file with line-numbered
 errors (`load`) and the active version shared through PostgreSQL (`store`)."""
 
-from services.catalog.load import load_catalog, parse_catalog, read_catalog_text
+from services.catalog.load import (
+    load_catalog,
+    parse_catalog,
+    read_catalog_text,
+    timezone_mismatch,
+)
 from services.catalog.model import (
     ANY_SERVICE,
     BUILTIN_CALENDAR,
@@ -37,4 +42,5 @@ __all__ = [
     "parse_duration",
     "policy_for",
     "read_catalog_text",
+    "timezone_mismatch",
 ]

@@ -49,8 +49,8 @@ class Problem:
         return f"{self.source}:{self.line}: {self.reason}"
 
 
-def load_catalog(path: Path | str) -> Catalog:
-    return parse_catalog(read_catalog_text(path), str(path))
+def load_catalog(path: Path | str, *, timezone: str | None = None) -> Catalog:
+    return parse_catalog(read_catalog_text(path), str(path), timezone=timezone)
 
 
 def read_catalog_text(path: Path | str) -> str:
@@ -64,8 +64,12 @@ def read_catalog_text(path: Path | str) -> str:
         raise CatalogError(f"catalog file {path} cannot be read: {err.strerror}") from None
 
 
-def parse_catalog(text_: str, source: str = "<string>") -> Catalog:
-    """Validate a catalog; on any problem raise `CatalogError` naming the first line."""
+def parse_catalog(text_: str, source: str = "<string>", *, timezone: str | None = None) -> Catalog:
+    """Validate a catalog; on any problem raise `CatalogError` naming the first line.
+
+    `timezone` is the reporting time zone in force (ITSM_REPORTING_TIMEZONE): a catalog whose
+    `reporting_timezone` names another is refused. None skips that check (reading back a stored
+    version, which the running processes must not refuse: see `timezone_mismatch`)."""
     data, lines, problems = _read_yaml(text_)
     located = list(problems)
     catalog = None
@@ -81,11 +85,27 @@ def parse_catalog(text_: str, source: str = "<string>") -> Catalog:
                 located.extend(_locate(lines, *found) for found in _explain(err.errors()))
     if catalog is not None:
         located.extend(_locate(lines, path, reason) for path, reason in _check_references(catalog))
+        differs = timezone_mismatch(catalog, timezone) if timezone is not None else None
+        if differs:
+            located.append(_locate(lines, ("reporting_timezone",), differs))
     if located:
         found = [Problem(source, line, reason) for line, reason in sorted(located)]
         raise CatalogError(str(found[0]), details=[str(p) for p in found])
     assert catalog is not None
     return catalog
+
+
+def timezone_mismatch(catalog: Catalog, timezone: str) -> str | None:
+    """Why the catalog's `reporting_timezone` contradicts the one in force, or None. The setting
+    owns it: the stored windows are aligned in it, and every process reads the same one."""
+    if catalog.reporting_timezone is None or catalog.reporting_timezone == timezone:
+        return None
+    return (
+        f"{catalog.reporting_timezone} differs from ITSM_REPORTING_TIMEZONE ({timezone}), which "
+        "sets the time zone windows are aligned in: remove the key or make it "
+        f"{timezone} (to change the zone, set ITSM_REPORTING_TIMEZONE for every process, then "
+        "run `itsm-metrics recompute --since`)"
+    )
 
 
 class _Loader(yaml.SafeLoader):

@@ -377,7 +377,10 @@ ReviewSchedule = tuple[
 
 
 class Catalog(_Model):
-    reporting_timezone: TimeZoneName = "UTC"
+    # Not a second owner of the reporting time zone: ITSM_REPORTING_TIMEZONE sets it for every
+    # process (the windows stored are aligned in it). When given, it must name the same zone:
+    # `parse_catalog(..., timezone=)` refuses a catalog that differs.
+    reporting_timezone: TimeZoneName | None = None
     customers: Section[Customer] = ()
     services: Section[Service] = ()
     calendars: Section[Calendar] = Field(default=(), validate_default=True)
@@ -402,7 +405,7 @@ class Catalog(_Model):
 
     @classmethod
     def default(cls) -> Catalog:
-        """The catalog in force before any was applied: UTC, the 24x7 calendar, nothing else."""
+        """The catalog in force before any was applied: the 24x7 calendar, nothing else."""
         return cls()
 
     def calendar(self, calendar_id: str) -> Calendar | None:

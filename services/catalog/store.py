@@ -41,12 +41,19 @@ _VERSION_COLUMNS = (
 
 
 def apply_catalog(
-    conn: Connection, text_: str, source: str, now: datetime | None = None
+    conn: Connection,
+    text_: str,
+    source: str,
+    now: datetime | None = None,
+    *,
+    timezone: str | None = None,
 ) -> tuple[Catalog, bool]:
     """Validate, then store as the active version unless the same text already is. The caller
     owns the transaction; an invalid catalog raises `CatalogError` and changes nothing. A changed
-    review schedule marks the recent windows of `review_completion_ratio` dirty (as of `now`)."""
-    catalog = parse_catalog(text_, source)
+    review schedule marks the recent windows of `review_completion_ratio` dirty (as of `now`).
+    `timezone`: the reporting time zone in force, which the catalog may only repeat (every
+    command applying a file passes it; tests may leave it out)."""
+    catalog = parse_catalog(text_, source, timezone=timezone)
     digest = hashlib.sha256(text_.encode("utf-8")).hexdigest()
     # Two appliers at once: the second waits, then sees the first's version (readers never wait).
     conn.execute(text("LOCK TABLE catalog_versions IN SHARE ROW EXCLUSIVE MODE"))

@@ -131,7 +131,8 @@ def run_stack(
     if catalog is not None and not catalog.exists():
         raise ConfigError(f"catalog file {catalog} does not exist")
     if catalog is not None:
-        load_catalog(catalog)  # an invalid catalog stops `up` here, with FILE:LINE: reason
+        # an invalid catalog stops `up` here, with FILE:LINE: reason
+        load_catalog(catalog, timezone=settings.reporting_timezone)
     require_free_port(settings.api_port, "api", "ITSM_API_PORT")
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -162,7 +163,7 @@ def run_stack(
         print(f"database at {after}" + ("" if before == after else f" (from {before or 'empty'})"))
         review = None
         if catalog is not None:
-            review = _review_path(_apply_catalog(db_url, catalog), settings)
+            review = _review_path(_apply_catalog(db_url, catalog, settings), settings)
         tokens = _tokens(settings, data_dir)
         ports = {"collector": free_port(), "aggregator": free_port()}
         env = {
@@ -203,11 +204,13 @@ def _review_path(catalog: Catalog, settings: Settings) -> str | None:
     return f"/v1/reviews/customer?customer={catalog.customers[0].id}&period={month}&format=html"
 
 
-def _apply_catalog(db_url: str, path: Path) -> Catalog:
+def _apply_catalog(db_url: str, path: Path, settings: Settings) -> Catalog:
     engine = make_engine(db_url, pool_size=1)
     try:
         with engine.begin() as conn:
-            catalog, changed = apply_catalog(conn, read_catalog_text(path), str(path.resolve()))
+            text = read_catalog_text(path)
+            zone = settings.reporting_timezone
+            catalog, changed = apply_catalog(conn, text, str(path.resolve()), timezone=zone)
             version = active_version(conn)
     finally:
         engine.dispose()

@@ -490,14 +490,6 @@ def test_the_catalog_lists_no_private_dimension(client: TestClient) -> None:
     assert not any("assignee" in i["dimensions"] for i in body["indicators"])
 
 
-def test_the_route_accepts_a_filter_for_every_dimension_of_the_registry() -> None:
-    from services.aggregator.indicators import all_indicators
-    from services.api.routes.indicators import DIMENSIONS
-
-    every = {d for ind in all_indicators() for d in ind.all_dimensions}
-    assert set(DIMENSIONS) == every
-
-
 @pytest.mark.parametrize(
     ("path", "params", "status", "code"),
     [

@@ -171,6 +171,21 @@ def test_settings_read_each_service_environment(
         assert (settings.ingest_token, settings.admin_token) == ("ingest-secret", "admin-secret")
 
 
+def test_every_process_reads_one_reporting_time_zone_the_catalog_agrees_with(
+    compose: dict[str, Any],
+) -> None:
+    from services.catalog import load_catalog
+
+    zones = {environment(compose, name).get("ITSM_REPORTING_TIMEZONE") for name in WORKERS}
+    (zone,) = zones  # one value, set for every process (the windows stored are aligned in it)
+    assert zone is not None
+    for chosen in ({}, {"ITSM_REPORTING_TIMEZONE": "Europe/Berlin"}):
+        # the catalog the aggregator applies at start is accepted whatever the zone chosen
+        catalog = environment(compose, "aggregator")["ITSM_CATALOG"].removeprefix("/app/")
+        load_catalog(REPO / catalog, timezone=interpolate(zone, chosen))
+    assert interpolate(zone, {}) == Settings.model_fields["reporting_timezone"].default
+
+
 def test_tokens_come_from_required_variables_and_only_the_api_has_them(
     compose: dict[str, Any],
 ) -> None:

@@ -11,6 +11,7 @@ from services.api.deps import (
     Catalogs,
     Db,
     Format,
+    KnownQuery,
     Manage,
     Now,
     Read,
@@ -47,7 +48,12 @@ def create_improvement(
     return found
 
 
-@router.get("/improvements", response_model=ImprovementList, responses=ERRORS, dependencies=[Read])
+@router.get(
+    "/improvements",
+    response_model=ImprovementList,
+    responses=ERRORS,
+    dependencies=[Read, KnownQuery],
+)
 def list_improvements(
     db: Db, state: str | None = None, service: str | None = None, customer: str | None = None
 ) -> ImprovementList:
@@ -59,7 +65,7 @@ def list_improvements(
     "/improvements/{improvement_id}",
     response_model=Improvement,
     responses=ERRORS,
-    dependencies=[Read],
+    dependencies=[Read, KnownQuery],
 )
 def get_improvement(improvement_id: int, db: Db) -> Improvement:
     """One improvement with its baseline, evidence, decision and every transition."""
@@ -107,7 +113,7 @@ def transition_improvement(
     "/improvements/{improvement_id}/report",
     response_model=Report,
     responses={**ERRORS, 200: {"content": {"text/html": {}}}},
-    dependencies=[Read],
+    dependencies=[Read, KnownQuery],
 )
 def improvement_report(
     improvement_id: int, request: Request, db: Db, catalogs: Catalogs, format: Format = None

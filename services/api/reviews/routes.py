@@ -15,6 +15,7 @@ from services.api.deps import (
     Catalogs,
     Db,
     Format,
+    KnownQuery,
     Manage,
     Now,
     Read,
@@ -58,7 +59,9 @@ def create_review(body: ReviewCreate, db: Db, catalogs: Catalogs, now: Now, tz: 
     return found
 
 
-@router.get("/reviews", response_model=ReviewList, responses=ERRORS, dependencies=[Read])
+@router.get(
+    "/reviews", response_model=ReviewList, responses=ERRORS, dependencies=[Read, KnownQuery]
+)
 def list_reviews(
     db: Db,
     kind: ReviewKind | None = None,
@@ -73,7 +76,9 @@ def list_reviews(
     return reviews.list_all(db, kind=kind, scope=scope, period=period, limit=limit)
 
 
-@router.get("/reviews/schedule", response_model=Schedule, responses=ERRORS, dependencies=[Read])
+@router.get(
+    "/reviews/schedule", response_model=Schedule, responses=ERRORS, dependencies=[Read, KnownQuery]
+)
 def review_schedule(
     db: Db,
     catalogs: Catalogs,
@@ -91,7 +96,7 @@ def review_schedule(
     "/reviews/customer",
     response_model=CustomerReview,
     responses={**ERRORS, 200: {"content": {"text/html": {}}}},
-    dependencies=[Read],
+    dependencies=[Read, KnownQuery],
 )
 def customer_review_of(
     request: Request,
@@ -139,7 +144,7 @@ def customer_review_of(
     "/reviews/team",
     response_model=TeamReview,
     responses={**ERRORS, 200: {"content": {"text/html": {}}}},
-    dependencies=[Read],
+    dependencies=[Read, KnownQuery],
 )
 def team_review_of(
     request: Request,
@@ -169,7 +174,10 @@ def team_review_of(
 
 
 @router.get(
-    "/reviews/{review_id:int}", response_model=Review, responses=ERRORS, dependencies=[Read]
+    "/reviews/{review_id:int}",
+    response_model=Review,
+    responses=ERRORS,
+    dependencies=[Read, KnownQuery],
 )
 def get_review(review_id: int, db: Db) -> Review:
     """One review with its action items, the previous review of the same kind and scope with

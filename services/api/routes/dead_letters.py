@@ -5,13 +5,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services.api.deps import Admin, Db
+from services.api.deps import Admin, Db, KnownQuery
 from services.api.schemas import DeadLetterItem, DeadLetterList, ErrorBody
 from services.collector import dead_letters
 from services.collector.dead_letters import StoredDeadLetter
 
 # Raw payloads can carry personal data: admin token only.
-router = APIRouter(prefix="/v1", tags=["dead letters"], dependencies=[Admin])
+router = APIRouter(prefix="/v1", tags=["dead letters"], dependencies=[Admin, KnownQuery])
 
 
 def _text(raw: bytes) -> str | None:

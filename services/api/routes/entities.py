@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query
 
 from services.api import entities
-from services.api.deps import Catalogs, Db, Read, SettingsDep
+from services.api.deps import Catalogs, Db, KnownQuery, Read, SettingsDep
 from services.api.entities import StateFilter
 from services.api.schemas import (
     ChangeInfo,
@@ -22,7 +22,7 @@ from services.api.schemas import (
 )
 from shared.events import TicketKind
 
-router = APIRouter(prefix="/v1", dependencies=[Read])
+router = APIRouter(prefix="/v1", dependencies=[Read, KnownQuery])
 
 
 def request_time() -> datetime:

@@ -8,31 +8,34 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 
-from services.aggregator.indicators import PRIVATE_DIMENSIONS
+from services.aggregator.indicators import all_indicators
 from services.api import indicators
-from services.api.deps import Catalogs, Db, Read, SettingsDep
+from services.api.deps import Catalogs, Db, KnownQuery, Read, SettingsDep
 from services.api.schemas import ErrorBody, IndicatorList, IndicatorSeries
 from shared.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["indicators"], dependencies=[Read])
 
-# The dimensions a request may filter on, each a query parameter below: every dimension of the
-# registry's indicators (tests/api/test_api.py checks the two agree).
-DIMENSIONS = (
-    "service",
-    "customer",
-    "priority",
-    "assignment_group",
-    "change_type",
-    "ci",
-    "kind",
-    "channel",
-    "severity",
-    "review_kind",
-)
+
+def _dimension_parameters() -> list[dict[str, object]]:
+    """The dimension filters for the OpenAPI document, from the registry: the route reads them
+    from the query string as they come, and `indicators.plan` accepts those of the indicator
+    asked for (custom measurements too) and refuses any other name."""
+    every = dict.fromkeys(d for ind in all_indicators() for d in ind.all_dimensions)
+    return [
+        {
+            "name": d,
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": f"only points whose {d} is this value; for an indicator listing "
+            f"`{d}` among its `dimensions` (GET /v1/indicators), any other refuses it (422)",
+        }
+        for d in every
+    ]
 
 
-@router.get("/indicators", response_model=IndicatorList)
+@router.get("/indicators", response_model=IndicatorList, dependencies=[KnownQuery])
 def list_indicators(db: Db, catalogs: Catalogs) -> IndicatorList:
     """The indicator catalog: id, family, unit, direction, definition, dimensions; custom
     measurement indicators (family `custom`) included."""
@@ -43,6 +46,7 @@ def list_indicators(db: Db, catalogs: Catalogs) -> IndicatorList:
     "/indicators/{indicator_id}",
     response_model=IndicatorSeries,
     responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    openapi_extra={"parameters": _dimension_parameters()},
 )
 async def get_indicator(
     request: Request,
@@ -51,16 +55,6 @@ async def get_indicator(
     window: str = "day",
     start: datetime | None = None,
     end: datetime | None = None,
-    service: str | None = None,
-    customer: str | None = None,
-    priority: str | None = None,
-    assignment_group: str | None = None,
-    change_type: str | None = None,
-    ci: str | None = None,
-    kind: str | None = None,
-    channel: str | None = None,
-    severity: str | None = None,
-    review_kind: str | None = None,
     group_by: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
     """Points of one indicator per window, filtered by dimensions and grouped by `group_by`
@@ -68,27 +62,10 @@ async def get_indicator(
     request within `ITSM_READ_CACHE_SECONDS` gets the same answer without a database read, and
     answers of stored groupings are kept, validated against the stored rows; gzipped when the
     client accepts it."""
-    values = dict(
-        zip(
-            DIMENSIONS,
-            (
-                service,
-                customer,
-                priority,
-                assignment_group,
-                change_type,
-                ci,
-                kind,
-                channel,
-                severity,
-                review_kind,
-            ),
-            strict=True,
-        )
-    )
-    filters = {k: v for k, v in values.items() if v is not None}
-    # a private dimension is no parameter, yet never silently ignored: indicators.plan refuses it
-    filters |= {k: v for k, v in request.query_params.items() if k in PRIVATE_DIMENSIONS}
+    # Every other parameter is a dimension filter; plan refuses one the indicator lacks, naming
+    # its parameters (a misspelt `servcie=` or `assignee=`, never silently ignored). This route
+    # has no KnownQuery: what it accepts depends on the indicator.
+    filters = {k: v for k, v in request.query_params.items() if k not in indicators.PARAMETERS}
     groups = [g.strip() for item in group_by or [] for g in item.split(",") if g.strip()]
     state = request.app.state
     cache: indicators.SeriesCache = state.series_cache

@@ -5,10 +5,10 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter
 
 from services.api import objectives
-from services.api.deps import Catalogs, Db, Now, Read, SettingsDep
+from services.api.deps import Catalogs, Db, KnownQuery, Now, Read, SettingsDep
 from services.api.schemas import ErrorBody, ObjectiveList
 
-router = APIRouter(prefix="/v1", tags=["objectives"], dependencies=[Read])
+router = APIRouter(prefix="/v1", tags=["objectives"], dependencies=[Read, KnownQuery])
 
 
 @router.get("/objectives", response_model=ObjectiveList, responses={422: {"model": ErrorBody}})

@@ -191,7 +191,8 @@ STATUS_VALUES = {"met": 1.0, "warning": 0.5, "breached": 0.0}  # no_data: no sam
 
 
 class ObjectiveCollector(Collector):
-    """`itsm_objective_status`, `itsm_objective_target` (current window of each objective) and
+    """`itsm_objective_status`, `itsm_objective_target` (current window of each objective: a
+    service's has `service`, a customer's `customer`, the organisation's neither) and
     `itsm_indicator_drift_score` (current window; the total and per-service series) — SPEC §8."""
 
     def __init__(
@@ -208,7 +209,7 @@ class ObjectiveCollector(Collector):
         yield from self._families()
 
     def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
-        labels = ["service", "indicator", "window"]
+        labels = ["service", "indicator", "window", "customer"]
         return (
             GaugeMetricFamily(
                 "itsm_objective_status",
@@ -233,10 +234,11 @@ class ObjectiveCollector(Collector):
         with self.engine.connect() as conn:  # a DBAPIError propagates, as for the indicators
             objectives = conn.execute(
                 select(os_.service, os_.indicator, os_.window_kind, os_.target, os_.status)
+                .add_columns(os_.customer)
                 .where(
                     or_(*(and_(os_.window_kind == k, os_.window_start == s) for k, s in current))
                 )
-                .order_by(os_.service, os_.indicator, os_.window_kind)
+                .order_by(os_.service, os_.customer, os_.indicator, os_.window_kind)
             ).all()
             drifts = conn.execute(
                 select(dr.indicator, dr.window_kind, dr.dimensions, dr.score)
@@ -244,7 +246,7 @@ class ObjectiveCollector(Collector):
                 .order_by(dr.indicator, dr.window_kind)
             ).all()
         for r in objectives:
-            labels = [r.service, r.indicator, r.window_kind]
+            labels = [r.service, r.indicator, r.window_kind, r.customer]
             target.add_metric(labels, r.target)
             if r.status in STATUS_VALUES:
                 status.add_metric(labels, STATUS_VALUES[r.status])

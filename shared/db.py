@@ -450,7 +450,10 @@ indicator_values = Table(
 objective_status = Table(
     "objective_status",
     metadata,
+    # A service's objective names its service, a customer's its customer; the organisation's
+    # neither ('' where not named: a key column cannot be NULL).
     Column("service", Text, primary_key=True),
+    Column("customer", Text, primary_key=True, server_default=""),
     Column("indicator", Text, primary_key=True),
     Column("window_kind", Text, primary_key=True),
     _ts("window_start", primary_key=True),

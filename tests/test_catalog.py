@@ -376,20 +376,124 @@ def test_custom_indicator_must_be_declared() -> None:
     assert parse_catalog(yaml(declared)).objectives[0].indicator == "training_hours"
 
 
-def test_every_spec_indicator_is_accepted_in_an_objective() -> None:
+# Measured neither per service nor per customer (calls and audits carry no service, SPEC §3):
+# an objective on them is the organisation's.
+ORGANISATION_WIDE = {
+    "call_answer_ratio",
+    "call_abandon_ratio",
+    "call_handle_time_seconds",
+    "call_logging_ratio",
+    "cmdb_accuracy_ratio",
+}
+
+
+def test_every_spec_indicator_is_accepted_in_an_objective_of_its_scopes() -> None:
     for indicator in sorted(
         SPEC_INDICATOR_IDS - {"service_health_score", "service_objectives_met_ratio"}
     ):
-        parse_catalog(
-            f"objectives: [{{service: '*', indicator: {indicator}, comparator: '>=', target: 0}}]"
-        )
+        scopes = [""] if indicator in ORGANISATION_WIDE else ["service: '*', ", "customer: '*', "]
+        for scope in scopes:
+            parse_catalog(
+                f"objectives: [{{{scope}indicator: {indicator}, comparator: '>=', target: 0}}]"
+            )
+
+
+@pytest.mark.parametrize(
+    ("objective", "expected"),
+    [
+        (
+            '{service: "*", indicator: call_answer_ratio, comparator: ">=", target: 0.9}',
+            "cat.yaml:6: objectives[0].service: call_answer_ratio has no per-service value, so "
+            "this objective could never be evaluated: name neither service nor customer for an "
+            "organisation-wide objective",
+        ),
+        (
+            '{customer: acme, indicator: cmdb_accuracy_ratio, comparator: ">=", target: 0.9}',
+            "cat.yaml:6: objectives[0].customer: cmdb_accuracy_ratio has no per-customer value, "
+            "so this objective could never be evaluated: name neither service nor customer for "
+            "an organisation-wide objective",
+        ),
+        (
+            '{indicator: service_availability_ratio, comparator: ">=", target: 0.99}',
+            "cat.yaml:6: objectives[0].indicator: service_availability_ratio is measured per "
+            'service: name `service: "*"` (each service) or a customer; an organisation-wide '
+            "objective (neither named) is for an indicator measured per neither",
+        ),
+        (
+            '{indicator: training_hours, comparator: ">=", target: 40}',
+            "cat.yaml:6: objectives[0].indicator: training_hours is measured per service: name "
+            '`service: "*"` (each service) or a customer; an organisation-wide objective '
+            "(neither named) is for an indicator measured per neither",
+        ),
+        (
+            '{service: erp, customer: acme, indicator: csat_score, comparator: ">=", target: 4}',
+            "cat.yaml:6: objectives[0]: an objective is of a service or of a customer, not both "
+            "(name one of them, or neither for an organisation-wide one)",
+        ),
+        (
+            '{customer: acmee, indicator: csat_score, comparator: ">=", target: 4}',
+            "cat.yaml:6: objectives[0].customer: unknown customer 'acmee' (did you mean 'acme'?)",
+        ),
+        (
+            '{customer: acme, indicator: csat_score, window: year, comparator: ">=", target: 4}',
+            "cat.yaml:6: objectives[0].window: input should be 'hour', 'day', 'week', 'month' or "
+            "'quarter', got 'year'",
+        ),
+    ],
+)
+def test_an_objective_that_could_never_be_evaluated_is_refused_at_its_line(
+    objective: str, expected: str
+) -> None:
+    err = refusal(f"""
+        customers: [{{id: acme}}]
+        services: [{{id: erp, customer: acme}}]
+        measurements:
+          - {{id: training_hours, unit: hours, direction: higher_is_better}}
+        objectives:
+          - {objective}
+        """)
+    assert err.message == expected
+
+
+def test_objectives_of_a_customer_and_of_the_organisation() -> None:
+    catalog = parse_catalog(
+        yaml("""
+        customers: [{id: acme}]
+        services: [{id: erp, customer: acme}]
+        measurements:
+          - {id: training_hours, unit: hours, direction: higher_is_better}
+        objectives:
+          - {customer: acme, indicator: ci_outage_count, comparator: "<=", target: 3}
+          - {customer: "*", indicator: training_hours, comparator: ">=", target: 40}
+          - {indicator: call_answer_ratio, comparator: ">=", target: 0.9}
+        """)
+    )
+    assert [o.scope for o in catalog.objectives] == ["customer", "customer", "organisation"]
+    err = refusal("""
+        objectives:
+          - {indicator: call_answer_ratio, comparator: ">=", target: 0.9}
+          - {indicator: call_answer_ratio, comparator: ">=", target: 0.8}
+        """)
+    assert err.message == (
+        "cat.yaml:3: objectives[1]: objective call_answer_ratio per month for the organisation "
+        "is already set by objectives[0]"
+    )
+
+
+def test_a_customer_id_is_never_the_wildcard() -> None:
+    err = refusal("""
+        customers: [{id: "*"}]
+        """)
+    assert err.message == (
+        "cat.yaml:1: customers[0].id: '*' means every customer and cannot be a customer id"
+    )
 
 
 def test_ratio_targets_are_fractions() -> None:
     err = refusal("""
         objectives:
           - service: "*"
-            indicator: call_answer_ratio
+            indicator: incident_reopen_ratio
             comparator: ">="
             target: 90
         """)

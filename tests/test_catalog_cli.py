@@ -9,7 +9,7 @@ from tests.conftest import Postgres
 from tests.test_cli import one_line, run
 
 EXAMPLE = "deploy/catalog.example.yaml"
-SUMMARY = "6 services, 5 policies, 13 objectives"
+SUMMARY = "6 services, 5 policies, 15 objectives"
 BROKEN = """\
 customers:
   - id: acme

@@ -87,7 +87,7 @@ def value_sql(ind: Indicator, n: str, sv: str, sw: str) -> str:
         return f"{n}::float8"
     if ind.aggregate == "sum":
         return f"{sv}::float8"
-    if ind.aggregate == "weighted" or ind.repeated_per_service:
+    if ind.aggregate == "weighted":
         return f"({sv} / nullif({sw}, 0))::float8"
     return f"({sv} / nullif({n}, 0))::float8"
 
@@ -104,46 +104,46 @@ def _aggregates(ind: Indicator, j: int, grouped: set[str]) -> list[str]:
     """n, Σv, Σw, p50, p90 of the plan's j-th indicator over its samples `v{j}` (`w{j}`)."""
     if ind.repeated_per_service:
         return _once_per_entity(ind, grouped)
+    return _sums(ind, j, "")
+
+
+def _sums(ind: Indicator, j: int, only: str) -> list[str]:
+    """The aggregates of `_aggregates`, each over the samples `only` keeps (a FILTER clause)."""
     v = f"v{j}"
     # Sums in numeric: float addition depends on the order rows arrive in, and a replay must
     # give identical values (SPEC §4). A ratio's or a count's samples are 0 or 1, whose float
     # sums are exact, so they are summed as floats (numeric costs about three times as much).
-    sv = {"count": "NULL::numeric", "ratio": f"sum({v})::numeric"}.get(
-        ind.aggregate, f"sum({v}::numeric)"
+    sv = {"count": "NULL::numeric", "ratio": f"sum({v}){only}::numeric"}.get(
+        ind.aggregate, f"sum({v}::numeric){only}"
     )
-    sw = f"sum(w{j}::numeric)" if ind.aggregate == "weighted" else "NULL::numeric"
+    sw = f"sum(w{j}::numeric){only}" if ind.aggregate == "weighted" else "NULL::numeric"
     if ind.is_duration:
-        pct = [f"percentile_cont({q}) WITHIN GROUP (ORDER BY {v})" for q in ("0.5", "0.9")]
+        pct = [f"percentile_cont({q}) WITHIN GROUP (ORDER BY {v}){only}" for q in ("0.5", "0.9")]
     else:
         pct = ["NULL::float8", "NULL::float8"]
-    return [f"count({v})", sv, sw, *pct]
+    return [f"count({v}){only}", sv, sw, *pct]
 
 
 def _once_per_entity(ind: Indicator, grouped: set[str]) -> list[str]:
-    """n, Σv, Σw of an indicator whose samples repeat an entity once per service
-    (`repeated_per_service`): per service as they are; per customer each sample weighs 1/k (k:
-    the entity's samples in that customer's services), overall 1/k of all its samples."""
-    if ind.aggregate not in ("weighted", "ratio") or ind.is_duration:
-        raise ValueError(f"{ind.id}: repeated_per_service is for ratios")
-
+    """n, Σv, Σw, p50, p90 of an indicator whose samples repeat an entity once per service it
+    belongs to (`repeated_per_service`: a CI, an outage of a CI): per service as they are; per
+    customer and in every other grouping each entity once (its first sample there: an entity's
+    samples differ in their service alone), so totals are never double counted."""
     # a dimension in no grouping set cannot be named here: it is never grouped by
     by_service = "service IS NOT NULL" if "service" in grouped else "false"
     by_customer = f"{CUSTOMER} IS NOT NULL" if CUSTOMER in grouped else "false"
-
-    def weighed(expr: str) -> str:
-        return (
-            f"CASE WHEN {by_service} THEN sum({expr}::numeric) "
-            f"WHEN {by_customer} THEN sum({expr}::numeric / k_customer) "
-            f"ELSE sum({expr}::numeric / k_all) END"
-        )
-
-    w = "w0" if ind.aggregate == "weighted" else "(v0 IS NOT NULL)::int"
+    each = zip(
+        _sums(ind, 0, ""),
+        _sums(ind, 0, " FILTER (WHERE first_customer)"),
+        _sums(ind, 0, " FILTER (WHERE first_all)"),
+        strict=True,
+    )
     return [
-        f"round({weighed('(v0 IS NOT NULL)::int')})::bigint",
-        weighed("v0"),
-        weighed(w),
-        "NULL::float8",
-        "NULL::float8",
+        plain
+        if plain.startswith("NULL")
+        else f"CASE WHEN {by_service} THEN {plain} WHEN {by_customer} THEN {per_customer} "
+        f"ELSE {once} END"
+        for plain, per_customer, once in each
     ]
 
 
@@ -175,11 +175,12 @@ def select_sql(plan: Plan, shape: Shape) -> str:
     if len(plan) == 1:  # the indicator's own query, with columns v (and w)
         samples_sql = first.samples_sql
         columns = ["s.v AS v0", *(["s.w AS w0"] if first.aggregate == "weighted" else [])]
-        if first.repeated_per_service:  # how many samples each entity has, overall and per
-            entity = f"w.window_start, s.{first.repeated_per_service}"  # customer
+        if first.repeated_per_service:  # each entity's first sample, overall and per customer
+            entity = f"w.window_start, s.{first.repeated_per_service}"
             columns += [
-                f"count(*) OVER (PARTITION BY {entity}) AS k_all",
-                f"count(*) OVER (PARTITION BY {entity}, {customer}) AS k_customer",
+                f"row_number() OVER (PARTITION BY {entity} ORDER BY s.service) = 1 AS first_all",
+                f"row_number() OVER (PARTITION BY {entity}, {customer} ORDER BY s.service) = 1 "
+                "AS first_customer",
             ]
     else:
         exprs = [f"{ind.v} AS v{j}" for j, ind in enumerate(plan)]

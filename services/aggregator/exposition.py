@@ -196,6 +196,7 @@ OBJECTIVE_LABELS = {
     "service": objective_status.c.service,
     "indicator": objective_status.c.indicator,
     "window": objective_status.c.window_kind,
+    "customer": objective_status.c.customer,
 }
 # The drift series: the total and the per-service series of each indicator (SPEC §8 cardinality).
 DRIFT_LABELS = ["indicator", "window", "service"]
@@ -203,7 +204,8 @@ DRIFT_LABELS = ["indicator", "window", "service"]
 
 class ObjectiveCollector(Collector):
     """`itsm_objective_status`, `itsm_objective_target` and `itsm_objective_samples` of the
-    current and the previous (last complete) window of each objective's kind (`period`), and
+    current and the previous (last complete) window of each objective's kind (`period`): a
+    service's objective has `service`, a customer's `customer`, the organisation's neither; and
     `itsm_indicator_drift_score` / `itsm_indicator_drifting` of the last complete window (the
     one drift scores; the total and the per-service series) — SPEC §6.3, §6.4, §8."""
 

@@ -1,9 +1,14 @@
 """Objective status (SPEC §6.3) and the service scores built on it (SPEC §5.3).
 
 The top half is pure: status, score, health and met ratio, and which objectives apply to which
-service. `evaluate_windows` is the shell: it reads the indicator values of freshly recomputed
-windows and replaces those windows' rows in `objective_status`, with the number of samples
-behind each value (the point's `count`)."""
+service, customer or the organisation. `evaluate_windows` is the shell: it reads the indicator
+values of freshly recomputed windows (a service's objective its per-service point, a customer's
+its per-customer point, the organisation's the total) and replaces those windows' rows in
+`objective_status`, with the number of samples behind each value (the point's `count`); there
+`service` and `customer` are '' where not named (both for the organisation).
+`service_health_score` and `service_objectives_met_ratio` count the services' objectives only: a
+customer's objective is about the customer as a whole, not about one of its services, and an
+organisation's about none (indicators/service.py)."""
 
 from __future__ import annotations
 
@@ -18,8 +23,8 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.aggregator.compute import query_points
 from services.aggregator.indicators import get
-from services.aggregator.policy import is_stored
-from services.catalog.model import ANY_SERVICE, Catalog, Objective
+from services.aggregator.policy import Grouping, is_stored
+from services.catalog.model import ANY_CUSTOMER, ANY_SERVICE, Catalog, Objective
 from shared.db import indicator_values, objective_status
 from shared.windows import window_end
 
@@ -66,10 +71,12 @@ def met_ratio(statuses: Iterable[Status]) -> float | None:
 
 
 @dataclass(frozen=True)
-class ServiceObjective:
-    """One objective as it applies to one service."""
+class ScopedObjective:
+    """One objective as it applies to one service, one customer or the organisation: `service`
+    and `customer` are '' where the objective does not name one (both for the organisation)."""
 
     service: str
+    customer: str
     indicator: str
     window: str
     comparator: Comparator
@@ -77,28 +84,56 @@ class ServiceObjective:
     warning: float | None
     weight: float
 
+    @property
+    def grouping(self) -> Grouping:
+        """The indicator points it reads: per service, per customer, or the total."""
+        return ("service",) if self.service else ("customer",) if self.customer else ()
 
-def service_objectives(
-    objectives: Sequence[Objective], services: Sequence[str]
-) -> list[ServiceObjective]:
-    """Expand `*` to every service; an objective naming the service overrides the `*` one for
-    the same (indicator, window). Among equals the first in the file wins."""
-    chosen: dict[tuple[str, str, str], ServiceObjective] = {}
+    @property
+    def of(self) -> str:
+        """The service or customer it is of ('' for the organisation)."""
+        return self.service or self.customer
+
+
+def scoped_objectives(
+    objectives: Sequence[Objective], services: Sequence[str], customers: Sequence[str] = ()
+) -> list[ScopedObjective]:
+    """Expand `*` to every service (customer); an objective naming the service (customer)
+    overrides the `*` one for the same (indicator, window). Among equals the first in the file
+    wins."""
+    chosen: dict[tuple[str, str, str, str], ScopedObjective] = {}
     for exact in (True, False):
         for o in objectives:
-            if (o.service != ANY_SERVICE) != exact:
+            if (o.service == ANY_SERVICE or o.customer == ANY_CUSTOMER) == exact:
                 continue
-            for svc in [o.service] if exact else services:
-                key = (svc, o.indicator, o.window)
+            if o.scope == "service":
+                scopes = [(o.service or "", "")] if exact else [(s, "") for s in services]
+            elif o.scope == "customer":
+                scopes = [("", o.customer or "")] if exact else [("", c) for c in customers]
+            else:
+                scopes = [("", "")]
+            for svc, cust in scopes:
+                key = (svc, cust, o.indicator, o.window)
                 if key not in chosen:
-                    chosen[key] = ServiceObjective(
-                        svc, o.indicator, o.window, o.comparator, o.target, o.warning, o.weight
+                    chosen[key] = ScopedObjective(
+                        svc,
+                        cust,
+                        o.indicator,
+                        o.window,
+                        o.comparator,
+                        o.target,
+                        o.warning,
+                        o.weight,
                     )
-    return sorted(chosen.values(), key=lambda so: (so.service, so.indicator, so.window))
+    return sorted(
+        chosen.values(), key=lambda so: (so.service, so.customer, so.indicator, so.window)
+    )
 
 
-def catalog_objectives(catalog: Catalog) -> list[ServiceObjective]:
-    return service_objectives(catalog.objectives, [s.id for s in catalog.services])
+def catalog_objectives(catalog: Catalog) -> list[ScopedObjective]:
+    return scoped_objectives(
+        catalog.objectives, [s.id for s in catalog.services], [c.id for c in catalog.customers]
+    )
 
 
 # --- shell ----------------------------------------------------------------------------------------
@@ -114,11 +149,12 @@ def evaluate_windows(
     now: datetime,
     params: Mapping[str, Any] | None = None,
 ) -> int:
-    """Replace `objective_status` for these windows of one kind from their per-service values
-    (stored, which must be recomputed first, or computed now where the grouping is not stored:
-    an hour per service). A window is recomputed whenever its data changes, late events after
-    its end included, and once more when it closes (the clock refresh), so the previous
-    window's rows stay up to date. Returns rows written."""
+    """Replace `objective_status` for these windows of one kind from their per-service,
+    per-customer and total values (stored, which must be recomputed first, or computed now
+    where the grouping is not stored: an hour per service or customer). A window is recomputed
+    whenever its data changes, late events after its end included, and once more when it
+    closes (the clock refresh), so the previous window's rows stay up to date. Returns rows
+    written."""
     if not starts:
         return 0
     objectives = [o for o in catalog_objectives(catalog) if o.window == kind]
@@ -129,31 +165,30 @@ def evaluate_windows(
     if not objectives:
         return 0
     windows = [(s, window_end(kind, s, tz)) for s in starts]
-    wanted = {(o.indicator, o.service) for o in objectives}
+    wanted = {(o.indicator, o.grouping, o.of) for o in objectives}
     values = _values(conn, kind, starts, wanted)
-    for indicator in sorted({i for i, _ in wanted}):
+    for indicator, grouping in sorted({(i, g) for i, g, _ in wanted}):
         ind = get(indicator)
-        # an indicator without a `service` dimension has no per-service value (no_data)
-        if ind is None or "service" not in ind.all_dimensions:
+        # the catalog refuses an objective its indicator has no point for (load.py); a custom
+        # measurement (not in the registry) is stored per service and customer, from a day up
+        if ind is None or is_stored(ind, kind, grouping):
             continue
-        if not is_stored(ind, kind, ("service",)):
-            for p in query_points(conn, ind, windows, ("service",), {}, now=now, params=params):
-                if (indicator, p.dimensions["service"]) in wanted and p.value is not None:
-                    values[(indicator, p.dimensions["service"], p.window_start)] = (
-                        p.value,
-                        p.count,
-                    )
+        for p in query_points(conn, ind, windows, grouping, {}, now=now, params=params):
+            of = p.dimensions[grouping[0]] if grouping else ""
+            if (indicator, grouping, of) in wanted and p.value is not None:
+                values[(indicator, grouping, of, p.window_start)] = (p.value, p.count)
     rows = []
     for start in starts:
         end = window_end(kind, start, tz)
         for o in objectives:
-            value, samples = values.get((o.indicator, o.service, start), (None, None))
+            value, samples = values.get((o.indicator, o.grouping, o.of, start), (None, None))
             if value is None and _counts(o.indicator):
                 # a count with nothing to count stores no point: it is 0, of 0 samples
                 value, samples = 0.0, 0
             rows.append(
                 {
                     "service": o.service,
+                    "customer": o.customer,
                     "indicator": o.indicator,
                     "window_kind": kind,
                     "window_start": start,
@@ -174,25 +209,30 @@ def evaluate_windows(
 
 def _counts(indicator: str) -> bool:
     ind = get(indicator)
-    return ind is not None and ind.aggregate == "count" and "service" in ind.dimensions
+    return ind is not None and ind.aggregate == "count"
+
+
+Wanted = set[tuple[str, Grouping, str]]  # (indicator, grouping, its service or customer or '')
 
 
 def _values(
-    conn: Connection, kind: str, starts: list[datetime], wanted: set[tuple[str, str]]
-) -> dict[tuple[str, str, datetime], tuple[float, int]]:
-    """(indicator, service, window start) → (value, samples), for points grouped by service
-    only."""
+    conn: Connection, kind: str, starts: list[datetime], wanted: Wanted
+) -> dict[tuple[str, Grouping, str, datetime], tuple[float, int]]:
+    """(indicator, grouping, service or customer, window start) → (value, samples), for the
+    stored points per service, per customer and in total."""
     iv = indicator_values.c
     rows: Any = conn.execute(
-        select(iv.indicator, iv.dimensions, iv.window_start, iv.value, iv.count).where(
-            iv.indicator.in_(sorted({i for i, _ in wanted})),
+        select(iv.indicator, iv.dimensions, iv.dim_keys, iv.window_start, iv.value, iv.count).where(
+            iv.indicator.in_(sorted({i for i, _, _ in wanted})),
             iv.window_kind == kind,
             iv.window_start.in_(starts),
-            iv.dim_keys == "service",
+            iv.dim_keys.in_(["service", "customer", ""]),
         )
     )
-    return {
-        (r.indicator, r.dimensions["service"], r.window_start): (r.value, r.count)
-        for r in rows
-        if (r.indicator, r.dimensions["service"]) in wanted and r.value is not None
-    }
+    found = {}
+    for r in rows:
+        grouping: Grouping = (r.dim_keys,) if r.dim_keys else ()
+        key = (r.indicator, grouping, r.dimensions.get(r.dim_keys, ""))
+        if key in wanted and r.value is not None:
+            found[(*key, r.window_start)] = (r.value, r.count)
+    return found

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -91,12 +91,17 @@ class DeadLetterList(BaseModel):
 
 class ObjectiveWindow(BaseModel):
     window_start: datetime
-    value: float | None = Field(description="the indicator's value for the service; null: none")
+    value: float | None = Field(
+        description="the indicator's value for the service, the customer or the organisation; "
+        "null: none"
+    )
     status: str = Field(description="met | warning | breached | no_data")
 
 
 class ObjectiveItem(BaseModel):
-    service: str
+    scope: Literal["service", "customer", "organisation"]
+    service: str = Field(description="the service of a service's objective, else ''")
+    customer: str = Field(description="the customer of a customer's objective, else ''")
     indicator: str
     window: str
     comparator: str
@@ -106,9 +111,9 @@ class ObjectiveItem(BaseModel):
     current: ObjectiveWindow
     previous: ObjectiveWindow
     drift_score: float | None = Field(
-        description="drift of the service's series in the previous (last complete) window "
-        "against the windows before it (SPEC §6.4; a partial window is never scored); null "
-        "until the drift job has scored it"
+        description="drift of the service's, customer's or total series in the previous (last "
+        "complete) window against the windows before it (SPEC §6.4; a partial window is never "
+        "scored); null until the drift job has scored it"
     )
     drifting: bool | None = Field(
         default=None,

@@ -18,7 +18,9 @@ from pydantic import (
 
 # Every indicator id of SPEC §5.1 (technical), 5.2 (process) and 5.3 (service). The aggregator's
 # registry says how each is computed; this list lets a catalog name those not implemented yet.
+from services.aggregator.indicators import get as registered
 from services.catalog.model import (
+    ANY_CUSTOMER,
     ANY_SERVICE,
     OBJECTIVE_DERIVED_IDS,
     Calendar,
@@ -254,7 +256,7 @@ def _check_references(catalog: Catalog) -> Iterator[tuple[Loc, str]]:
         if service.customer not in customers:
             yield ("services", i, "customer"), _unknown("customer", service.customer, customers)
     yield from _check_policies(catalog, services, calendars)
-    yield from _check_objectives(catalog, services)
+    yield from _check_objectives(catalog, services, customers)
     yield from _check_reviews(catalog, services, customers)
 
 
@@ -313,14 +315,18 @@ def _check_policies(
                 )
 
 
-def _check_objectives(catalog: Catalog, services: list[str]) -> Iterator[tuple[Loc, str]]:
+def _check_objectives(
+    catalog: Catalog, services: list[str], customers: list[str]
+) -> Iterator[tuple[Loc, str]]:
     indicators = catalog.indicator_ids()
     custom = {m.id for m in catalog.measurements}
-    first: dict[tuple[str, str, str], int] = {}
+    first: dict[tuple[str | None, str | None, str, str], int] = {}
     for i, o in enumerate(catalog.objectives):
         here: Loc = ("objectives", i)
-        if o.service != ANY_SERVICE and o.service not in services:
+        if o.service is not None and o.service not in (ANY_SERVICE, *services):
             yield (*here, "service"), _unknown("service", o.service, services, wildcard=True)
+        if o.customer is not None and o.customer not in (ANY_CUSTOMER, *customers):
+            yield (*here, "customer"), _unknown("customer", o.customer, customers, wildcard=True)
         if o.indicator not in indicators:
             close = difflib.get_close_matches(o.indicator, indicators, n=1)
             hint = (
@@ -331,6 +337,10 @@ def _check_objectives(catalog: Catalog, services: list[str]) -> Iterator[tuple[L
             yield (*here, "indicator"), f"unknown indicator {o.indicator!r} ({hint})"
         elif o.indicator in OBJECTIVE_DERIVED_IDS:
             yield (*here, "indicator"), f"{o.indicator} is computed from the objectives"
+        else:
+            problem = _scope_problem(o, _dimensions(o.indicator, custom))
+            if problem is not None:
+                yield (*here, o.scope if o.scope != "organisation" else "indicator"), problem
         if o.warning is not None and (
             o.warning >= o.target if o.comparator == ">=" else o.warning <= o.target
         ):
@@ -347,16 +357,57 @@ def _check_objectives(catalog: Catalog, services: list[str]) -> Iterator[tuple[L
                 value = getattr(o, name)
                 if value is not None and not 0 <= value <= 1:
                     yield (*here, name), f"{name} {value:g} of a ratio must be within 0..1"
-        key = (o.service, o.indicator, o.window)
+        key = (o.service, o.customer, o.indicator, o.window)
         if key in first:
+            of = "the organisation" if o.scope == "organisation" else f"{o.scope} {_scope_id(o)!r}"
             yield (
                 here,
                 (
-                    f"objective {o.indicator} per {o.window} for service {o.service!r} "
+                    f"objective {o.indicator} per {o.window} for {of} "
                     f"is already set by objectives[{first[key]}]"
                 ),
             )
         first.setdefault(key, i)
+
+
+def _scope_id(o: Objective) -> str | None:
+    return o.service if o.scope == "service" else o.customer
+
+
+def _dimensions(indicator: str, custom: set[str]) -> tuple[str, ...] | None:
+    """The indicator's public dimensions; None for an id of SPEC §5 the registry lacks."""
+    if indicator in custom:  # a measurement is recorded per service (SPEC §3.5)
+        return ("service", "customer")
+    ind = registered(indicator)
+    return None if ind is None else ind.all_dimensions
+
+
+def _scope_problem(o: Objective, dimensions: tuple[str, ...] | None) -> str | None:
+    """Why the objective could never be evaluated (SPEC §6.3), or None: a service's objective
+    reads the indicator's per-service points, a customer's its per-customer points, the
+    organisation's its total, which only an indicator measured per neither may carry (a
+    total over services would hide which one misses)."""
+    if dimensions is None:
+        return None
+    if o.scope == "organisation":
+        if "service" in dimensions or "customer" in dimensions:
+            return (
+                f'{o.indicator} is measured per service: name `service: "*"` (each service) '
+                "or a customer; an organisation-wide objective (neither named) is for an "
+                "indicator measured per neither"
+            )
+        return None
+    if o.scope not in dimensions:
+        hint = (
+            f"it is measured per {', '.join(dimensions)}"
+            if dimensions
+            else "name neither service nor customer for an organisation-wide objective"
+        )
+        return (
+            f"{o.indicator} has no per-{o.scope} value, so this objective could never be "
+            f"evaluated: {hint}"
+        )
+    return None
 
 
 def _duplicate_ids(section: str, items: Iterable[Any]) -> Iterator[tuple[Loc, str]]:

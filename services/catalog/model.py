@@ -30,6 +30,7 @@ OBJECTIVE_DERIVED_IDS = frozenset({"service_objectives_met_ratio", "service_heal
 
 BUILTIN_CALENDAR = "24x7"
 ANY_SERVICE = "*"
+ANY_CUSTOMER = "*"
 PRIORITIES = (1, 2, 3, 4)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FULL_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -192,6 +193,13 @@ class Customer(_Model):
     id: Id
     name: str | None = None
 
+    @field_validator("id")
+    @classmethod
+    def _not_wildcard(cls, value: str) -> str:
+        if value == ANY_CUSTOMER:
+            raise ValueError("'*' means every customer and cannot be a customer id")
+        return value
+
 
 class Service(_Model):
     id: Id
@@ -275,16 +283,37 @@ class SlaPolicy(_Model):
         return tuple(sorted(set(priorities)))
 
 
-class Objective(_Model):
-    """SPEC §6.3: `service` (or `*`) `indicator` `comparator` `target` per `window`."""
+ObjectiveScope = Literal["service", "customer", "organisation"]
 
-    service: Id
+
+class Objective(_Model):
+    """SPEC §6.3: `indicator` `comparator` `target` per `window`, of a `service` (an id or `*`:
+    each service), of a `customer` (an id or `*`), or, naming neither, of the organisation (for
+    an indicator measured neither per service nor per customer: calls, CMDB audits)."""
+
+    service: Id | None = None
+    customer: Id | None = None
     indicator: Id
     window: Window = "month"
     comparator: Literal[">=", "<="]
     target: Number
     warning: Number | None = None
     weight: Annotated[float, Strict(), Field(gt=0)] = 1.0
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> Objective:
+        if self.service is not None and self.customer is not None:
+            raise ValueError(
+                "an objective is of a service or of a customer, not both (name one of them, or "
+                "neither for an organisation-wide one)"
+            )
+        return self
+
+    @property
+    def scope(self) -> ObjectiveScope:
+        if self.service is not None:
+            return "service"
+        return "customer" if self.customer is not None else "organisation"
 
 
 class Measurement(_Model):

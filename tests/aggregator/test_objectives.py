@@ -5,19 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from services.aggregator.objectives import (
     health_score,
     met_ratio,
+    scoped_objectives,
     score,
-    service_objectives,
     status,
 )
 from services.catalog import apply_catalog, parse_catalog
 from shared.db import objective_status
-from tests.helpers import aggregate, points, store, ticket_event, utc
+from tests.helpers import aggregate, cloud_event, points, store, ticket_event, utc
 
 
 # --- pure -----------------------------------------------------------------------------------------
@@ -80,13 +80,39 @@ objectives:
     )
     got = {
         (o.service, o.window): o.target
-        for o in service_objectives(catalog.objectives, ["email", "erp"])
+        for o in scoped_objectives(catalog.objectives, ["email", "erp"])
     }
     assert got == {
         ("email", "day"): 2,
         ("erp", "day"): 1,
         ("email", "week"): 9,
         ("erp", "week"): 9,
+    }
+
+
+def test_customer_and_organisation_objectives_expand_beside_the_services() -> None:
+    catalog = parse_catalog(
+        """
+customers: [{id: acme}, {id: globex}]
+services: [{id: email, customer: acme}, {id: web, customer: globex}]
+objectives:
+  - {customer: "*", indicator: csat_score, comparator: ">=", target: 4}
+  - {customer: globex, indicator: csat_score, comparator: ">=", target: 4.5}
+  - {service: "*", indicator: csat_score, comparator: ">=", target: 3}
+  - {indicator: call_answer_ratio, comparator: ">=", target: 0.9}
+"""
+    )
+    got = {
+        (o.service, o.customer, o.indicator, o.grouping): o.target
+        for o in scoped_objectives(catalog.objectives, ["email", "web"], ["acme", "globex"])
+    }
+    assert got == {
+        # globex's own objective replaces the `*` one for it; services keep theirs
+        ("", "acme", "csat_score", ("customer",)): 4,
+        ("", "globex", "csat_score", ("customer",)): 4.5,
+        ("email", "", "csat_score", ("service",)): 3,
+        ("web", "", "csat_score", ("service",)): 3,
+        ("", "", "call_answer_ratio", ()): 0.9,
     }
 
 
@@ -219,35 +245,93 @@ def test_a_day_without_tickets_meets_a_count_objective(engine: Engine) -> None:
     ]
 
 
-def test_an_objective_on_an_indicator_without_a_service_dimension_parks_nothing(
-    engine: Engine,
-) -> None:
-    # call_answer_ratio has no `service` dimension (the example catalog's call objective): its
-    # per-service value cannot exist, so its windows are evaluated (no data), never failed
+SCOPES = """
+customers: [{id: acme}, {id: globex}]
+services:
+  - {id: email, customer: acme}
+  - {id: erp, customer: acme}
+  - {id: web, customer: globex}
+objectives:
+  - {customer: "*", indicator: ticket_opened_count, window: day, comparator: "<=", target: 2,
+     warning: 3}
+  - {customer: globex, indicator: ticket_opened_count, window: hour, comparator: "<=",
+     target: 0}
+  - {service: erp, indicator: ticket_opened_count, window: day, comparator: "<=", target: 5,
+     weight: 2}
+  - {indicator: call_answer_ratio, window: day, comparator: ">=", target: 0.9, warning: 0.6}
+"""
+
+
+@pytest.fixture
+def scopes_day(engine: Engine) -> Engine:
     with engine.begin() as conn:
-        apply_catalog(
-            conn,
-            CATALOG
-            + '  - {service: "*", indicator: call_answer_ratio, window: week, comparator: ">=",'
-            " target: 0.9}\n",
-            "test",
-        )
-    store(engine, [ticket_event("A", at(9), "new", service="email")])
+        apply_catalog(conn, SCOPES, "test")
+    e, call = ticket_event, cloud_event
+    store(
+        engine,
+        [
+            # acme: 2 on email, 1 on erp; globex: 1 on web at 10:xx
+            e("A", at(9), "new", service="email"),
+            e("B", at(10), "new", service="email"),
+            e("C", at(11), "new", service="erp"),
+            e("D", at(10, 15), "new", service="web"),
+            # calls: 3 answered of 4
+            *(
+                call(
+                    "itsm.servicedesk.call.completed",
+                    at(9, i),
+                    f"k{i}",
+                    call_id=f"K{i}",
+                    answered=i != 3,
+                )
+                for i in range(4)
+            ),
+        ],
+    )
     aggregate(engine)
+    return engine
+
+
+def test_customer_and_organisation_objectives_read_their_own_points(scopes_day: Engine) -> None:
     c = objective_status.c
-    with engine.connect() as conn:
+    with scopes_day.connect() as conn:
         rows = conn.execute(
-            select(c.service, c.status).where(
-                c.indicator == "call_answer_ratio",
-                c.window_start == DAY,  # a Monday
+            select(c.service, c.customer, c.indicator, c.value, c.status).where(
+                c.window_kind == "day", c.window_start == DAY
             )
         ).all()
-        parked = conn.execute(text("SELECT count(*) FROM window_queue WHERE attempts > 0"))
-        assert parked.scalar_one() == 0
-    assert sorted((r.service, r.status) for r in rows) == [
-        ("email", "no_data"),
-        ("erp", "no_data"),
+    assert {(r.service, r.customer, r.indicator): (r.value, r.status) for r in rows} == {
+        # acme: email 2 + erp 1 = 3 opened: above 2, within the warning 3
+        ("", "acme", "ticket_opened_count"): (3.0, "warning"),
+        # globex: web 1 ≤ 2
+        ("", "globex", "ticket_opened_count"): (1.0, "met"),
+        ("erp", "", "ticket_opened_count"): (1.0, "met"),
+        # the organisation: 3 answered / 4 calls = 0.75, below 0.9, above the warning 0.6
+        ("", "", "call_answer_ratio"): (0.75, "warning"),
+    }
+
+
+def test_a_customer_objective_per_hour_is_computed_at_query_time(scopes_day: Engine) -> None:
+    # hours per customer are not stored (policy.py): globex's 10:00 hour has D (1 > 0); its
+    # 09:00 hour has no ticket: a count of 0, met
+    c = objective_status.c
+    with scopes_day.connect() as conn:
+        rows = conn.execute(
+            select(c.window_start, c.value, c.status).where(
+                c.window_kind == "hour", c.customer == "globex", c.window_start.in_([at(9), at(10)])
+            )
+        ).all()
+    assert sorted((r.window_start, r.value, r.status) for r in rows) == [
+        (at(9), 0.0, "met"),
+        (at(10), 1.0, "breached"),
     ]
+
+
+def test_service_scores_count_the_services_objectives_only(scopes_day: Engine) -> None:
+    # erp's objective alone (met): the customer's and organisation's are no service's
+    p = points(scopes_day, "service_health_score", "day", DAY)
+    assert p is not None and (p["value"], p["count"]) == (100.0, 1)
+    assert points(scopes_day, "service_objectives_met_ratio", "day", DAY, customer="globex") is None
 
 
 def test_an_objective_on_quarters_is_evaluated_like_one_on_months(engine: Engine) -> None:

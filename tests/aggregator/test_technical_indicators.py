@@ -399,3 +399,107 @@ def test_a_ci_in_several_services_counts_once_in_totals_over_them(
     shared_cis: Engine, indicator: str, dims: dict[str, str], expected: tuple[float, int]
 ) -> None:
     assert value(shared_cis, indicator, **dims) == expected
+
+
+@pytest.fixture(scope="module")
+def rollups(postgres: Postgres) -> Iterator[Engine]:
+    """The per-CI indicators rolled up per service and customer (SPEC §5.1, §6.3)."""
+    engine = make_engine(postgres.fresh())
+    with engine.begin() as conn:
+        apply_catalog(conn, CUSTOMERS, "customers.yaml")
+    store(
+        engine,
+        [
+            # p serves email and erp (acme); q erp (acme) and web (globex); r web; z nothing
+            *ci("p", ["email", "erp"]),
+            *ci("q", ["erp", "web"]),
+            *ci("r", ["web"]),
+            *ci("z", []),
+            *alert("P1", "p", t(6), t(8)),  # 7200 s
+            *alert("P2", "p", t(10), t(11)),  # 3600 s
+            *alert("Q1", "q", t(0), t(6)),  # 21600 s
+            *alert("R1", "r", t(12), t(13)),  # 3600 s
+            *alert("Z1", "z", t(1), t(2)),  # 3600 s
+            *check("KP1", "p", CREATED, GONE),
+            *check("KP2", "p", CREATED, GONE),
+            *check("KQ", "q", CREATED, GONE),
+            *check("KZ", "z", CREATED, GONE),
+            # upserts of existing CIs without an approved change: p at 09:00, r at 14:00
+            ev("itsm.config.ci.upserted", t(9), "p-u2", ci_id="p", services=["email", "erp"]),
+            ev("itsm.config.ci.upserted", t(14), "r-u2", ci_id="r", services=["web"]),
+        ],
+    )
+    aggregate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("indicator", "dims", "expected"),
+    [
+        # outages starting on 10-05: P1, P2, Q1, R1, Z1. Each once in the total, though p's two
+        # and q's one have a sample per service (counting those would give 2×2 + 2 + 1 + 1 = 8)
+        ("ci_outage_count", {}, (5.0, 5)),
+        ("ci_outage_count", {"ci": "p"}, (2.0, 2)),
+        # per service as sampled: erp P1, P2, Q1; email P1, P2; web Q1, R1; unknown Z1
+        ("ci_outage_count", {"service": "erp"}, (3.0, 3)),
+        ("ci_outage_count", {"service": "email"}, (2.0, 2)),
+        ("ci_outage_count", {"service": "web"}, (2.0, 2)),
+        ("ci_outage_count", {"service": "unknown"}, (1.0, 1)),
+        # acme (email, erp): P1, P2 once each, not once per service, and Q1 → 3
+        ("ci_outage_count", {"customer": "acme"}, (3.0, 3)),
+        # globex (web): Q1 (also acme's: each customer counts it) and R1
+        ("ci_outage_count", {"customer": "globex"}, (2.0, 2)),
+        ("ci_outage_count", {"customer": "unknown"}, (1.0, 1)),
+        # durations ending on 10-05: (7200 + 3600 + 21600 + 3600 + 3600) / 5 = 39600 / 5
+        ("ci_mttr_seconds", {}, (7920.0, 5)),
+        # erp and acme: P1, P2, Q1 → 32400 / 3; globex: Q1, R1 → 25200 / 2
+        ("ci_mttr_seconds", {"service": "erp"}, (10800.0, 3)),
+        ("ci_mttr_seconds", {"customer": "acme"}, (10800.0, 3)),
+        ("ci_mttr_seconds", {"customer": "globex"}, (12600.0, 2)),
+        # available / outages started: p 86400 − 10800 = 75600 over 2, q 64800 over 1, r and z
+        # 82800 over 1. All: (75600 + 64800 + 82800 + 82800) / 5 = 306000 / 5 over 4 CIs
+        ("ci_mtbf_seconds", {}, (61200.0, 4)),
+        # erp (p, q) and acme (p once, q): 140400 / 3; globex (q, r): 147600 / 2; email p alone
+        ("ci_mtbf_seconds", {"service": "erp"}, (46800.0, 2)),
+        ("ci_mtbf_seconds", {"customer": "acme"}, (46800.0, 2)),
+        ("ci_mtbf_seconds", {"customer": "globex"}, (73800.0, 2)),
+        ("ci_mtbf_seconds", {"service": "email"}, (37800.0, 1)),
+        # registered at 10-06 00:00: KP1, KP2 (p), KQ (q), KZ (z); each once in the total
+        ("monitoring_checks_count", {}, (4.0, 4)),
+        ("monitoring_checks_count", {"service": "erp"}, (3.0, 3)),
+        ("monitoring_checks_count", {"service": "email"}, (2.0, 2)),
+        ("monitoring_checks_count", {"customer": "acme"}, (3.0, 3)),
+        ("monitoring_checks_count", {"customer": "globex"}, (1.0, 1)),
+        ("monitoring_checks_count", {"service": "unknown"}, (1.0, 1)),
+        # unauthorised upserts on 10-05: p's (email, erp: acme once) and r's (web: globex)
+        ("change_unauthorized_count", {}, (2.0, 2)),
+        ("change_unauthorized_count", {"service": "email"}, (1.0, 1)),
+        ("change_unauthorized_count", {"service": "erp"}, (1.0, 1)),
+        ("change_unauthorized_count", {"customer": "acme"}, (1.0, 1)),
+        ("change_unauthorized_count", {"customer": "globex"}, (1.0, 1)),
+    ],
+)
+def test_technical_indicators_roll_up_per_service_and_customer(
+    rollups: Engine, indicator: str, dims: dict[str, str], expected: tuple[float, int]
+) -> None:
+    assert value(rollups, indicator, **dims) == expected
+
+
+def test_mttr_percentiles_count_each_outage_once(rollups: Engine) -> None:
+    # all: sorted 3600, 3600, 3600, 7200, 21600 (P1, P2 once though p is in two services):
+    # p50 = 3600; p90 at position 0.9 × 4 = 3.6 → 7200 + 0.6 × (21600 − 7200) = 15840
+    p = points(rollups, "ci_mttr_seconds", "day", DAY)
+    assert p is not None
+    assert (p["p50"], p["p90"]) == (3600.0, pytest.approx(15840.0))
+    # acme: 3600, 7200, 21600 → p50 7200, p90 at 1.8 → 7200 + 0.8 × 14400 = 18720
+    p = points(rollups, "ci_mttr_seconds", "day", DAY, customer="acme")
+    assert p is not None
+    assert (p["p50"], p["p90"]) == (7200.0, pytest.approx(18720.0))
+
+
+def test_rollups_of_the_month_add_up_their_days(rollups: Engine) -> None:
+    # nothing else happens in October: the month's points are the day's
+    assert value(rollups, "ci_outage_count", MONTH, "month", customer="acme") == (3.0, 3)
+    assert value(rollups, "ci_outage_count", MONTH, "month") == (5.0, 5)
+    assert value(rollups, "change_unauthorized_count", MONTH, "month", service="web") == (1.0, 1)

@@ -30,6 +30,8 @@ objectives:
   - {{service: "*", indicator: major_incident_count, window: month, comparator: "<=",
      target: 0, warning: 1}}
   - {{service: email, indicator: csat_score, window: month, comparator: ">=", target: 4}}
+  - {{customer: acme, indicator: ci_outage_count, window: month, comparator: "<=", target: 0,
+     warning: 1}}
 """
 MANAGE = {"Authorization": "Bearer manage-secret"}
 READ = {"Authorization": "Bearer read-secret"}

@@ -119,9 +119,10 @@ def test_sections_in_the_order_of_the_domain_notes(acme: dict[str, Any]) -> None
 
 
 def test_sla_per_objective_with_previous_period_status_and_trend(acme: dict[str, Any]) -> None:
-    got = {(i["service"], i["indicator"]): i for i in acme["sla"]}
-    # erp's objective is globex's: not here
+    got = {(i["service"] or i["customer"], i["indicator"]): i for i in acme["sla"]}
+    # erp's objective is globex's: not here; acme's own is
     assert sorted(got) == [
+        ("acme", "ci_outage_count"),
         ("email", "csat_score"),
         ("email", "major_incident_count"),
         ("web", "major_incident_count"),
@@ -146,18 +147,26 @@ def test_sla_per_objective_with_previous_period_status_and_trend(acme: dict[str,
     assert (major["trend"], major["target"], major["warning"]) == ("worse", 0.0, 1.0)
     web = got[("web", "major_incident_count")]
     assert (web["value"], web["status"], web["trend"]) == (0.0, "met", "same")
+    # acme's CI outages (its CI-MAIL, of email): October A1 → 1, within the warning 1;
+    # September none → 0, met
+    outages = got[("acme", "ci_outage_count")]
+    assert (outages["service"], outages["customer"]) == ("", "acme")
+    assert (outages["value"], outages["status"], outages["previous"]) == (1.0, "warning", 0.0)
+    assert (outages["previous_status"], outages["trend"]) == ("met", "worse")
 
 
 def test_objectives_met_counts_and_the_met_ratio_indicator(acme: dict[str, Any]) -> None:
     met = acme["objectives_met"]
+    # email csat and web majors met; email majors and acme's outages at warning
     assert (met["met"], met["warning"], met["breached"], met["no_data"], met["total"]) == (
         2,
-        1,
+        2,
         0,
         0,
-        3,
+        4,
     )
-    # service_objectives_met_ratio: met / objectives with data = 2 / 3
+    # service_objectives_met_ratio: met / the services' objectives with data = 2 / 3 (a
+    # customer's own objective is no service's: it is not in the indicator)
     assert met["ratio"]["indicator"] == "service_objectives_met_ratio"
     assert met["ratio"]["value"] == approx(2 / 3)
 
@@ -325,9 +334,8 @@ def test_every_number_is_the_indicator_apis(client: TestClient, scope: dict[str,
         assert {g["key"]: (g["value"], g["count"]) for g in b["groups"] if g["count"]} == api
         seen += 1
     for item in review["sla"]:
-        (p,) = indicator_api(
-            client, item["indicator"], {"service": item["service"]}, "2026-10-01T00:00:00Z"
-        )
+        of = {"service": item["service"]} if item["service"] else {"customer": item["customer"]}
+        (p,) = indicator_api(client, item["indicator"], of, "2026-10-01T00:00:00Z")
         assert item["value"] == p["value"]
         seen += 1
     assert seen >= 20
@@ -473,8 +481,8 @@ def test_the_printable_review_renders_in_chromium_and_asks_for_nothing(
         params={"customer": "acme", "period": "2026-10", "format": "html"},
         headers=READ,
     ).text
-    # SLA bars, workload bars, and a trend line per objective (3) and key figure (5)
-    assert page.count("<svg") >= 2 + 8 and page.count("<figure>") == 8
+    # SLA bars, workload bars, and a trend line per objective (4) and key figure (5)
+    assert page.count("<svg") >= 2 + 9 and page.count("<figure>") == 9
     shown = chromium.render(page, "customer-review")
     assert shown.png.startswith(b"\x89PNG") and len(shown.png) > 20_000
     assert shown.pdf.startswith(b"%PDF")

@@ -54,7 +54,7 @@ def approx(x: float) -> Any:
 
 
 def test_each_objective_has_six_months_of_values_and_stored_statuses(acme: dict[str, Any]) -> None:
-    got = {(i["service"], i["indicator"]): i["history"] for i in acme["sla"]}
+    got = {(i["service"] or i["customer"], i["indicator"]): i["history"] for i in acme["sla"]}
     csat = got[("email", "csat_score")]
     assert [p["period"] for p in csat] == MONTHS
     # May nothing; June 5; July 4; August no survey; September 3; October (5 + 4) / 2. >= 4 is
@@ -78,6 +78,16 @@ def test_each_objective_has_six_months_of_values_and_stored_statuses(acme: dict[
         (1.0, "warning"),
     ]
     assert series(got[("web", "major_incident_count")], "value") == [(0.0,)] * 6
+    # acme's own objective, on its CIs' outages: A1 of CI-MAIL in October only (<= 0 met,
+    # 1 warning); May has no stored status
+    assert series(got[("acme", "ci_outage_count")], "value", "status") == [
+        (0.0, "no_data"),
+        (0.0, "met"),
+        (0.0, "met"),
+        (0.0, "met"),
+        (0.0, "met"),
+        (1.0, "warning"),
+    ]
     assert (csat[0]["start"], csat[0]["end"]) == ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z")
     assert (csat[-1]["start"], csat[-1]["end"]) == ("2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z")
 
@@ -166,7 +176,8 @@ def test_history_out_of_bounds_is_422(client: TestClient, history: str) -> None:
 def histories(review: dict[str, Any]) -> Iterator[tuple[str, dict[str, str], list[Any]]]:
     """(indicator, filters, history) of every history in a review."""
     for item in review["sla"]:
-        yield item["indicator"], {"service": item["service"]}, item["history"]
+        of = {"service": item["service"]} if item["service"] else {"customer": item["customer"]}
+        yield item["indicator"], of, item["history"]
     perf, workload = review["service_performance"], review["workload"]
     figures = [perf["availability"], perf["incident_resolution_time"], workload["opened"]]
     for f in [*figures, workload["resolved"], review["satisfaction"]["csat"]]:
@@ -231,7 +242,7 @@ def chart(page: str, caption: str) -> str:
 
 def test_the_page_draws_a_trend_line_per_objective_and_key_figure(client: TestClient) -> None:
     page = get(client, customer="acme", period="2026-10", format="html")
-    assert page.count("<figure>") == 3 + 5  # the three objectives, the five key figures
+    assert page.count("<figure>") == 4 + 5  # the four objectives, the five key figures
     assert "<h3>Over the last 6 months</h3>" in page
     csat = chart(page, "email · csat_score &gt;= 4")
     assert all(f">{month}</text>" in csat for month in MONTHS)  # every period labelled

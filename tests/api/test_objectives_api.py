@@ -18,7 +18,15 @@ from services.catalog import apply_catalog
 from shared.db import indicator_drift
 from shared.settings import Settings
 from shared.windows import window_start
-from tests.helpers import UTC_TZ, aggregate, publish, real_clock, store, ticket_event
+from tests.helpers import (
+    UTC_TZ,
+    aggregate,
+    cloud_event,
+    publish,
+    real_clock,
+    store,
+    ticket_event,
+)
 
 CATALOG = """
 customers: [{id: acme}]
@@ -27,6 +35,8 @@ objectives:
   - {service: "*", indicator: ticket_opened_count, window: day, comparator: "<=",
      target: 1, warning: 2, weight: 2}
   - {service: "*", indicator: csat_score, window: day, comparator: ">=", target: 4}
+  - {customer: "*", indicator: ticket_opened_count, window: day, comparator: "<=", target: 1}
+  - {indicator: call_answer_ratio, window: day, comparator: ">=", target: 0.9}
 """
 
 
@@ -44,6 +54,13 @@ def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
             ticket_event("Y1", yesterday + timedelta(hours=9), "new", service="email"),
             ticket_event("Y2", yesterday + timedelta(hours=10), "new", service="email"),
             ticket_event("T1", today, "new", service="email"),
+            # today's calls: 1 answered of 2
+            cloud_event(
+                "itsm.servicedesk.call.completed", today, "k1", call_id="K1", answered=True
+            ),
+            cloud_event(
+                "itsm.servicedesk.call.completed", today, "k2", call_id="K2", answered=False
+            ),
         ],
     )
     aggregate(engine, clock=real_clock)
@@ -78,9 +95,27 @@ def test_objectives_list_current_and_previous_window_with_drift(client: TestClie
 def test_objectives_filter_by_service_and_window(client: TestClient) -> None:
     assert client.get("/v1/objectives", params={"service": "erp"}).json() == {"objectives": []}
     assert client.get("/v1/objectives", params={"window": "week"}).json() == {"objectives": []}
-    assert len(client.get("/v1/objectives").json()["objectives"]) == 2
+    # email's two, acme's one, the organisation's one
+    assert len(client.get("/v1/objectives").json()["objectives"]) == 4
     resp = client.get("/v1/objectives", params={"window": "fortnight"})
     assert resp.status_code == 422
+    both = client.get("/v1/objectives", params={"service": "email", "customer": "acme"})
+    assert both.status_code == 422
+
+
+def test_objectives_of_a_customer_and_of_the_organisation(client: TestClient) -> None:
+    (acme,) = client.get("/v1/objectives", params={"customer": "acme"}).json()["objectives"]
+    assert (acme["scope"], acme["service"], acme["customer"]) == ("customer", "", "acme")
+    # acme's only service email: today 1 ≤ 1 met, yesterday 2 > 1 breached (no warning)
+    assert (acme["current"]["value"], acme["current"]["status"]) == (1.0, "met")
+    assert (acme["previous"]["value"], acme["previous"]["status"]) == (2.0, "breached")
+    # the per-customer series has a drift score too (one previous window: 0)
+    assert acme["drift_score"] == 0.0
+    everything = client.get("/v1/objectives").json()["objectives"]
+    (org,) = [o for o in everything if o["scope"] == "organisation"]
+    assert (org["indicator"], org["service"], org["customer"]) == ("call_answer_ratio", "", "")
+    # 1 answered of 2 calls today: 0.5 < 0.9, no warning level → breached
+    assert (org["current"]["value"], org["current"]["status"]) == (0.5, "breached")
 
 
 def test_the_drift_shown_is_the_scored_last_complete_windows(
@@ -113,9 +148,13 @@ def test_the_drift_shown_is_the_scored_last_complete_windows(
 def test_metrics_expose_objective_status_target_samples_and_drift(client: TestClient) -> None:
     text = client.get("/metrics").text
 
-    def labels(period: str, indicator: str = "ticket_opened_count") -> str:
+    def labels(period: str, indicator: str = "ticket_opened_count", **who: str) -> str:
         # the exposition writes labels in name order
-        return f'indicator="{indicator}",period="{period}",service="email",window="day"'
+        svc, cust = who.get("service", "email"), who.get("customer", "")
+        return (
+            f'customer="{cust}",indicator="{indicator}",period="{period}",'
+            f'service="{svc}",window="day"'
+        )
 
     # today: 1 ticket ≤ 1, met; yesterday: 2, warning
     assert f"itsm_objective_status{{{labels('current')}}} 1.0" in text
@@ -125,8 +164,13 @@ def test_metrics_expose_objective_status_target_samples_and_drift(client: TestCl
     assert f"itsm_objective_samples{{{labels('previous')}}} 2.0" in text
     # no data: a target, but no status and no samples
     assert f"itsm_objective_target{{{labels('current', 'csat_score')}}} 4.0" in text
-    assert 'itsm_objective_status{indicator="csat_score"' not in text
-    assert 'itsm_objective_samples{indicator="csat_score"' not in text
+    assert 'itsm_objective_status{customer="",indicator="csat_score"' not in text
+    assert 'itsm_objective_samples{customer="",indicator="csat_score"' not in text
+    # a customer's objective has `customer`, the organisation's neither label set
+    acme = labels("current", service="", customer="acme")
+    assert f"itsm_objective_status{{{acme}}} 1.0" in text
+    org = labels("current", "call_answer_ratio", service="", customer="")
+    assert f"itsm_objective_status{{{org}}} 0.0" in text
     # drift of yesterday, the last complete day: no window before it, score 0, not drifting
     series = 'indicator="ticket_opened_count",service="email",window="day"'
     assert f"itsm_indicator_drift_score{{{series}}} 0.0" in text

@@ -58,9 +58,9 @@ class Indicator:
     # t USING (ticket_id)`): when those are tracked projections, its hours can be kept by what
     # changed in them (aggregator/changes.py).
     rows_from: str = ""
-    # The dimension naming the entity behind a sample, when the samples repeat an entity once
-    # per service it belongs to (a CI in two services): a grouping without `service` then
-    # counts the entity once (weights 1/k over its k samples), not k times.
+    # The column naming the entity behind a sample, when the samples repeat an entity once per
+    # service it belongs to (a CI in two services, an outage of it): a grouping without
+    # `service` then counts the entity once (its first sample there), not once per service.
     repeated_per_service: str = ""
     placement: Placement = "instant"
     # Whether a moved interval (a dirty mark of the `span` lane) changes its samples: always

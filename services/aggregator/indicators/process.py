@@ -348,14 +348,19 @@ register(
         family="process",
         unit="count",
         direction="lower_is_better",
-        definition="Upserts in the window of an existing CI without an approved change_id.",
+        definition="Upserts in the window of an existing CI without an approved change_id, by "
+        "CI and the services it names (each upsert once in totals over services).",
         scope="ci,change",
         assigned_by="event time",
-        dimensions=("ci",),
+        dimensions=("ci", "service"),
         aggregate="count",
+        # the CI's services as they are now count for its past upserts too (the CMDB keeps no
+        # topology history): a change of them moves the CI's span, which recomputes these
+        interval_placed=True,
         samples_sql=f"""
-            SELECT e.entity_id AS ci, 1.0 AS v
+            SELECT e.entity_id AS ci, s.service, e.source || ' ' || e.id AS upsert, 1.0 AS v
             FROM events e JOIN config_items ci ON ci.ci_id = e.entity_id
+            LEFT JOIN LATERAL unnest(ci.services) AS s(service) ON true
             WHERE e.type = 'itsm.config.ci.upserted'
               AND e.time >= w.window_start AND e.time < w.window_end
               AND {" AND ".join(bounded("e.time"))}
@@ -363,6 +368,7 @@ register(
               AND NOT EXISTS (SELECT 1 FROM changes ch
                               WHERE ch.change_id = e.data->>'change_id' AND ch.approved)
         """,
+        repeated_per_service="upsert",
     ),
     Indicator(
         id="cmdb_accuracy_ratio",

@@ -109,12 +109,14 @@ register(
 
 # Built on `objective_status`, which the aggregator writes for a window after that window's other
 # indicators and before these two (jobs.py), so they read the statuses of the same pass. A
-# window's kind is told by its bounds: `window_start` and `window_end` together.
+# window's kind is told by its bounds: `window_start` and `window_end` together. The services'
+# objectives only: a customer's or the organisation's (service '') is of no one service
+# (aggregator/objectives.py).
 OBJECTIVE_ROWS = """
     SELECT os.service, {v} AS v, {w} AS w
     FROM objective_status os
     WHERE os.window_start = w.window_start AND os.window_end = w.window_end
-      AND os.status <> 'no_data'
+      AND os.status <> 'no_data' AND os.service <> ''
 """
 
 register(

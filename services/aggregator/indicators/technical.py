@@ -1,5 +1,9 @@
 """Technical indicators (SPEC §5.1): per CI, from monitoring alerts as intervals, the CMDB and
-approved change windows, rolled up per service the CI names in `services`.
+approved change windows, rolled up per service the CI names in `services` (and so per customer
+of those services). A CI counts in each service it names, directly: which CIs take a service
+down through `depends_on` is the service's availability (service.py), not a CI's own figure. A
+CI in two services is in both services' points and once in every other (`repeated_per_service`),
+a CI outside the CMDB or naming no service under `unknown`.
 
 An outage of a CI is a connected piece of the union of its `outage = true` alerts'
 [started_at, ended_at) intervals (overlapping or back-to-back alerts are one outage; one still
@@ -79,6 +83,14 @@ OUTAGE_PIECES = f"""
         FROM ci_outages, unnest(down) AS piece
     )"""
 
+# An outage `o` once per service its CI names (one row with none), named by `outage`.
+OUTAGE_SERVICES = """
+    SELECT o.ci_id AS ci, s.service, o.ci_id || ' ' || o.started::text AS outage, {v} AS v
+    FROM outages o
+    LEFT JOIN config_items ci ON ci.ci_id = o.ci_id
+    LEFT JOIN LATERAL unnest(ci.services) AS s(service) ON true
+"""
+
 register(
     Indicator(
         id="ci_availability_ratio",
@@ -113,16 +125,17 @@ register(
         direction="lower_is_better",
         definition="Outages of a CI starting in the window; overlapping outage alerts on one CI "
         "are one outage (a piece of their union).",
-        scope="alert",
+        scope="alert,ci",
         assigned_by="start of the outage",
-        dimensions=("ci",),
+        dimensions=("ci", "service"),
         aggregate="count",
         interval_placed=True,
         samples_sql=f"""
             {OUTAGE_PIECES}
-            SELECT ci_id AS ci, 1.0 AS v FROM outages
-            WHERE started >= w.window_start AND started < w.window_end
+            {OUTAGE_SERVICES.format(v="1.0")}
+            WHERE o.started >= w.window_start AND o.started < w.window_end
         """,
+        repeated_per_service="outage",
     ),
     Indicator(
         id="ci_mtbf_seconds",
@@ -131,22 +144,24 @@ register(
         direction="higher_is_better",
         definition="Mean time between failures: available seconds of the CI in the window (as "
         "in ci_availability_ratio) / outages starting in the window; no point when none "
-        "start. Rolled up as Σ available seconds / Σ outages.",
+        "start. Rolled up as Σ available seconds / Σ outages, each CI once in totals over "
+        "services.",
         scope="alert,change,ci",
         assigned_by="overlap with the window, up to now",
-        dimensions=("ci",),
+        dimensions=("ci", "service"),
         aggregate="weighted",
         placement="overlap",
         samples_sql=f"""
             {CI_TIME}
-            SELECT t.ci_id AS ci,
+            SELECT t.ci_id AS ci, s.service,
                    CASE WHEN t.plain THEN t.elapsed
                         ELSE {seconds_of("t.counted - t.down")} END AS v,
                    (SELECT count(*) FROM unnest(t.down) AS piece
                     WHERE lower(piece) >= w.window_start
                       AND lower(piece) < w.window_end)::float8 AS w
-            FROM ci_time t
+            FROM ci_time t LEFT JOIN LATERAL unnest(t.services) AS s(service) ON true
         """,
+        repeated_per_service="ci",
     ),
     Indicator(
         id="ci_mttr_seconds",
@@ -154,18 +169,19 @@ register(
         unit="seconds",
         direction="lower_is_better",
         definition="Mean time to restore service: mean duration of a CI's outages (pieces of "
-        "the union of its outage alerts, change windows not deducted) ending in the window.",
-        scope="alert",
+        "the union of its outage alerts, change windows not deducted) ending in the window; "
+        "each outage once in totals over services.",
+        scope="alert,ci",
         assigned_by="end of the outage",
-        dimensions=("ci",),
+        dimensions=("ci", "service"),
         aggregate="mean",
         interval_placed=True,
         samples_sql=f"""
             {OUTAGE_PIECES}
-            SELECT ci_id AS ci, extract(epoch FROM ended - started)::float8 AS v
-            FROM outages
-            WHERE ended >= w.window_start AND ended < w.window_end
+            {OUTAGE_SERVICES.format(v="extract(epoch FROM o.ended - o.started)::float8")}
+            WHERE o.ended >= w.window_start AND o.ended < w.window_end
         """,
+        repeated_per_service="outage",
     ),
     Indicator(
         id="monitor_alerts_count",
@@ -220,16 +236,20 @@ register(
         family="technical",
         unit="count",
         direction="neutral",
-        definition="Monitoring checks registered at the window's end, by CI.",
-        scope="check",
+        definition="Monitoring checks registered at the window's end, by CI and the services "
+        "it names (each check once in totals over services).",
+        scope="check,ci",
         assigned_by="state at window end",
-        dimensions=("ci",),
+        dimensions=("ci", "service"),
         aggregate="count",
         placement="state",
         samples_sql="""
-            SELECT ci_id AS ci, 1.0 AS v FROM monitor_checks
-            WHERE registered_at < w.window_end
-              AND (removed_at IS NULL OR removed_at >= w.window_end)
+            SELECT mc.ci_id AS ci, s.service, mc.check_id, 1.0 AS v FROM monitor_checks mc
+            LEFT JOIN config_items ci ON ci.ci_id = mc.ci_id
+            LEFT JOIN LATERAL unnest(ci.services) AS s(service) ON true
+            WHERE mc.registered_at < w.window_end
+              AND (mc.removed_at IS NULL OR mc.removed_at >= w.window_end)
         """,
+        repeated_per_service="check_id",
     ),
 )

@@ -127,45 +127,44 @@ def review(
 
 
 def _sla(r: Reader, scope: Scope) -> list[SlaItem]:
-    """The catalog's objectives of the services in scope on the period's window kind: the value
-    and its history as the indicator API serves them per service, each period's status as the
-    aggregator stored it (no_data where it stored none: a window no event touched)."""
+    """The catalog's objectives of the services in scope, and of the reviewed customer itself,
+    on the period's window kind: the value and its history as the indicator API serves them per
+    service (customer), each period's status as the aggregator stored it (no_data where it
+    stored none: a window no event touched)."""
+    customer = scope.id if scope.kind == "customer" else None
     wanted = [
         o
         for o in catalog_objectives(r.catalog)
-        if o.service in scope.services and o.window == r.window
+        if (o.service in scope.services or (customer is not None and o.customer == customer))
+        and o.window == r.window
     ]
     if not wanted:
         return []
     c = objective_status.c
     rows = r.conn.execute(
-        select(c.service, c.indicator, c.window_start, c.status).where(
-            c.service.in_(scope.services),
+        select(c.service, c.customer, c.indicator, c.window_start, c.status).where(
+            or_(c.service.in_(scope.services), c.customer == (customer or "")),
             c.window_kind == r.window,
             c.window_start >= r.since,
             c.window_start < r.end,
         )
     )
-    statuses: dict[tuple[str, str, datetime], Status] = {
-        (row.service, row.indicator, row.window_start): row.status for row in rows
+    statuses: dict[tuple[str, str, str, datetime], Status] = {
+        (row.service, row.customer, row.indicator, row.window_start): row.status for row in rows
     }
     items = []
     for o in wanted:
         ind = r.indicator(o.indicator)
-        if "service" in ind.all_dimensions:
-            f = r.figure_with_history(o.indicator, {"service": o.service})
-            value, previous, points = f.value, f.previous, f.history
-        else:  # no per-service value: the aggregator stores no_data (objectives.py)
-            value, previous, points = None, None, r.history({})
+        f = r.figure_with_history(o.indicator, {o.grouping[0]: o.of})
+        key = (o.service, o.customer, o.indicator)
         history = [
-            SlaPoint(
-                **p.model_dump(), status=statuses.get((o.service, o.indicator, p.start), "no_data")
-            )
-            for p in points
+            SlaPoint(**p.model_dump(), status=statuses.get((*key, p.start), "no_data"))
+            for p in f.history
         ]
         items.append(
             SlaItem(
                 service=o.service,
+                customer=o.customer,
                 indicator=o.indicator,
                 unit=ind.unit,
                 direction=ind.direction,
@@ -173,11 +172,11 @@ def _sla(r: Reader, scope: Scope) -> list[SlaItem]:
                 target=o.target,
                 warning=o.warning,
                 weight=o.weight,
-                value=value,
-                status=statuses.get((o.service, o.indicator, r.start), "no_data"),
-                previous=previous,
-                previous_status=statuses.get((o.service, o.indicator, r.previous_start), "no_data"),
-                trend=trend(ind.direction, value, previous),
+                value=f.value,
+                status=statuses.get((*key, r.start), "no_data"),
+                previous=f.previous,
+                previous_status=statuses.get((*key, r.previous_start), "no_data"),
+                trend=trend(ind.direction, f.value, f.previous),
                 history=history,
             )
         )
@@ -208,7 +207,7 @@ def _service_performance(r: Reader, scope: Scope) -> ServicePerformance:
 
 def _cis(r: Reader, scope: Scope) -> list[CiOutages]:
     """The CIs naming a service in scope and existing during the period, each with its outages
-    and mean time to restore (ci_outage_count and ci_mttr_seconds have only a `ci` dimension)."""
+    and mean time to restore (ci_outage_count and ci_mttr_seconds of each CI alone)."""
     ci = config_items.c
     rows = r.conn.execute(
         select(ci.ci_id, ci.name)

@@ -83,7 +83,7 @@ def _sla(review: CustomerReview) -> str:
     status = {"met": "good", "breached": "bad"}
     rows = [
         [
-            esc(s.service),
+            esc(s.of),
             esc(s.indicator),
             esc(f"{s.comparator} {number(s.target)}"),
             esc(number(s.value)),
@@ -103,7 +103,7 @@ def _sla(review: CustomerReview) -> str:
         ]
     )
     chart = html.objective_bars(
-        [(f"{s.service} {s.indicator}", s.value, s.target, s.status) for s in review.sla]
+        [(f"{s.of} {s.indicator}", s.value, s.target, s.status) for s in review.sla]
     )
     table = html.table(
         ["service", "objective", "target", "value", "status", "previous", "then", "trend"],
@@ -114,7 +114,7 @@ def _sla(review: CustomerReview) -> str:
         return summary + table + chart
     lines = html.charts(
         [
-            (f"{s.service} · {s.indicator} {s.comparator} {number(s.target)}", _sla_line(s))
+            (f"{s.of} · {s.indicator} {s.comparator} {number(s.target)}", _sla_line(s))
             for s in review.sla
         ]
     )

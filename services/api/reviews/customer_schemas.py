@@ -76,10 +76,14 @@ class Breakdown(BaseModel):
 
 
 class SlaItem(BaseModel):
-    """One catalog objective of a service in scope, on the period's window kind: the
-    indicator's value (as the indicator API serves it per service) and the stored status."""
+    """One catalog objective of a service in scope, or of the reviewed customer itself, on the
+    period's window kind: the indicator's value (as the indicator API serves it per service or
+    per customer) and the stored status."""
 
-    service: str
+    service: str = Field(description="the service of a service's objective, else ''")
+    customer: str = Field(
+        default="", description="the customer of a customer's own objective, else ''"
+    )
     indicator: str
     unit: str
     direction: str
@@ -96,6 +100,11 @@ class SlaItem(BaseModel):
         description="the last `history` periods of the review's kind, oldest first, ending with "
         "the reviewed one, each with the objective's stored status"
     )
+
+    @property
+    def of(self) -> str:
+        """Whom the objective is of, as a review shows it."""
+        return self.service or f"{self.customer} (customer)"
 
 
 class ObjectivesMet(BaseModel):

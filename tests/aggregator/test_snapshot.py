@@ -148,8 +148,19 @@ def test_objectives_come_for_both_periods_and_drift_for_the_last_complete_window
     def key(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
         return name, tuple(sorted(labels.items()))
 
-    sla = {"service": "email", "indicator": "incident_sla_resolution_met_ratio", "window": "day"}
-    csat = {"service": "email", "indicator": "csat_score", "window": "day", "period": "current"}
+    sla = {
+        "service": "email",
+        "customer": "",  # a service's objective (a customer's has customer, service "")
+        "indicator": "incident_sla_resolution_met_ratio",
+        "window": "day",
+    }
+    csat = {
+        "service": "email",
+        "customer": "",
+        "indicator": "csat_score",
+        "window": "day",
+        "period": "current",
+    }
     assert got == {
         key("itsm_objective_status", **sla, period="current"): 0.0,
         key("itsm_objective_target", **sla, period="current"): 0.9,

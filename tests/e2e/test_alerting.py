@@ -29,7 +29,7 @@ from services.local.engines import free_port
 from shared.db import make_engine
 from shared.kafka import ensure_topics
 from tests.conftest import Postgres, make_settings, wait_until
-from tests.e2e.conftest import ROOT, service_env, spawn, stop
+from tests.e2e.conftest import ROOT, services
 from tests.helpers import cloud_event, ticket_event
 
 pytestmark = pytest.mark.e2e
@@ -151,34 +151,9 @@ def stack(
     with engine.begin() as conn:
         apply_catalog(conn, CATALOG, "alerting.yaml")
     engine.dispose()
-    port = free_port()
-    env = service_env(
-        ITSM_DATABASE_URL=settings.require_database_url(),
-        ITSM_KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-        ITSM_TOPIC_PREFIX=settings.topic_prefix,
-        ITSM_CONSUMER_GROUP=settings.consumer_group,
-        ITSM_INGEST_TOKEN=TOKEN,
-        ITSM_API_PORT=str(port),
-        ITSM_AGGREGATOR_INTERVAL_SECONDS="0.5",
-        ITSM_AGGREGATOR_SLOW_SECONDS="2",
-        ITSM_EXPOSITION_INTERVAL_SECONDS="1",
-    )
     log = tmp_path / "services.log"
-    procs = {name: spawn([name], env, log) for name in ("collector", "aggregator", "api")}
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        for name, p in procs.items():
-            assert p.poll() is None, f"{name} died: {log.read_text()[-2000:]}"
-        try:
-            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(ready, timeout=60, what="the api to be ready")
-    yield url, log, procs
-    codes = {name: stop(p) for name, p in procs.items()}
-    assert codes == {"collector": 0, "aggregator": 0, "api": 0}, log.read_text()[-3000:]
+    with services(settings, log, TOKEN) as (url, procs):
+        yield url, log, procs
 
 
 @pytest.mark.skipif(

@@ -14,11 +14,10 @@ import httpx
 import pytest
 from kafka import KafkaProducer
 
-from services.local.engines import free_port
 from shared.kafka import ensure_topics
 from shared.settings import Settings
 from tests.conftest import Postgres, make_settings, wait_until
-from tests.e2e.conftest import service_env, spawn, stop
+from tests.e2e.conftest import services
 from tests.helpers import ticket_event
 
 pytestmark = pytest.mark.e2e
@@ -41,37 +40,9 @@ def stack(
 ) -> Iterator[Stack]:
     settings = make_settings(postgres.fresh(), kafka_bootstrap)
     ensure_topics(settings)
-    port = free_port()
-    env = service_env(
-        ITSM_DATABASE_URL=settings.require_database_url(),
-        ITSM_KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
-        ITSM_TOPIC_PREFIX=settings.topic_prefix,
-        ITSM_CONSUMER_GROUP=settings.consumer_group,
-        ITSM_INGEST_TOKEN="e2e-ingest",
-        ITSM_API_PORT=str(port),
-        ITSM_AGGREGATOR_INTERVAL_SECONDS="0.5",
-        # the exact percentiles of today (and states at a current window's end) come on this
-        # slower cadence: 30 s by default, 2 s here
-        ITSM_AGGREGATOR_SLOW_SECONDS="2",
-        # the /metrics snapshot: every 15 s by default, every second here
-        ITSM_EXPOSITION_INTERVAL_SECONDS="1",
-    )
     log = tmp_path_factory.mktemp("e2e") / "services.log"
-    procs = {name: spawn([name], env, log) for name in ("collector", "aggregator", "api")}
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        for name, p in procs.items():
-            assert p.poll() is None, f"{name} died: {log.read_text()[-2000:]}"
-        try:
-            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(ready, timeout=60, what="the api to be ready")
-    yield Stack(settings, url, procs, log)
-    codes = {name: stop(p) for name, p in procs.items()}
-    assert codes == {"collector": 0, "aggregator": 0, "api": 0}, log.read_text()[-3000:]
+    with services(settings, log, "e2e-ingest") as (url, procs):
+        yield Stack(settings, url, procs, log)
 
 
 def test_events_over_http_and_kafka_become_indicator_values(stack: Stack) -> None:

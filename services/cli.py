@@ -13,13 +13,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared import logging as itsm_logging
-from shared.errors import BrokerUnavailable, InvalidRequest, ItsmError, NotFound, PortInUse
+from shared.errors import (
+    BrokerUnavailable,
+    ConfigError,
+    InvalidRequest,
+    ItsmError,
+    NotFound,
+    PortInUse,
+)
 from shared.settings import Settings, get_settings
 from shared.signals import ignore_stop_signals, stop_on_signals
 from shared.windows import WINDOW_KINDS
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from services.collector.dead_letters import ReplayReport
+    from services.replay import Line, Pacer, Reporter
 
 log = logging.getLogger("itsm.cli")
 
@@ -341,6 +351,109 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
+    from services import replay
+
+    if args.via == "http" and not (args.token or settings.ingest_token):
+        raise ConfigError("--via http needs the ingest token: --token or ITSM_INGEST_TOKEN")
+    # Under a rate limit a batch holds about a second of events, so they flow evenly.
+    batch_size = min(args.batch_size, max(1, int(args.rate))) if args.rate else args.batch_size
+    reporter = replay.Reporter(sys.stderr)
+    pacer = replay.Pacer(args.rate)
+    with replay.open_input(args.file) as stream:
+        lines = replay.read_lines(stream)
+        try:
+            if args.via == "kafka":
+                _replay_kafka(settings, lines, reporter, batch_size, pacer)
+            else:
+                _replay_http(settings, args, lines, reporter, batch_size, pacer)
+        except (OSError, EOFError) as err:  # a truncated gzip stream, an unreadable file
+            where = f"{args.file} past line {reporter.summary.read}"
+            raise ConfigError(f"cannot read {where}: {err}") from None
+        except ItsmError:
+            # Where it stopped, so a user can resume (duplicates of what was sent are dropped).
+            if reporter.summary.read:
+                print(f"replay stopped: {reporter.summary.text()}", file=sys.stderr)
+            raise
+    summary = reporter.summary
+    target = "Kafka" if args.via == "kafka" else "the api"
+    print(f"replay of {args.file} to {target}: {summary.text()}")
+    if summary.refused:
+        raise replay.LinesRefused(f"{summary.refused} of {summary.read} lines refused (see above)")
+
+
+def _replay_kafka(
+    settings: Settings, lines: Iterable[Line], reporter: Reporter, batch_size: int, pacer: Pacer
+) -> None:
+    from services import replay
+    from services.api.ingest import Publisher
+    from shared.kafka import check_reachable
+
+    check_reachable(settings.require_kafka())
+    publisher = Publisher(settings)
+    try:
+        replay.replay_kafka(
+            lines, publisher.publish, settings, reporter, batch_size=batch_size, pacer=pacer
+        )
+    finally:
+        publisher.close()
+
+
+def _replay_http(
+    settings: Settings,
+    args: argparse.Namespace,
+    lines: Iterable[Line],
+    reporter: Reporter,
+    batch_size: int,
+    pacer: Pacer,
+) -> None:
+    import httpx
+
+    from services import replay
+
+    url = args.url or f"http://localhost:{settings.api_port}"
+    token = args.token or settings.ingest_token
+    with httpx.Client(headers={"authorization": f"Bearer {token}"}, timeout=120) as client:
+        replay.replay_http(lines, client, url, reporter, batch_size=batch_size, pacer=pacer)
+
+
+def _batch_size(value: str) -> int:
+    from services.replay import MAX_BATCH
+
+    n = int(value)
+    if not 1 <= n <= MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"between 1 and {MAX_BATCH} (the api's largest batch)")
+    return n
+
+
+def _replay_parser(sub: Any) -> None:
+    rp = sub.add_parser(
+        "replay",
+        help="send a JSON Lines file of CloudEvents (gzip accepted) to Kafka or the api",
+        description=(
+            "Read CloudEvents, one JSON object per line, from FILE or standard input (-), "
+            "gzip-compressed or not, and produce each valid one to its topic keyed by its entity "
+            "(--via kafka) or POST them in batches to /v1/events (--via http). A bad line is "
+            "reported as 'line N: reason' on stderr and never stops the file; duplicates are "
+            "dropped by the collector. Exit 0: every line sent; 1: some lines refused; "
+            "2: usage error or api unreachable; 5: Kafka unreachable."
+        ),
+    )
+    rp.add_argument("file", metavar="FILE", help="JSON Lines of CloudEvents, - for stdin")
+    rp.add_argument("--via", choices=("kafka", "http"), default="kafka", help="default: kafka")
+    rp.add_argument(
+        "--url", default=None, help="the api's base URL (default http://localhost:ITSM_API_PORT)"
+    )
+    rp.add_argument("--token", default=None, help="ingest token (default: ITSM_INGEST_TOKEN)")
+    rp.add_argument(
+        "--batch-size", type=_batch_size, default=500, help="events per request (default 500)"
+    )
+    rp.add_argument(
+        "--rate", type=float, default=None, help="at most N events per second (default: no limit)"
+    )
+    rp.set_defaults(fn=cmd_replay)
+
+
 def cmd_catalog_check(settings: Settings, args: argparse.Namespace) -> None:
     from services.catalog import CatalogError, load_catalog
 
@@ -446,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     _dead_letter_parsers(sub)
     _window_parsers(sub)
     _catalog_parsers(sub)
+    _replay_parser(sub)
     sim = sub.add_parser("simulate", help="produce a simulated ITSM event stream to Kafka")
     sim.add_argument("--rate", type=float, default=5.0, help="tickets opened per second")
     sim.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
+import orjson
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
 from shared.errors import BrokerUnavailable
+from shared.events import DEPTH_REASON, InvalidEvent, validate_event
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,6 +26,33 @@ CONSUMER_TIMINGS: dict[str, Any] = {
 
 def bootstrap_list(servers: str) -> list[str]:
     return [s.strip() for s in servers.split(",") if s.strip()]
+
+
+class Message(NamedTuple):
+    """An event as it is produced: its topic, its key (the entity id) and its bytes."""
+
+    topic: str
+    key: str
+    value: bytes
+    event_id: str
+
+
+class EventTooLarge(InvalidEvent):
+    """An event over the size limit (the api answers a single one with 413)."""
+
+
+def event_message(obj: Any, *, topic_for: Callable[[str], str], max_bytes: int) -> Message:
+    """A decoded CloudEvent → the message that carries it (SPEC §3: the topic of its type, keyed
+    by its entity id), or InvalidEvent saying why it is refused. The one mapping from an event to
+    a topic and a key, for `POST /v1/events` and `itsm-metrics replay`."""
+    try:
+        raw = orjson.dumps(obj)
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (254 levels)
+        raise InvalidEvent(DEPTH_REASON) from None
+    if len(raw) > max_bytes:
+        raise EventTooLarge(f"event is {len(raw)} bytes, over the {max_bytes}-byte limit")
+    ev = validate_event(obj)
+    return Message(topic_for(ev.topic_suffix), ev.entity_id, raw, ev.id)
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from kafka.errors import KafkaError
 
 from services.api.schemas import IngestResult, Rejected
 from shared.errors import BrokerUnavailable, InvalidRequest, PayloadTooLarge
-from shared.events import DEPTH_REASON, InvalidEvent, validate_event
-from shared.kafka import producer_config
+from shared.events import InvalidEvent
+from shared.kafka import EventTooLarge, event_message, producer_config
 from shared.settings import Settings
 
 log = logging.getLogger("itsm.api.ingest")
@@ -105,24 +105,19 @@ def ingest(
     messages: list[tuple[str, str, bytes]] = []
     for index, obj in enumerate(items):
         try:
-            raw = orjson.dumps(obj)
-        except orjson.JSONEncodeError:  # nested deeper than orjson writes (254 levels)
-            rejected.append(Rejected(index=index, id=_id_of(obj), reason=DEPTH_REASON))
-            continue
-        event_id = _id_of(obj)
-        if len(raw) > max_event_bytes:
-            reason = f"event is {len(raw)} bytes, over the {max_event_bytes}-byte limit"
+            message = event_message(
+                obj, topic_for=publisher.settings.topic, max_bytes=max_event_bytes
+            )
+        except EventTooLarge as err:
             if single:
-                raise PayloadTooLarge(reason)
-            rejected.append(Rejected(index=index, id=event_id, reason=reason))
+                raise PayloadTooLarge(err.reason) from None
+            rejected.append(Rejected(index=index, id=_id_of(obj), reason=err.reason))
             continue
-        try:
-            ev = validate_event(obj)
         except InvalidEvent as err:
-            rejected.append(Rejected(index=index, id=event_id, reason=err.reason))
+            rejected.append(Rejected(index=index, id=_id_of(obj), reason=err.reason))
             continue
-        messages.append((publisher.settings.topic(ev.topic_suffix), ev.entity_id, raw))
-        accepted.append(ev.id)
+        messages.append((message.topic, message.key, message.value))
+        accepted.append(message.event_id)
     if messages:
         publisher.publish(messages)
     log.info("ingested over http", extra={"accepted": len(accepted), "rejected": len(rejected)})

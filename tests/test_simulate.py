@@ -107,3 +107,19 @@ def test_twenty_minutes_of_the_simulation_give_every_indicator_data_and_sla_brea
         got = points(engine, indicator, "day", day, now=START + timedelta(minutes=25))
         assert got is not None, indicator
         assert 0 < got["value"] < 1, (indicator, got)
+
+
+def test_without_a_catalog_the_default_company_is_simulated_with_the_example_targets() -> None:
+    plain = company(None)
+    assert plain.services == ["email", "erp", "crm", "network", "hr-portal", "vpn"]
+    # p1: 15 min to respond, 4 h to resolve, on a 24x7 clock
+    assert plain.target("erp", 1) == (timedelta(minutes=15), timedelta(hours=4))
+    sim = Simulation(random.Random(1), plain, start=START, rate=1.0, run="T")
+    first = [e for _, e in zip(range(500), sim.events(), strict=False)]
+    assert {e.type for e in first} >= {"itsm.config.ci.upserted", "itsm.ticket.created"}
+
+
+def test_business_hours_targets_are_stretched_to_wall_clock_by_the_open_share_of_the_week() -> None:
+    example = company(load_catalog(EXAMPLE))
+    # erp-p3: 10 h on the office calendar, open 5 × 10 h = 50 h of 168: 10 h × 168 / 50 = 33.6 h
+    assert example.target("erp", 3) == (timedelta(hours=2 * 3.36), timedelta(hours=33.6))

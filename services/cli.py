@@ -344,10 +344,18 @@ def _print_replay(report: ReplayReport, verb: str, *, dry_run: bool, shown: int 
 
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> None:
+    from services.catalog import load_catalog
     from services.local.simulate import run_simulation
 
+    path = args.catalog or settings.catalog  # `up` names its catalog in ITSM_CATALOG
+    catalog = load_catalog(path, timezone=settings.reporting_timezone) if path else None
     run_simulation(
-        settings, rate=args.rate, duration=args.duration, seed=args.seed, stop=stop_on_signals()
+        settings,
+        rate=args.rate,
+        duration=args.duration,
+        seed=args.seed,
+        catalog=catalog,
+        stop=stop_on_signals(),
     )
 
 
@@ -564,6 +572,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--rate", type=float, default=5.0, help="tickets opened per second")
     sim.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
     sim.add_argument("--seed", type=int, default=None)
+    sim.add_argument(
+        "--catalog",
+        type=Path,
+        default=None,
+        help="the company's customers, services and SLA policies (default: ITSM_CATALOG)",
+    )
     sim.set_defaults(fn=cmd_simulate)
     up = sub.add_parser("up", help="run the whole stack (embedded engines unless configured)")
     up.add_argument(

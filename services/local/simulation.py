@@ -1,0 +1,397 @@
+"""The simulated organisation over time: every event family of SPEC §3 as one time-ordered
+stream. Pure: a seeded random, a start time and a rate in, timed events out (no clock, no I/O).
+
+Time is real time (event `time` = start + simulated seconds, produced when it comes due), and
+lifecycles are compressed to minutes so that a few minutes of `make run` move every indicator.
+SLA targets are hours, so compressed tickets would always meet them; breaches come from the two
+ways they happen in a real desk: incidents *recorded late* (opened hours before their first
+event: `opened_at` in the snapshot, e.g. a night-shift call logged the next morning) and a few
+*long-running* incidents worked for about their resolution target in real time. Whether a ticket
+breached is the SLA clock's decision (calendars, pauses), never the simulator's."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from services.local.company import Ci, Company, cmdb
+from services.local.lifecycles import (
+    CHANNELS,
+    KIND_WEIGHTS,
+    PRIORITY_WEIGHTS,
+    Change,
+    Ticket,
+    change_steps,
+    pick,
+    ticket_steps,
+)
+
+LATE_SHARE = 0.08  # incidents recorded late
+LONG_SHARE = 0.01  # incidents worked for about their resolution target
+UNMONITORED = {"backup-01"}  # no check ever: monitoring coverage stays below 100 %
+METRICS = {  # CI type → (check metric, threshold)
+    "server": ("node_cpu_busy_ratio", 0.9),
+    "database": ("pg_replication_lag_seconds", 30),
+    "load_balancer": ("haproxy_backend_up", 1),
+    "switch": ("ifOperStatus", 1),
+    "storage": ("san_latency_ms", 20),
+    "firewall": ("fw_sessions_ratio", 0.85),
+}
+AUDIT_EVERY_S = 300.0
+MEASURE_EVERY_S = 60.0
+# Per second at --rate 1 (one ticket a second); every process scales with the rate.
+PER_TICKET = {
+    "call": 0.5,
+    "alert": 0.3,
+    "outage": 0.004,
+    "change": 0.05,
+    "drift": 0.01,
+    "decommission": 0.002,
+    "check_churn": 0.005,
+    "article": 0.03,
+}
+
+
+class SimEvent(NamedTuple):
+    time: datetime
+    type: str
+    data: dict[str, Any]
+
+
+class Simulation:
+    """`events()` is the endless, time-ordered stream; the same seed, start, rate and run id
+    give the same stream. `run` keeps ids apart between runs into the same database."""
+
+    def __init__(
+        self, rng: random.Random, company: Company, *, start: datetime, rate: float, run: str
+    ) -> None:
+        self.rng, self.company, self.start, self.rate, self.run = rng, company, start, rate, run
+        self._queue: list[tuple[float, int, Any]] = []
+        self._order = itertools.count()
+        self._counters: dict[str, int] = {}
+        self.cis: dict[str, Ci] = {}
+        self.checks: dict[str, str] = {}  # check_id → ci_id
+        self.articles: dict[str, list[str]] = {s: [] for s in company.services}
+        self.problems: dict[str, list[str]] = {s: [] for s in company.services}
+        self.unrecorded: set[str] = set()  # CIs changed without a change since their last audit
+        self._setup()
+
+    def events(self) -> Iterator[SimEvent]:
+        while self._queue:
+            at, _, item = heapq.heappop(self._queue)
+            if callable(item):
+                item(at)
+            else:
+                yield SimEvent(self.start + timedelta(seconds=at), *item)
+
+    # --- scheduling --------------------------------------------------------------------------
+    def _emit(self, at: float, etype: str, data: dict[str, Any]) -> None:
+        heapq.heappush(self._queue, (at, next(self._order), (etype, data)))
+
+    def _call_at(self, at: float, action: Callable[[float], None]) -> None:
+        heapq.heappush(self._queue, (at, next(self._order), action))
+
+    def _arrivals(self, per_second: float, action: Callable[[float], None]) -> None:
+        """A Poisson process of `action`s."""
+
+        def arrive(at: float) -> None:
+            action(at)
+            self._call_at(at + self.rng.expovariate(per_second), arrive)
+
+        self._call_at(self.rng.expovariate(per_second), arrive)
+
+    def _every(self, seconds: float, action: Callable[[float], None]) -> None:
+        def tick(at: float) -> None:
+            action(at)
+            self._call_at(at + seconds, tick)
+
+        self._call_at(seconds, tick)
+
+    def _id(self, prefix: str) -> str:
+        n = self._counters[prefix] = self._counters.get(prefix, 0) + 1
+        return f"{prefix}-{self.run}-{n:06d}"
+
+    def _ts(self, at: float) -> str:
+        return (self.start + timedelta(seconds=at)).isoformat()
+
+    def _setup(self) -> None:
+        for ci in cmdb(self.company.services):
+            self._upsert(0.0, ci)
+            if ci.ci_id not in UNMONITORED and self.rng.random() < 0.9:
+                self._register_check(0.0, ci.ci_id)
+        for service in self.company.services:
+            for _ in range(3):
+                self._publish(0.0, service)
+        rate = self.rate
+        self._arrivals(rate, self._new_ticket)
+        self._arrivals(rate * PER_TICKET["call"], self._call)
+        self._arrivals(rate * PER_TICKET["alert"], self._alert)
+        self._arrivals(rate * PER_TICKET["outage"], self._outage)
+        self._arrivals(rate * PER_TICKET["change"], self._change)
+        self._arrivals(rate * PER_TICKET["drift"], self._drift)
+        self._arrivals(rate * PER_TICKET["decommission"], self._decommission)
+        self._arrivals(rate * PER_TICKET["check_churn"], self._check_churn)
+        self._arrivals(rate * PER_TICKET["article"], self._knowledge)
+        self._every(AUDIT_EVERY_S, self._audit)
+        self._every(MEASURE_EVERY_S, self._measure)
+
+    # --- tickets, calls, surveys -------------------------------------------------------------
+    def _new_ticket(self, at: float, **given: Any) -> None:
+        rng = self.rng
+        t = Ticket(
+            self._id("SIM"),
+            service=given.get("service") or pick(rng, self.company.volumes),
+            kind=given.get("kind") or pick(rng, KIND_WEIGHTS),
+            priority=given.get("priority") or pick(rng, PRIORITY_WEIGHTS),
+            channel=given.get("channel") or rng.choice(CHANNELS),
+            ci_ids=given.get("ci_ids", ()),
+            caused_by_change_id=given.get("caused_by_change_id"),
+        )
+        if t.kind == "problem":
+            self.problems[t.service].append(t.ticket_id)
+        if t.kind == "incident":
+            self._incident_extras(t)
+        steps = ticket_steps(rng, t, self.start, at)
+        for step in steps:
+            self._emit(*step)
+        if t.channel == "phone":  # the call that was logged as this ticket
+            self._call(at, ticket_id=t.ticket_id)
+        closed = steps[-1]
+        if closed[1] == "itsm.ticket.closed" and rng.random() < 0.2:
+            self._survey(closed[0] + rng.uniform(60, 600), t)
+
+    def _incident_extras(self, t: Ticket) -> None:
+        rng = self.rng
+        if rng.random() < 0.4 and self.articles[t.service]:
+            t.knowledge_article_ids = (rng.choice(self.articles[t.service]),)
+        if rng.random() < 0.1 and self.problems[t.service]:
+            t.problem_id = rng.choice(self.problems[t.service][-5:])
+        target = self.company.target(t.service, t.priority)
+        if target is None:
+            return
+        response, resolution = (d.total_seconds() for d in target)
+        if rng.random() < LATE_SHARE:  # most past their response target, some past resolution
+            late = (
+                response * rng.uniform(0.5, 3)
+                if rng.random() < 0.6
+                else resolution * rng.uniform(0.6, 2)
+            )
+            t.backdate = late
+        elif rng.random() < LONG_SHARE:
+            t.work = resolution * rng.uniform(0.8, 1.5)
+
+    def _call(self, at: float, ticket_id: str | None = None) -> None:
+        rng = self.rng
+        answered = ticket_id is not None or rng.random() < 0.88
+        data: dict[str, Any] = {"call_id": self._id("CALL"), "answered": answered}
+        if answered:
+            data |= {
+                "wait_seconds": round(rng.expovariate(1 / 25), 1),
+                "handle_seconds": round(30 + rng.expovariate(1 / 200), 1),
+                "agent": f"agent-{rng.randint(1, 12):02d}",
+            }
+            if ticket_id is not None:
+                data["ticket_id"] = ticket_id
+        else:
+            data["wait_seconds"] = round(20 + rng.expovariate(1 / 90), 1)
+        self._emit(at, "itsm.servicedesk.call.completed", data)
+
+    def _survey(self, at: float, t: Ticket) -> None:
+        unhappy = t.backdate or t.work
+        weights = (
+            {1: 10, 2: 15, 3: 30, 4: 30, 5: 15} if unhappy else {1: 2, 2: 3, 3: 10, 4: 35, 5: 50}
+        )
+        self._emit(
+            at,
+            "itsm.feedback.survey.completed",
+            {
+                "survey_id": self._id("SURVEY"),
+                "ticket_id": t.ticket_id,
+                "service": t.service,
+                "score": pick(self.rng, weights),
+            },
+        )
+
+    # --- monitoring --------------------------------------------------------------------------
+    def _register_check(self, at: float, ci_id: str) -> None:
+        metric, threshold = METRICS.get(self.cis[ci_id].ci_type, ("up", 1))
+        check_id = f"{ci_id}/{metric}"
+        if check_id in self.checks:
+            return
+        self.checks[check_id] = ci_id
+        data = {"check_id": check_id, "ci_id": ci_id, "metric": metric, "threshold": threshold}
+        self._emit(at, "itsm.monitor.check.registered", data)
+
+    def _remove_check(self, at: float, check_id: str) -> None:
+        ci_id = self.checks.pop(check_id)
+        self._emit(at, "itsm.monitor.check.removed", {"check_id": check_id, "ci_id": ci_id})
+
+    def _check_churn(self, at: float) -> None:
+        if self.checks and self.rng.random() < 0.5:
+            self._remove_check(at, self.rng.choice(sorted(self.checks)))
+        monitored = sorted(set(self.cis) - UNMONITORED)
+        self._register_check(at, self.rng.choice(monitored))
+
+    def _alert(self, at: float) -> None:
+        """An alert that does not take its CI down: info, warning, or a critical one such as a
+        disk almost full (`outage: false`)."""
+        rng = self.rng
+        ci = self.cis[rng.choice(sorted(self.cis))]
+        severity = pick(rng, {"info": 45, "warning": 40, "critical": 15})
+        self._fire(at, ci, severity, outage=False, lasts=rng.uniform(30, 900))
+
+    def _outage(self, at: float) -> None:
+        """A critical CI goes down for a few minutes: its services with it (SPEC §5.3), and
+        monitoring opens an incident for the first affected service."""
+        rng = self.rng
+        critical = sorted(c for c, ci in self.cis.items() if ci.critical)
+        ci = self.cis[rng.choice(critical)]
+        self._fire(at, ci, "critical", outage=True, lasts=rng.uniform(20, 240))
+        service = ci.services[0] if ci.services else rng.choice(self.company.services)
+        self._new_ticket(
+            at + rng.uniform(5, 30),
+            kind="incident",
+            service=service,
+            priority=1 if not ci.services else 2,
+            channel="monitoring",
+            ci_ids=(ci.ci_id,),
+        )
+
+    def _fire(self, at: float, ci: Ci, severity: str, *, outage: bool, lasts: float) -> None:
+        metric, threshold = METRICS.get(ci.ci_type, ("up", 1))
+        data: dict[str, Any] = {
+            "alert_id": self._id("ALERT"),
+            "ci_id": ci.ci_id,
+            "check": "HostDown" if outage else metric,
+            "severity": severity,
+            "outage": outage,
+            "threshold": threshold,
+            "value": 0 if outage else round(threshold * self.rng.uniform(1.05, 1.5), 3),
+            "started_at": self._ts(at),
+        }
+        if ci.services:
+            data["service"] = ci.services[0]
+        self._emit(at, "itsm.monitor.alert.firing", data)
+        ended = {**data, "ended_at": self._ts(at + lasts)}
+        self._emit(at + lasts, "itsm.monitor.alert.resolved", ended)
+
+    # --- configuration -----------------------------------------------------------------------
+    def _upsert(self, at: float, ci: Ci, change_id: str | None = None, **attributes: Any) -> None:
+        self.cis[ci.ci_id] = ci
+        data = ci.data()
+        if attributes:
+            data["attributes"] = attributes
+        if change_id is not None:
+            data["change_id"] = change_id
+        self._emit(at, "itsm.config.ci.upserted", data)
+
+    def _drift(self, at: float) -> None:
+        """Someone changed a CI without a change: an unauthorised upsert the next audit finds."""
+        ci = self.cis[self.rng.choice(sorted(self.cis))]
+        self.unrecorded.add(ci.ci_id)
+        self._upsert(at, ci, None, patched=self._ts(at))
+
+    def _decommission(self, at: float) -> None:
+        """An application server retired and replaced by a new one (a new CI needs no change)."""
+        service = self.rng.choice(self.company.services)
+        apps = sorted(
+            c for c, ci in self.cis.items() if ci.services == (service,) and ci.ci_type == "server"
+        )
+        if len(apps) < 2:
+            return
+        old = self.cis.pop(apps[0])
+        self.unrecorded.discard(old.ci_id)
+        for check_id in sorted(k for k, v in self.checks.items() if v == old.ci_id):
+            self._remove_check(at, check_id)
+        self._emit(at, "itsm.config.ci.deleted", {"ci_id": old.ci_id})
+        new = Ci(
+            self._id(f"{service}-app"), old.ci_type, old.services, old.depends_on, owner=old.owner
+        )
+        self._upsert(at + 1, new)
+        self._register_check(at + 2, new.ci_id)
+
+    def _audit(self, at: float) -> None:
+        """A CMDB audit of one service's CIs or the whole data centre (SPEC §3.3)."""
+        rng = self.rng
+        scope = rng.choice([*self.company.services, "datacenter-1"])
+        checked = sorted(c for c, ci in self.cis.items() if scope in (*ci.services, "datacenter-1"))
+        found = [c for c in checked if c in self.unrecorded or rng.random() < 0.01]
+        self.unrecorded -= set(found)
+        data = {
+            "audit_id": self._id("AUDIT"),
+            "scope": scope,
+            "cis_checked": len(checked),
+            "discrepancies": len(found),
+            "ci_ids_with_discrepancy": found,
+        }
+        self._emit(at, "itsm.config.audit.completed", data)
+
+    # --- changes -----------------------------------------------------------------------------
+    def _change(self, at: float) -> None:
+        rng = self.rng
+        service = pick(rng, self.company.volumes)
+        own = sorted(c for c, ci in self.cis.items() if service in ci.services) or sorted(self.cis)
+        cis = tuple(rng.sample(own, min(len(own), rng.randint(1, 2))))
+        change = Change(self._id("CHG"), service, cis)
+        steps, done = change_steps(rng, change, self.start, at)
+        for step in steps:
+            self._emit(*step)
+        if done is None:
+            return
+        self._call_at(
+            done.implemented_at, lambda when: self._implemented(when, change, done.outcome)
+        )
+
+    def _implemented(self, at: float, change: Change, outcome: str) -> None:
+        rng = self.rng
+        if outcome in ("successful", "partially_successful"):
+            for ci_id in change.ci_ids:
+                if ci_id in self.cis:
+                    self._upsert(at, self.cis[ci_id], change.change_id, version=change.change_id)
+        if rng.random() < (0.3 if outcome in ("failed", "rolled_back") else 0.04):
+            self._new_ticket(
+                at + rng.uniform(10, 300),
+                kind="incident",
+                service=change.service,
+                priority=rng.choice([2, 3]),
+                ci_ids=change.ci_ids,
+                caused_by_change_id=change.change_id,
+            )
+
+    # --- knowledge, measurements -------------------------------------------------------------
+    def _publish(self, at: float, service: str) -> None:
+        article_id = self._id("KB")
+        self.articles[service].append(article_id)
+        title = f"{service}: how to fix issue {self._counters['KB']}"
+        data = {"article_id": article_id, "service": service, "title": title}
+        self._emit(at, "itsm.knowledge.article.published", data)
+
+    def _knowledge(self, at: float) -> None:
+        rng = self.rng
+        service = rng.choice(self.company.services)
+        articles = self.articles[service]
+        what = pick(rng, {"published": 3, "updated": 5, "retired": 1})
+        if what == "published" or len(articles) < 3:
+            self._publish(at, service)
+            return
+        article_id = rng.choice(articles)
+        if what == "retired":
+            articles.remove(article_id)
+        data = {"article_id": article_id, "service": service}
+        self._emit(at, f"itsm.knowledge.article.{what}", data)
+
+    def _measure(self, at: float) -> None:
+        """Custom measurements of the last minute per service (SPEC §3.5): training hours
+        delivered (a `sum` in the example catalog) and the staffing level (a `mean`)."""
+        period = {"period_start": self._ts(at - MEASURE_EVERY_S), "period_end": self._ts(at)}
+        for service in self.company.services:
+            for indicator, unit, value in (
+                ("training_hours", "hours", round(self.rng.uniform(0, 2), 2)),
+                ("staffing_level", "people", self.rng.randint(3, 8)),
+            ):
+                data = {"indicator": indicator, "value": value, "unit": unit, "service": service}
+                self._emit(at, "itsm.measurement.recorded", data | period)

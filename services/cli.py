@@ -343,12 +343,32 @@ def _print_replay(report: ReplayReport, verb: str, *, dry_run: bool, shown: int 
         print("dry run: nothing produced or marked")
 
 
+def _simulate_to_file(args: argparse.Namespace, catalog: Any) -> None:
+    """`simulate --out FILE`: the last `--duration` seconds (default an hour) of the simulated
+    company as JSON Lines of CloudEvents, at once; `-` for standard output."""
+    from services.local.simulate import past_events, write_simulation
+
+    seconds = args.duration if args.duration is not None else 3600.0
+    if seconds <= 0:
+        raise InvalidRequest("--duration must be positive")
+    events = past_events(rate=args.rate, seconds=seconds, seed=args.seed, catalog=catalog)
+    if str(args.out) == "-":
+        n = write_simulation(sys.stdout, events)
+    else:
+        with args.out.open("w", encoding="utf-8") as fh:
+            n = write_simulation(fh, events)
+    print(f"{n} events of the last {seconds:g} s written to {args.out}", file=sys.stderr)
+
+
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> None:
     from services.catalog import load_catalog
     from services.local.simulate import run_simulation
 
     path = args.catalog or settings.catalog  # `up` names its catalog in ITSM_CATALOG
     catalog = load_catalog(path, timezone=settings.reporting_timezone) if path else None
+    if args.out is not None:
+        _simulate_to_file(args, catalog)
+        return
     run_simulation(
         settings,
         rate=args.rate,
@@ -577,6 +597,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="the company's customers, services and SLA policies (default: ITSM_CATALOG)",
+    )
+    sim.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the last --duration seconds (default 3600) as JSON Lines of CloudEvents "
+        "instead of producing ('-': standard output); load them with `itsm-metrics replay`",
     )
     sim.set_defaults(fn=cmd_simulate)
     up = sub.add_parser("up", help="run the whole stack (embedded engines unless configured)")

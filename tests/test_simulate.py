@@ -123,3 +123,40 @@ def test_business_hours_targets_are_stretched_to_wall_clock_by_the_open_share_of
     example = company(load_catalog(EXAMPLE))
     # erp-p3: 10 h on the office calendar, open 5 × 10 h = 50 h of 168: 10 h × 168 / 50 = 33.6 h
     assert example.target("erp", 3) == (timedelta(hours=2 * 3.36), timedelta(hours=33.6))
+
+
+def test_simulate_out_writes_the_past_as_valid_json_lines_at_once(tmp_path: Path) -> None:
+    import io
+    import json
+    import subprocess
+    import sys
+
+    from services.local.simulate import past_events, write_simulation
+
+    now = utc(2026, 10, 5, 12)
+    buffer = io.StringIO()
+    n = write_simulation(buffer, past_events(rate=1, seconds=600, seed=3, now=now))
+    lines = buffer.getvalue().splitlines()
+    assert n == len(lines) > 100
+    events = [json.loads(line) for line in lines]
+    for event in events:
+        validate_event(event)  # raises on anything the collector would dead-letter
+    times = [e["time"] for e in events]
+    assert times == sorted(times)
+    assert (now - timedelta(seconds=600)).isoformat() <= times[0] and times[-1] < now.isoformat()
+    assert len({e["id"] for e in events}) == n  # ids are the dedup key: all distinct
+
+    out = tmp_path / "history.jsonl"
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "services.cli", "simulate", "--out", str(out)),
+            *("--duration", "120", "--seed", "1", "--rate", "1"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    written = out.read_text().splitlines()
+    assert written and f"{len(written)} events of the last 120 s written to {out}" in done.stderr

@@ -160,3 +160,30 @@ def test_simulate_out_writes_the_past_as_valid_json_lines_at_once(tmp_path: Path
     assert done.returncode == 0, done.stderr
     written = out.read_text().splitlines()
     assert written and f"{len(written)} events of the last 120 s written to {out}" in done.stderr
+
+
+def test_tickets_and_calls_follow_office_hours_and_weekdays_averaging_the_rate() -> None:
+    from zoneinfo import ZoneInfo
+
+    from services.local.company import seasonality
+
+    berlin = ZoneInfo("Europe/Berlin")
+    monday = utc(2026, 10, 5)  # a Monday, 02:00 in Berlin
+    week = [seasonality(monday + timedelta(hours=h), berlin) for h in range(168)]
+    assert abs(sum(week) / 168 - 1) < 1e-9  # --rate stays the mean rate
+    # Monday 10:00 Berlin (08:00 UTC) vs 03:00 Berlin vs Saturday noon: 1.6 : 0.2 : 0.3
+    office, night = week[8], week[1]
+    saturday = week[5 * 24 + 10]
+    assert office / night == 8.0 and abs(saturday / night - 1.5) < 1e-9
+
+    cat = load_catalog(Path("deploy/catalog.example.yaml"))
+    sim = Simulation(random.Random(5), company(cat), start=monday, rate=0.05, run="S")
+    created: Counter[int] = Counter()
+    for ev in sim.events():
+        if ev.time >= monday + timedelta(days=1):
+            break
+        if ev.type == "itsm.ticket.created":
+            created[ev.time.astimezone(berlin).hour] += 1
+    office_hours = sum(created[h] for h in range(10, 16)) / 6
+    small_hours = sum(created[h] for h in range(2, 6)) / 4
+    assert office_hours > 3 * small_hours > 0

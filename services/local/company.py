@@ -4,7 +4,8 @@ one), their SLA targets and the configuration items that run them. Pure: no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from services.catalog import Catalog, policy_for
 from services.catalog.model import Calendar
@@ -20,6 +21,23 @@ DEFAULT_TARGETS = {
     4: (timedelta(hours=10), timedelta(hours=100)),
 }
 GROUPS = ["service-desk", "network-ops", "apps-support", "infra"]
+
+# When people call and open tickets, relative to the week's mean (local time of the company's
+# first business calendar): busy on weekday office hours, quieter in the evening, little at
+# night and at weekends. The factors average 1 over a week, so --rate stays the mean rate.
+_OFFICE, _EVENING, _NIGHT, _WEEKEND = 1.6, 0.5, 0.2, 0.3
+_WEEK_MEAN = (50 * _OFFICE + 30 * _EVENING + 40 * _NIGHT + 48 * _WEEKEND) / 168
+SEASONAL_PEAK = _OFFICE / _WEEK_MEAN
+
+
+def seasonality(when: datetime, tz: ZoneInfo) -> float:
+    """How busy the service desk is at `when`, relative to the week's mean (see above)."""
+    local = when.astimezone(tz)
+    if local.weekday() >= 5:
+        return _WEEKEND / _WEEK_MEAN
+    if 8 <= local.hour < 18:
+        return _OFFICE / _WEEK_MEAN
+    return (_EVENING if 6 <= local.hour < 8 or 18 <= local.hour < 22 else _NIGHT) / _WEEK_MEAN
 
 
 @dataclass(frozen=True)
@@ -48,6 +66,7 @@ class Ci:
 class Company:
     volumes: dict[str, int]  # service → relative ticket volume
     targets: dict[tuple[str, int], tuple[timedelta, timedelta]] = field(default_factory=dict)
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))  # its office hours' zone
 
     @property
     def services(self) -> list[str]:
@@ -79,7 +98,8 @@ def company(catalog: Catalog | None) -> Company:
                     policy.response_target * stretch,
                     policy.resolution_target * stretch,
                 )
-    return Company(volumes, targets)
+    tz = ZoneInfo(catalog.calendars[0].timezone) if catalog and catalog.calendars else None
+    return Company(volumes, targets, tz or ZoneInfo("UTC"))
 
 
 WEEK = timedelta(days=7)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from services.local.company import Ci, Company, cmdb
+from services.local.company import SEASONAL_PEAK, Ci, Company, cmdb, seasonality
 from services.local.lifecycles import (
     CHANNELS,
     KIND_WEIGHTS,
@@ -95,14 +95,20 @@ class Simulation:
     def _call_at(self, at: float, action: Callable[[float], None]) -> None:
         heapq.heappush(self._queue, (at, next(self._order), action))
 
-    def _arrivals(self, per_second: float, action: Callable[[float], None]) -> None:
-        """A Poisson process of `action`s."""
+    def _arrivals(
+        self, per_second: float, action: Callable[[float], None], busy: bool = False
+    ) -> None:
+        """A Poisson process of `action`s; `busy`: as busy as the service desk (its mean rate
+        `per_second`, thinned from the peak by company.seasonality)."""
+        peak = per_second * (SEASONAL_PEAK if busy else 1.0)
 
         def arrive(at: float) -> None:
-            action(at)
-            self._call_at(at + self.rng.expovariate(per_second), arrive)
+            when = self.start + timedelta(seconds=at)
+            if not busy or self.rng.random() * SEASONAL_PEAK < seasonality(when, self.company.tz):
+                action(at)
+            self._call_at(at + self.rng.expovariate(peak), arrive)
 
-        self._call_at(self.rng.expovariate(per_second), arrive)
+        self._call_at(self.rng.expovariate(peak), arrive)
 
     def _every(self, seconds: float, action: Callable[[float], None]) -> None:
         def tick(at: float) -> None:
@@ -127,8 +133,8 @@ class Simulation:
             for _ in range(3):
                 self._publish(0.0, service)
         rate = self.rate
-        self._arrivals(rate, self._new_ticket)
-        self._arrivals(rate * PER_TICKET["call"], self._call)
+        self._arrivals(rate, self._new_ticket, busy=True)
+        self._arrivals(rate * PER_TICKET["call"], self._call, busy=True)
         self._arrivals(rate * PER_TICKET["alert"], self._alert)
         self._arrivals(rate * PER_TICKET["outage"], self._outage)
         self._arrivals(rate * PER_TICKET["change"], self._change)

@@ -414,8 +414,7 @@ def _replay_kafka(
     settings: Settings, lines: Iterable[Line], reporter: Reporter, batch_size: int, pacer: Pacer
 ) -> None:
     from services import replay
-    from services.api.ingest import Publisher
-    from shared.kafka import check_reachable
+    from shared.kafka import Publisher, check_reachable
 
     check_reachable(settings.require_kafka())
     publisher = Publisher(settings)

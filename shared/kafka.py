@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import orjson
+from kafka import KafkaProducer
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from kafka.errors import KafkaError
 
 from shared.errors import BrokerUnavailable
 from shared.events import DEPTH_REASON, InvalidEvent, validate_event
@@ -125,3 +128,41 @@ def ensure_topics(settings: Settings) -> list[str]:
         return missing
     finally:
         admin.close()
+
+
+class Publisher:
+    """A lazily connected, thread-safe Kafka producer: the api's request handlers share one;
+    `itsm-metrics replay` uses one too."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()
+
+    def producer(self) -> KafkaProducer:
+        with self._lock:
+            if self._producer is None:
+                try:
+                    self._producer = KafkaProducer(
+                        **producer_config(self.settings), max_block_ms=10_000
+                    )
+                except KafkaError as err:
+                    raise BrokerUnavailable(f"Kafka broker unavailable: {err}") from None
+            return self._producer
+
+    def publish(self, messages: list[tuple[str, str, bytes]]) -> None:
+        """Send (topic, key, value) messages and wait until every one is acknowledged."""
+        producer = self.producer()
+        try:
+            futures = [producer.send(t, key=k.encode(), value=v) for t, k, v in messages]
+            producer.flush(timeout=30)
+            for f in futures:
+                f.get(timeout=30)
+        except KafkaError as err:
+            raise BrokerUnavailable(f"could not produce to Kafka: {err}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                self._producer.close(timeout=5)
+                self._producer = None

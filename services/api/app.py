@@ -16,7 +16,6 @@ from services.api import errors
 from services.api.exposition import SnapshotReader
 from services.api.improvements import routes as improvements
 from services.api.indicators import SeriesCache
-from services.api.ingest import Publisher
 from services.api.reviews import routes as reviews
 from services.api.routes import (
     alertmanager,
@@ -28,6 +27,7 @@ from services.api.routes import (
     ops,
 )
 from services.catalog import CatalogCache
+from shared.kafka import Publisher
 from shared.settings import Settings
 
 

@@ -4,62 +4,21 @@ their topic with acks=all, and report accepted and rejected events."""
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 import orjson
 from fastapi import Request
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
 
 from services.api.schemas import IngestResult, Rejected
-from shared.errors import BrokerUnavailable, InvalidRequest, PayloadTooLarge
+from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.events import InvalidEvent
-from shared.kafka import EventTooLarge, event_message, producer_config
-from shared.settings import Settings
+from shared.kafka import EventTooLarge, Publisher, event_message
 
 log = logging.getLogger("itsm.api.ingest")
 
 MAX_BATCH = 10_000
 MAX_BODY = 64 * 1024 * 1024
 BATCH_TYPES = ("application/cloudevents-batch+json",)
-
-
-class Publisher:
-    """A lazily connected, thread-safe Kafka producer shared by the request handlers."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._producer: KafkaProducer | None = None
-        self._lock = threading.Lock()
-
-    def producer(self) -> KafkaProducer:
-        with self._lock:
-            if self._producer is None:
-                try:
-                    self._producer = KafkaProducer(
-                        **producer_config(self.settings), max_block_ms=10_000
-                    )
-                except KafkaError as err:
-                    raise BrokerUnavailable(f"Kafka broker unavailable: {err}") from None
-            return self._producer
-
-    def publish(self, messages: list[tuple[str, str, bytes]]) -> None:
-        """Send (topic, key, value) messages and wait until every one is acknowledged."""
-        producer = self.producer()
-        try:
-            futures = [producer.send(t, key=k.encode(), value=v) for t, k, v in messages]
-            producer.flush(timeout=30)
-            for f in futures:
-                f.get(timeout=30)
-        except KafkaError as err:
-            raise BrokerUnavailable(f"could not produce to Kafka: {err}") from None
-
-    def close(self) -> None:
-        with self._lock:
-            if self._producer is not None:
-                self._producer.close(timeout=5)
-                self._producer = None
 
 
 async def read_body(request: Request, max_body: int = MAX_BODY) -> bytes:

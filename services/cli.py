@@ -445,7 +445,7 @@ def _replay_http(
 
 
 def _batch_size(value: str) -> int:
-    from services.replay import MAX_BATCH
+    from shared.kafka import MAX_BATCH
 
     n = int(value)
     if not 1 <= n <= MAX_BATCH:

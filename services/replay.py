@@ -18,14 +18,10 @@ import orjson
 
 from shared.errors import ConfigError, ItsmError
 from shared.events import InvalidEvent
-from shared.kafka import event_message
+from shared.kafka import MAX_BODY, event_message
 from shared.settings import Settings
 
 GZIP_MAGIC = b"\x1f\x8b"
-# What the api takes in one request (services/api/ingest.py MAX_BATCH and MAX_BODY, not imported
-# so the client needs none of the server's modules).
-MAX_BATCH = 10_000
-MAX_BODY = 64 * 1024 * 1024
 PROGRESS_SECONDS = 5.0
 RETRY_SECONDS = 1.0  # after a 503 without Retry-After
 MAX_RETRY_SECONDS = 60.0

@@ -31,6 +31,12 @@ def bootstrap_list(servers: str) -> list[str]:
     return [s.strip() for s in servers.split(",") if s.strip()]
 
 
+# The most one ingest request takes (POST /v1/events, SPEC §7.1): the api refuses more with 413,
+# and `itsm-metrics replay --via http` sizes its batches by them.
+MAX_BATCH = 10_000
+MAX_BODY = 64 * 1024 * 1024
+
+
 class Message(NamedTuple):
     """An event as it is produced: its topic, its key (the entity id) and its bytes."""
 

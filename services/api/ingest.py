@@ -12,12 +12,10 @@ from fastapi import Request
 from services.api.schemas import IngestResult, Rejected
 from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.events import InvalidEvent
-from shared.kafka import EventTooLarge, Publisher, event_message
+from shared.kafka import MAX_BATCH, MAX_BODY, EventTooLarge, Publisher, event_message
 
 log = logging.getLogger("itsm.api.ingest")
 
-MAX_BATCH = 10_000
-MAX_BODY = 64 * 1024 * 1024
 BATCH_TYPES = ("application/cloudevents-batch+json",)
 
 

@@ -39,6 +39,18 @@ def cloudevent(event: SimEvent, event_id: str) -> dict[str, Any]:
     }
 
 
+def company_events(
+    *, rate: float, seed: int | None, catalog: Catalog | None, start: datetime
+) -> Iterator[tuple[datetime, dict[str, Any]]]:
+    """(time, CloudEvent) of the simulated company from `start` on, endless, in time order. The
+    ids carry a run id, which keeps two runs with the same seed apart in one database (ids are
+    the dedup key)."""
+    run = uuid.uuid4().hex[:6].upper()
+    sim = Simulation(random.Random(seed), company(catalog), start=start, rate=rate, run=run)
+    for n, event in enumerate(sim.events(), start=1):
+        yield event.time, cloudevent(event, f"{run}-{n}")
+
+
 def run_simulation(
     settings: Settings,
     *,
@@ -56,25 +68,20 @@ def run_simulation(
     check_reachable(settings.require_kafka())
     producer = KafkaProducer(**producer_config(settings))
     stop = stop or threading.Event()
-    # The run id keeps two runs with the same seed apart in one database (ids are the dedup key).
-    run = uuid.uuid4().hex[:6].upper()
     start = datetime.now(UTC)
-    sim = Simulation(random.Random(seed), company(catalog), start=start, rate=rate, run=run)
     produced = 0
     next_report = time.monotonic() + 30
     try:
-        for event in sim.events():
-            wait = (event.time - datetime.now(UTC)).total_seconds()
+        for at, value in company_events(rate=rate, seed=seed, catalog=catalog, start=start):
+            wait = (at - datetime.now(UTC)).total_seconds()
             if duration is not None:
                 wait = min(wait, duration - (datetime.now(UTC) - start).total_seconds())
             if wait > 0 and stop.wait(wait):
                 break
-            if duration is not None and (event.time - start).total_seconds() >= duration:
+            if duration is not None and (at - start).total_seconds() >= duration:
                 break
-            kind = EVENT_TYPES[event.type]
-            value = cloudevent(event, f"{run}-{produced + 1}")
             producer.send(
-                settings.topic(kind.topic),
+                settings.topic(EVENT_TYPES[value["type"]].topic),
                 key=value["subject"].encode(),
                 value=json.dumps(value).encode(),
             )
@@ -100,12 +107,10 @@ def past_events(
     once (no waiting): a history to inspect or to load with `itsm-metrics replay`."""
     end = now or datetime.now(UTC)
     start = end - timedelta(seconds=seconds)
-    run = uuid.uuid4().hex[:6].upper()
-    sim = Simulation(random.Random(seed), company(catalog), start=start, rate=rate, run=run)
-    for n, event in enumerate(sim.events(), start=1):
-        if event.time >= end:
+    for at, value in company_events(rate=rate, seed=seed, catalog=catalog, start=start):
+        if at >= end:
             return
-        yield cloudevent(event, f"{run}-{n}")
+        yield value
 
 
 def write_simulation(out: IO[str], events: Iterator[dict[str, Any]]) -> int:

@@ -48,7 +48,7 @@ def objectives(
     current = {k: window_start(k, now, tz) for k in {o.window for o in wanted}}
     previous = {k: previous_start(k, s, tz) for k, s in current.items()}
     statuses = _statuses(conn, {o.indicator for o in wanted}, current, previous)
-    drift = _drift(conn, previous)
+    drift = _drift(conn, {o.indicator for o in wanted}, previous)
     items = []
     for o in wanted:
         cur, prev = current[o.window], previous[o.window]
@@ -103,14 +103,16 @@ def _statuses(
 
 
 def _drift(
-    conn: Connection, scored: dict[str, datetime]
+    conn: Connection, indicators: set[str], scored: dict[str, datetime]
 ) -> dict[tuple[str, str, Grouping, str], tuple[float, bool]]:
     """(indicator, window kind, grouping, its service or customer) → (score, drifting) of the
-    per-service, per-customer and total series in the scored window of each kind."""
+    objectives' indicators' per-service, per-customer and total series in the scored window of
+    each kind."""
     d = indicator_drift.c
     rows = conn.execute(
         select(d.indicator, d.window_kind, d.dimensions, d.score, d.drifting).where(
-            or_(*(and_(d.window_kind == k, d.window_start == s) for k, s in scored.items()))
+            d.indicator.in_(indicators),
+            or_(*(and_(d.window_kind == k, d.window_start == s) for k, s in scored.items())),
         )
     )
     found = {}

@@ -82,3 +82,46 @@ def services(settings: Settings, log: Path, token: str) -> Iterator[tuple[str, d
     yield url, procs
     codes = {name: stop(p) for name, p in procs.items()}
     assert codes == {"collector": 0, "aggregator": 0, "api": 0}, log.read_text()[-3000:]
+
+
+@contextmanager
+def prometheus(tmp_path: Path, api: str, **config: Any) -> Iterator[str]:
+    """A real Prometheus server (Debian's `prometheus`, which the caller checked is installed)
+    scraping the api at `api` (host:port) as job `itsm-api` every second, evaluating every
+    second, with more of its configuration in `config` (rule_files, alerting); its log in
+    tmp_path/prom.log. Yields its base URL; stopped at the end."""
+    import shutil
+
+    import yaml
+
+    binary = shutil.which("prometheus")
+    assert binary is not None
+    port = free_port()
+    path = tmp_path / "prometheus.yml"
+    scrape = {"job_name": "itsm-api", "static_configs": [{"targets": [api]}]}
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                **config,
+                "scrape_configs": [scrape],
+            }
+        )
+    )
+    with open(tmp_path / "prom.log", "wb") as log:
+        proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={path}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(20)

@@ -29,7 +29,7 @@ from services.local.engines import free_port
 from shared.db import make_engine
 from shared.kafka import ensure_topics
 from tests.conftest import Postgres, make_settings, wait_until
-from tests.e2e.conftest import ROOT, services
+from tests.e2e.conftest import ROOT, prometheus, services
 from tests.helpers import cloud_event, ticket_event
 
 pytestmark = pytest.mark.e2e
@@ -166,32 +166,11 @@ def test_objective_alert_fires_and_resolves_and_infrastructure_alerts_become_out
 ) -> None:
     api, log, _ = stack
     receiver = Receiver()
-    am_port, prom_port = free_port(), free_port()
-    am_config, rules, prom_config = (
-        tmp_path / "alertmanager.yml",
-        tmp_path / "rules.yml",
-        tmp_path / "prometheus.yml",
-    )
+    am_port = free_port()
+    am_config, rules = tmp_path / "alertmanager.yml", tmp_path / "rules.yml"
     alertmanager_config(am_config, receiver.url, api)
     shipped_rules_fast(rules)
-    prom_config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(rules)],
-                "alerting": {
-                    "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]
-                },
-                "scrape_configs": [
-                    {
-                        "job_name": "itsm-api",
-                        "static_configs": [{"targets": [api.removeprefix("http://")]}],
-                    }
-                ],
-            }
-        )
-    )
-    assert ALERTMANAGER is not None and PROMETHEUS is not None
+    assert ALERTMANAGER is not None
     am = start(
         [
             ALERTMANAGER,
@@ -202,102 +181,100 @@ def test_objective_alert_fires_and_resolves_and_infrastructure_alerts_become_out
         ],
         tmp_path / "am.log",
     )
-    prom = start(
-        [
-            PROMETHEUS,
-            f"--config.file={prom_config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ],
-        tmp_path / "prom.log",
-    )
-    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with prometheus(
+        tmp_path,
+        api.removeprefix("http://"),
+        rule_files=[str(rules)],
+        alerting={"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
+    ):
+        headers = {"Authorization": f"Bearer {TOKEN}"}
 
-    def post(events: list[dict[str, Any]]) -> None:
-        r = httpx.post(f"{api}/v1/events", json=events, headers=headers, timeout=30)
-        assert r.status_code == 202, r.text
+        def post(events: list[dict[str, Any]]) -> None:
+            r = httpx.post(f"{api}/v1/events", json=events, headers=headers, timeout=30)
+            assert r.status_code == 202, r.text
 
-    def diagnostics() -> str:
-        return "\n".join(
-            f"--- {p.name}\n{p.read_text()[-1500:]}"
-            for p in (log, tmp_path / "am.log", tmp_path / "prom.log")
-        )
+        def diagnostics() -> str:
+            return "\n".join(
+                f"--- {p.name}\n{p.read_text()[-1500:]}"
+                for p in (log, tmp_path / "am.log", tmp_path / "prom.log")
+            )
 
-    try:
-        now = clear_of_midnight()
-        yesterday = (now - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-        # Yesterday an email incident was opened and none resolved: the day missed its objective.
-        post([ticket_event("AL-1", yesterday + timedelta(hours=9), "new", service="email")])
-        fired = wait_until(
-            lambda: receiver.alerts("ItsmObjectiveBreached", "firing"),
-            timeout=120,
-            what="ItsmObjectiveBreached at the receiver",
-            diagnostics=diagnostics,
-        )
-        labels = fired[0]["labels"]
-        assert (labels["service"], labels["indicator"], labels["window"]) == (
-            "email",
-            "ticket_resolved_count",
-            "day",
-        )
-        assert labels["severity"] == "critical"
-        assert not receiver.alerts("ItsmObjectiveBreached", "resolved")
+        try:
+            now = clear_of_midnight()
+            yesterday = (now - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+            # Yesterday an email incident was opened and none resolved: the day missed its
+            # objective.
+            post([ticket_event("AL-1", yesterday + timedelta(hours=9), "new", service="email")])
+            fired = wait_until(
+                lambda: receiver.alerts("ItsmObjectiveBreached", "firing"),
+                timeout=120,
+                what="ItsmObjectiveBreached at the receiver",
+                diagnostics=diagnostics,
+            )
+            labels = fired[0]["labels"]
+            assert (labels["service"], labels["indicator"], labels["window"]) == (
+                "email",
+                "ticket_resolved_count",
+                "day",
+            )
+            assert labels["severity"] == "critical"
+            assert not receiver.alerts("ItsmObjectiveBreached", "resolved")
 
-        # A late event: it was resolved yesterday evening. The day meets its objective again.
-        post([ticket_event("AL-1", yesterday + timedelta(hours=22), "resolved")])
-        wait_until(
-            lambda: receiver.alerts("ItsmObjectiveBreached", "resolved"),
-            timeout=120,
-            what="ItsmObjectiveBreached resolved at the receiver",
-            diagnostics=diagnostics,
-        )
+            # A late event: it was resolved yesterday evening. The day meets its objective again.
+            post([ticket_event("AL-1", yesterday + timedelta(hours=22), "resolved")])
+            wait_until(
+                lambda: receiver.alerts("ItsmObjectiveBreached", "resolved"),
+                timeout=120,
+                what="ItsmObjectiveBreached resolved at the receiver",
+                diagnostics=diagnostics,
+            )
 
-        # An infrastructure alert through the same Alertmanager: routed to itsm-metrics' ingest,
-        # it is an outage of CI db-01 (critical: its outage flag defaults to true).
-        post(
-            [
-                cloud_event(
-                    "itsm.config.ci.upserted",
-                    now,
-                    "ci-db-01",
-                    ci_id="db-01",
-                    services=["email"],
-                    critical=True,
-                )
-            ]
-        )
-        started = datetime.now(UTC) - timedelta(minutes=5)
-        r = httpx.post(
-            f"http://127.0.0.1:{am_port}/api/v2/alerts",
-            json=[
-                {
-                    "labels": {"alertname": "HostDown", "ci": "db-01", "severity": "critical"},
-                    "annotations": {"summary": "db-01 is down"},
-                    "startsAt": started.isoformat(),
-                }
-            ],
-            timeout=10,
-        )
-        assert r.status_code == 200, r.text
-
-        def outages() -> float:
-            body = httpx.get(
-                f"{api}/v1/indicators/ci_outage_count",
-                params={"window": "day", "ci": "db-01", "start": started.isoformat()},
+            # An infrastructure alert through the same Alertmanager: routed to itsm-metrics' ingest,
+            # it is an outage of CI db-01 (critical: its outage flag defaults to true).
+            post(
+                [
+                    cloud_event(
+                        "itsm.config.ci.upserted",
+                        now,
+                        "ci-db-01",
+                        ci_id="db-01",
+                        services=["email"],
+                        critical=True,
+                    )
+                ]
+            )
+            started = datetime.now(UTC) - timedelta(minutes=5)
+            r = httpx.post(
+                f"http://127.0.0.1:{am_port}/api/v2/alerts",
+                json=[
+                    {
+                        "labels": {"alertname": "HostDown", "ci": "db-01", "severity": "critical"},
+                        "annotations": {"summary": "db-01 is down"},
+                        "startsAt": started.isoformat(),
+                    }
+                ],
                 timeout=10,
-            ).json()
-            return sum(p["value"] or 0 for p in body.get("points", []))
+            )
+            assert r.status_code == 200, r.text
 
-        wait_until(
-            lambda: outages() == 1,
-            timeout=120,
-            what="the Alertmanager alert counted as an outage of db-01",
-            diagnostics=diagnostics,
-        )
-        assert not receiver.alerts("HostDown", "firing"), "an infrastructure alert paged the SRE"
-    finally:
-        prom.terminate()
-        am.terminate()
-        prom.wait(20)
-        am.wait(20)
-        receiver.server.shutdown()
+            def outages() -> float:
+                body = httpx.get(
+                    f"{api}/v1/indicators/ci_outage_count",
+                    params={"window": "day", "ci": "db-01", "start": started.isoformat()},
+                    timeout=10,
+                ).json()
+                return sum(p["value"] or 0 for p in body.get("points", []))
+
+            wait_until(
+                lambda: outages() == 1,
+                timeout=120,
+                what="the Alertmanager alert counted as an outage of db-01",
+                diagnostics=diagnostics,
+            )
+            assert not receiver.alerts("HostDown", "firing"), (
+                "an infrastructure alert paged the SRE"
+            )
+        finally:
+            am.terminate()
+            am.wait(20)
+            receiver.server.shutdown()

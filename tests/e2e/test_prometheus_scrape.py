@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from sqlalchemy.engine import Engine
 
 from services.local.engines import free_port
 from shared.settings import Settings
 from tests.conftest import wait_until
-from tests.e2e.conftest import service_env, spawn, stop
+from tests.e2e.conftest import prometheus, service_env, spawn, stop
 from tests.helpers import aggregate, publish, real_clock, store, ticket_event
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +43,7 @@ def test_prometheus_scrapes_indicator_gauges(
     aggregate(engine, clock=real_clock)
     publish(engine, settings, real_clock)  # the exposition job: the snapshot the api serves
 
-    api_port, prom_port = free_port(), free_port()
+    api_port = free_port()
     api = spawn(
         ["api"],
         service_env(
@@ -55,32 +53,6 @@ def test_prometheus_scrapes_indicator_gauges(
         ),
         tmp_path / "api.log",
     )
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "scrape_configs": [
-                    {
-                        "job_name": "itsm-api",
-                        "static_configs": [{"targets": [f"127.0.0.1:{api_port}"]}],
-                    }
-                ],
-            }
-        )
-    )
-    assert PROMETHEUS is not None
-    prom = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "prom.log", "wb"),  # noqa: SIM115
-    )
-    base = f"http://127.0.0.1:{prom_port}"
 
     def query(q: str) -> list[dict[str, object]]:
         try:
@@ -90,25 +62,24 @@ def test_prometheus_scrapes_indicator_gauges(
         return list(body.get("data", {}).get("result", []))
 
     try:
-        series = wait_until(
-            lambda: query(
+        with prometheus(tmp_path, f"127.0.0.1:{api_port}") as base:
+            series = wait_until(
+                lambda: query(
+                    'itsm_ticket_opened_count{window="day",period="current",assignment_group="",channel="",'
+                    'service="email",customer="",priority="",kind=""}'
+                ),
+                timeout=60,
+                what="Prometheus to scrape the api",
+            )
+            assert float(series[0]["value"][1]) == 2  # type: ignore[index]
+            [total] = query(
                 'itsm_ticket_opened_count{window="day",period="current",assignment_group="",channel="",'
-                'service="email",customer="",priority="",kind=""}'
-            ),
-            timeout=60,
-            what="Prometheus to scrape the api",
-        )
-        assert float(series[0]["value"][1]) == 2  # type: ignore[index]
-        [total] = query(
-            'itsm_ticket_opened_count{window="day",period="current",assignment_group="",channel="",'
-            'customer="",service="",priority="",kind=""}'
-        )
-        assert float(total["value"][1]) == 3  # type: ignore[index]
-        [up] = query('up{job="itsm-api"}')
-        assert float(up["value"][1]) == 1  # type: ignore[index]
-        [stale] = query('itsm_exposition_stale{job="itsm-api"}')
-        assert float(stale["value"][1]) == 0  # type: ignore[index]
+                'customer="",service="",priority="",kind=""}'
+            )
+            assert float(total["value"][1]) == 3  # type: ignore[index]
+            [up] = query('up{job="itsm-api"}')
+            assert float(up["value"][1]) == 1  # type: ignore[index]
+            [stale] = query('itsm_exposition_stale{job="itsm-api"}')
+            assert float(stale["value"][1]) == 0  # type: ignore[index]
     finally:
-        prom.terminate()
-        prom.wait(20)
         assert stop(api) == 0, (tmp_path / "api.log").read_text()[-2000:]

@@ -103,6 +103,7 @@ def recompute_month(db_url: str) -> dict[str, Any]:
             if time.perf_counter() > next_report:
                 print(f"  recompute: {units} units in {chunks} chunks so far", flush=True)
                 next_report += 15
+    agg.fold(force=True)  # what the passes left pending, added up as the `fold` job would
     elapsed = time.perf_counter() - started
     with engine.connect() as conn:  # what `itsm-metrics windows status` reports
         by_kind = conn.execute(queue.POINTS_PER_KIND).all()
@@ -303,7 +304,7 @@ def _new_tickets(clock: Callable[[], datetime]) -> Any:
 
 _OPENED = text(
     """
-    SELECT coalesce(sum(count), 0) FROM indicator_values
+    SELECT coalesce(sum(count), 0) FROM indicator_points
     WHERE indicator = 'ticket_opened_count' AND window_kind = 'month'
       AND window_start = '2026-10-01T00:00:00Z' AND dimensions = '{}'
     """

@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -441,6 +442,53 @@ indicator_values = Table(
     _ts("computed_at", nullable=False, server_default=func.now()),
     Index(None, "indicator", "window_kind", "dim_keys", "window_start"),
     Index(None, "window_kind", "window_start"),
+)
+
+
+# What the point lane's passes changed the running windows' points by (day and longer), appended
+# rather than updated in place; the aggregator's `fold` job adds them to `indicator_values` every
+# few seconds (merge.fold_pending). Readers read both through `indicator_points`.
+indicator_pending = Table(
+    "indicator_pending",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("indicator", Text, nullable=False),
+    Column("window_kind", Text, nullable=False),
+    _ts("window_start", nullable=False),
+    _ts("window_end", nullable=False),
+    Column("dimensions", JSONB, nullable=False),
+    Column("dim_keys", Text, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("sum_v", Numeric),
+    Column("sum_w", Numeric),
+    _ts("added_at", nullable=False, server_default=func.now()),
+    Index(None, "indicator", "window_kind", "dim_keys", "window_start"),
+)
+
+# The view every reader of points uses (migration 0016): a stored point plus its pending
+# differences, its value recomputed from the sums when it has any; a point whose differences
+# bring its count to 0 is gone. `version` (the row's transaction id plus its differences' ids)
+# and `pending` change whenever the point does (an answer cache's key). Declared apart from
+# `metadata`: it is not a table the migrations create as one.
+views = MetaData()
+indicator_points = Table(
+    "indicator_points",
+    views,
+    Column("indicator", Text),
+    Column("window_kind", Text),
+    _ts("window_start"),
+    Column("dimensions", JSONB),
+    _ts("window_end"),
+    Column("dim_keys", Text),
+    Column("value", Float),
+    Column("count", BigInteger),
+    Column("sum_v", Numeric),
+    Column("sum_w", Numeric),
+    Column("p50", Float),
+    Column("p90", Float),
+    _ts("computed_at"),
+    Column("version", BigInteger),
+    Column("pending", BigInteger),  # how many pending differences it holds
 )
 
 

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         "the window's end (backlog), time shares (availability) and the exact percentiles of "
         "days, weeks, months and quarters",
     )
+    aggregator_fold_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="how often the running windows' pending differences are added to their "
+        "points (readers see them at once either way; a fold waits, up to 30 s, while "
+        "another transaction has been open for seconds)",
+    )
     aggregator_work_mem_mb: int = Field(
         default=64,
         ge=1,

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from services.aggregator.jobs import Aggregator
 from services.aggregator.snapshot import Snapshot
 from services.collector.store import Incoming, store_batch
-from shared.db import indicator_values
+from shared.db import indicator_points
 from shared.events import validate_event
 from shared.settings import Settings
 
@@ -180,7 +180,7 @@ def points(
     from shared.windows import window_end
 
     ind = get(indicator)
-    iv = indicator_values.c
+    iv = indicator_points.c
     with engine.connect() as conn:
         if ind is not None and not is_stored(ind, window, tuple(dims)):
             end = window_end(window, start, tz)

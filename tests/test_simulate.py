@@ -15,7 +15,7 @@ from services.catalog import apply_catalog, load_catalog
 from services.local.company import company
 from services.local.simulate import cloudevent
 from services.local.simulation import SimEvent, Simulation
-from shared.db import indicator_values
+from shared.db import indicator_points
 from shared.events import EVENT_TYPES, validate_event
 from shared.indicator_ids import SPEC_INDICATOR_IDS
 from tests.helpers import Clock, aggregate, points, store, utc
@@ -94,7 +94,7 @@ def test_twenty_minutes_of_the_simulation_give_every_indicator_data_and_sla_brea
     aggregate(engine, clock=Clock(START + timedelta(minutes=25)))
 
     with engine.connect() as conn:
-        have = set(conn.scalars(select(indicator_values.c.indicator).distinct()))
+        have = set(conn.scalars(select(indicator_points.c.indicator).distinct()))
     # service_objectives_met_ratio and service_health_score come from objectives (§6.3), and
     # review_completion_ratio from reviews held: no event gives them.
     assert set(SPEC_INDICATOR_IDS) - have <= {

@@ -266,16 +266,23 @@ def bind(
 _COLUMNS = "window_start, window_end, indicator, dimensions, dim_keys, count, sum_v, sum_w, value"
 
 
+# Taken by the fold (trying: merge.fold_pending) and by whatever replaces points of a day or
+# longer outright (waiting), so that neither sees the other's half: a replaced point drops its
+# pending differences in the same transaction.
+FOLD_LOCK = "hashtext('itsm-fold')"
+
+
 def delete_points(
     conn: Connection, indicators: Sequence[Indicator], kind: str, starts: Sequence[datetime]
 ) -> None:
-    conn.execute(
-        text(
-            "DELETE FROM indicator_values WHERE indicator = ANY(:indicators) "
-            "AND window_kind = :kind AND window_start = ANY(:starts)"
-        ),
-        {"indicators": [i.id for i in indicators], "kind": kind, "starts": list(starts)},
-    )
+    """Delete these windows' points; those of indicators that add up (`mergeable`) in a day or
+    longer also lose their pending differences (merge.py), under the fold's lock."""
+    params = {"indicators": [i.id for i in indicators], "kind": kind, "starts": list(starts)}
+    where = "indicator = ANY(:indicators) AND window_kind = :kind AND window_start = ANY(:starts)"
+    if kind != "hour" and any(i.mergeable for i in indicators):
+        conn.execute(text(f"SELECT pg_advisory_xact_lock({FOLD_LOCK})"))
+        conn.execute(text(f"DELETE FROM indicator_pending WHERE {where}"), params)
+    conn.execute(text(f"DELETE FROM indicator_values WHERE {where}"), params)
 
 
 def write_points(
@@ -388,6 +395,34 @@ def apply_percentiles(conn: Connection, kind: str) -> None:
             FROM locked l
             WHERE iv.indicator = l.indicator AND iv.window_kind = :kind
               AND iv.window_start = l.window_start AND iv.dimensions = l.dimensions
+            """
+        ),
+        {"kind": kind},
+    )
+    # A point only pending so far (merge.py) gets a row holding its percentiles and nothing
+    # else (count 0, sums 0): the fold adds its differences to it.
+    conn.execute(
+        text(
+            """
+            INSERT INTO indicator_values AS iv (indicator, window_kind, window_start, dimensions,
+                window_end, dim_keys, count, sum_v, sum_w, value, p50, p90)
+            SELECT p.indicator, :kind, p.window_start, p.dimensions, p.window_end, p.dim_keys, 0,
+                   CASE WHEN p.sum_v IS NOT NULL THEN 0 END,
+                   CASE WHEN p.sum_w IS NOT NULL THEN 0 END, NULL, p.p50, p.p90
+            FROM staged_points p
+            WHERE p.p50 IS NOT NULL
+              AND NOT EXISTS (
+                SELECT 1 FROM indicator_values v
+                WHERE v.indicator = p.indicator AND v.window_kind = :kind
+                  AND v.window_start = p.window_start AND v.dimensions = p.dimensions)
+              AND EXISTS (
+                SELECT 1 FROM indicator_pending d
+                WHERE d.indicator = p.indicator AND d.window_kind = :kind
+                  AND d.dim_keys = p.dim_keys AND d.window_start = p.window_start
+                  AND d.dimensions = p.dimensions)
+            ORDER BY p.indicator, p.window_start, p.dimensions
+            ON CONFLICT (indicator, window_kind, window_start, dimensions) DO UPDATE
+                SET p50 = excluded.p50, p90 = excluded.p90
             """
         ),
         {"kind": kind},

@@ -102,7 +102,7 @@ _SERIES = text(
                     FILTER (WHERE iv.window_start < w.scored_start), '{}') AS h_starts,
            coalesce(array_agg(iv.value ORDER BY iv.window_start)
                     FILTER (WHERE iv.window_start < w.scored_start), '{}') AS h_values
-    FROM indicator_values iv
+    FROM indicator_points iv
     JOIN w ON w.window_kind = iv.window_kind AND w.window_start = iv.window_start
     WHERE iv.value IS NOT NULL AND iv.indicator = :indicator
       AND iv.dim_keys NOT LIKE '%,%,%'

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from services.aggregator.indicators import Indicator, all_indicators
 from services.aggregator.indicators.custom import indicators_for
 from services.catalog import CatalogCache
-from shared.db import improvements, indicator_drift, indicator_values, objective_status
+from shared.db import improvements, indicator_drift, indicator_points, objective_status
 from shared.windows import WINDOW_KINDS, previous_start, window_start
 
 QUANTILES = (("0.5", "p50"), ("0.9", "p90"))
@@ -96,7 +96,7 @@ class IndicatorCollector(Collector):
         """The stored points of the current and previous windows that fit in the budget, most
         important first, and how many series were left out."""
         currents = [(k, s) for (k, s), p in windows.items() if p == "current"]
-        iv = indicator_values.c
+        iv = indicator_points.c
         candidates = (
             select(
                 iv.indicator,

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from services.aggregator import changes, queue
+from services.aggregator import changes, merge, queue
 from services.aggregator.compute import catalog_params
 from services.aggregator.drift import update_drift
 from services.aggregator.indicators.custom import indicators_for
@@ -46,6 +46,10 @@ CHUNK_SECONDS = 1.0
 MAX_UNITS_PER_CHUNK = 31
 # One run of the dirty-window job at the most; the next run comes at the next interval.
 RUN_SECONDS = 10.0
+# A fold waits while another transaction has been open this long, at most this long after the
+# oldest pending difference (jobs.Aggregator.fold).
+FOLD_WAIT_FOR = timedelta(seconds=5)
+FOLD_DEFER_AT_MOST = timedelta(seconds=30)
 # The share of a core the exact percentiles of one running window may take: a unit that took
 # 15 s waits 150 s before the next (never less than the slower cadence). The same share bounds
 # drift scoring, whose cost grows with the number of series.
@@ -313,6 +317,26 @@ class Aggregator:
                 if queue.try_lock(conn, unit):
                     conn.execute(_PRUNE_PARTIALS, {"day": day, "end": unit.end})
 
+    def fold(self, force: bool = False) -> int | None:
+        """Add the point lane's pending differences to their points (merge.fold_pending);
+        returns how many were folded, None when put off. A fold is put off while another
+        transaction has been open for FOLD_WAIT_FOR (its snapshot would keep every row version
+        the fold creates, and the point lane's next passes would walk them), up to
+        FOLD_DEFER_AT_MOST after the oldest pending difference."""
+        with self.engine.begin() as conn:
+            r = conn.execute(_FOLD_STATE).one()
+            self.metrics.pending_differences.set(r.pending)
+            if r.pending == 0:
+                return 0
+            busy = r.open_for is not None and r.open_for > FOLD_WAIT_FOR
+            if busy and not force and r.oldest is not None and r.oldest < FOLD_DEFER_AT_MOST:
+                self.metrics.folds_deferred.inc()
+                return None
+            folded = merge.fold_pending(conn, now=self.clock())
+        if folded is not None:
+            self.metrics.pending_differences.set(max(0, r.pending - folded))
+        return folded
+
     def forget_changes(self) -> int:
         """Delete the row changes no hour partial needs any more (changes.py)."""
         with self.engine.begin() as conn:
@@ -345,6 +369,7 @@ class Aggregator:
             ),
             (self._guarded(self.prune, "prune"), 300, "prune"),
             (self._guarded(self.forget_changes, "changes"), 30, "changes"),
+            (self._guarded(self.fold, "fold"), self.settings.aggregator_fold_seconds, "fold"),
         ]
         if self._verify_improvements is not None:
             jobs.append(
@@ -469,6 +494,19 @@ _PRUNE_HOURS = text(
     DELETE FROM indicator_values WHERE ctid = ANY(ARRAY(
         SELECT ctid FROM indicator_values
         WHERE window_kind = 'hour' AND window_start < :since LIMIT 50000))
+    """
+)
+# How many differences are pending and since when (by the oldest id: the primary key's first
+# row), and for how long the oldest other transaction of this database has been open.
+_FOLD_STATE = text(
+    """
+    SELECT (SELECT count(*) FROM indicator_pending) AS pending,
+           clock_timestamp() - (SELECT added_at FROM indicator_pending ORDER BY id LIMIT 1)
+               AS oldest,
+           (SELECT max(clock_timestamp() - xact_start) FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid()
+              AND backend_type = 'client backend'
+              AND (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL)) AS open_for
     """
 )
 _OLD_PARTIAL_DAYS = text("SELECT day_start FROM partial_days WHERE day_start < :before")

@@ -41,6 +41,18 @@ class AggregatorMetrics:
             ["by"],
             registry=registry,
         )
+        self.pending_differences = Gauge(
+            "itsm_aggregator_pending_differences",
+            "Differences the point lane appended to running windows' points and no fold has "
+            "added up yet (read with the points, so never stale; growing: folds deferred)",
+            registry=registry,
+        )
+        self.folds_deferred = Counter(
+            "itsm_aggregator_folds_deferred",
+            "Folds of pending differences put off because another transaction had been open for "
+            "seconds (its snapshot keeps every row version a fold would create)",
+            registry=registry,
+        )
         self.run_seconds = Histogram(
             "itsm_aggregator_run_seconds",
             "Duration of one aggregator job run",

@@ -25,7 +25,7 @@ from services.aggregator.compute import query_points
 from services.aggregator.indicators import get
 from services.aggregator.policy import Grouping, is_stored
 from services.catalog.model import ANY_CUSTOMER, ANY_SERVICE, Catalog, Objective
-from shared.db import indicator_values, objective_status
+from shared.db import indicator_points, objective_status
 from shared.windows import window_end
 
 Status = Literal["met", "warning", "breached", "no_data"]
@@ -220,7 +220,7 @@ def _values(
 ) -> dict[tuple[str, Grouping, str, datetime], tuple[float, int]]:
     """(indicator, grouping, service or customer, window start) → (value, samples), for the
     stored points per service, per customer and in total."""
-    iv = indicator_values.c
+    iv = indicator_points.c
     rows: Any = conn.execute(
         select(iv.indicator, iv.dimensions, iv.dim_keys, iv.window_start, iv.value, iv.count).where(
             iv.indicator.in_(sorted({i for i, _, _ in wanted})),

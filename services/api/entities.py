@@ -38,7 +38,7 @@ from services.api.schemas import (
 from services.catalog import Catalog, policy_for
 from services.catalog.model import PRIORITIES, Service
 from services.collector.projections.tickets import OPEN_STATES
-from shared.db import changes, config_items, indicator_values, tickets
+from shared.db import changes, config_items, indicator_points, tickets
 from shared.errors import InvalidRequest, NotFound
 from shared.events import TicketKind, TicketState
 from shared.windows import window_end
@@ -286,7 +286,7 @@ def _health(
     """(service, window kind, window start, indicator) → value of the health indicators."""
     if not windows or not service_ids:
         return {}
-    iv = indicator_values.c
+    iv = indicator_points.c
     service = iv.dimensions["service"].astext
     rows = conn.execute(
         select(

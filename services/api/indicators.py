@@ -1,4 +1,4 @@
-"""Reading indicator values for the API (SPEC §7.2): stored groupings from `indicator_values`,
+"""Reading indicator values for the API (SPEC §7.2): stored groupings from `indicator_points`,
 the others computed at query time by the same statement (services/aggregator/policy.py)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Connection, cast, func, literal_column, select, text
+from sqlalchemy import ColumnElement, Connection, cast, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import OperationalError
 
@@ -22,7 +22,7 @@ from services.aggregator.indicators.custom import find, indicators_for
 from services.aggregator.policy import hours_kept_since, is_stored
 from services.api.schemas import IndicatorInfo, IndicatorSeries, Point
 from services.catalog import Catalog
-from shared.db import indicator_values
+from shared.db import indicator_points
 from shared.errors import InvalidRequest, NotFound, QueryTooExpensive
 from shared.windows import WINDOW_KINDS, window_end, window_start
 
@@ -204,10 +204,12 @@ GZIP_FROM_BYTES = 1400
 
 class SeriesCache:
     """Encoded answers of stored groupings, each kept with the version of the rows it was read
-    from: the number of rows and the sum of their transaction ids (`xmin`). Any write to those
-    rows changes it (a row written again gets a newer transaction id, a row removed or added
-    changes the number, and an insert's id is above that of any row it replaces), so a hit
-    costs one indexed read of the versions instead of building and encoding the points.
+    from (`indicator_points`): the number of points, the sum of their versions (a stored row's
+    transaction id `xmin` plus its pending differences' ids) and of their pending differences.
+    Any write to those rows changes it (a row written again gets a newer transaction id, a row
+    removed or added changes the number, an insert's id is above that of any row it replaces, a
+    difference appended adds to both sums, a fold empties the pending ones), so a hit costs one
+    indexed read of the versions instead of building and encoding the points.
     Groupings computed at query time are not cached that way.
 
     Every answer (stored or computed) is also remembered for `fresh_seconds` under the request
@@ -263,8 +265,14 @@ class SeriesCache:
             return Answer.of(series(conn, active, q))
         key = q.cache_key(catalog_sha)
         rows = _stored_rows(q)
-        xids: ColumnElement[int] = func.coalesce(func.sum(literal_column("xmin::text::bigint")), 0)
-        found = conn.execute(select(func.count(), xids).select_from(indicator_values).where(*rows))
+        ip = indicator_points.c
+        found = conn.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(ip.version), 0),
+                func.coalesce(func.sum(ip.pending), 0),
+            ).where(*rows)
+        )
         version = tuple(int(v) for v in found.one())
         hit = self._hit(key, version)
         if hit is not None:
@@ -296,7 +304,7 @@ class SeriesCache:
 
 
 def _stored_rows(q: SeriesQuery) -> tuple[ColumnElement[bool], ...]:
-    iv = indicator_values.c
+    iv = indicator_points.c
     return (
         iv.indicator == q.ind.id,
         iv.window_kind == q.window,
@@ -309,7 +317,7 @@ def _stored_rows(q: SeriesQuery) -> tuple[ColumnElement[bool], ...]:
 
 
 def _stored(conn: Connection, q: SeriesQuery) -> list[Point]:
-    iv = indicator_values.c
+    iv = indicator_points.c
     rows = conn.execute(
         select(iv.window_start, iv.window_end, iv.dimensions, iv.value, iv["count"], iv.p50, iv.p90)
         .where(*_stored_rows(q))

@@ -39,7 +39,7 @@ def opened_in_2016(engine: Engine) -> float:
         return float(
             conn.execute(
                 text(
-                    "SELECT coalesce(sum(count), 0) FROM indicator_values "
+                    "SELECT coalesce(sum(count), 0) FROM indicator_points "
                     "WHERE indicator = 'ticket_opened_count' AND window_kind = 'month' "
                     "AND dimensions = '{}' AND window_start < '2017-01-01'"
                 )
@@ -75,7 +75,7 @@ def test_a_backfill_is_visible_before_the_backlog_it_moves_over_the_years(engine
     with engine.connect() as conn:  # 30 of them open at the end of 2024, for instance
         backlog = conn.execute(
             text(
-                "SELECT value FROM indicator_values WHERE indicator = 'incident_backlog_count' "
+                "SELECT value FROM indicator_points WHERE indicator = 'incident_backlog_count' "
                 "AND window_kind = 'month' AND window_start = '2024-12-01' AND dimensions = '{}'"
             )
         ).scalar()
@@ -116,7 +116,7 @@ def test_hours_older_than_the_retention_are_pruned_and_answered_at_query_time(
     aggregator(engine, RETENTION).prune()
     with engine.connect() as conn:
         left = conn.execute(
-            text("SELECT count(*) FROM indicator_values WHERE window_kind = 'hour'")
+            text("SELECT count(*) FROM indicator_points WHERE window_kind = 'hour'")
         ).scalar()
     assert left == 0
     computed = client.get("/v1/indicators/incident_resolution_time_seconds", params=params).json()

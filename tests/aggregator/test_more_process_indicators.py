@@ -316,7 +316,7 @@ def test_clock_refresh_recomputes_windows_without_events(engine: Engine) -> None
     store(engine, [ticket_event("R1", now - timedelta(days=3), "new")])
     aggregate(engine, clock=real_clock)
     with engine.begin() as conn:  # as if the backlog points had gone stale
-        conn.exec_driver_sql("DELETE FROM indicator_values")
+        conn.exec_driver_sql("TRUNCATE indicator_values, indicator_pending")
     agg = Aggregator(
         Settings(_env_file=None),
         engine,  # type: ignore[call-arg]

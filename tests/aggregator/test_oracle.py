@@ -325,7 +325,7 @@ def stored(engine: Engine) -> dict[Key, Point]:
         rows = conn.execute(
             text(
                 "SELECT indicator, window_start, dimensions, value, count, p50, p90 "
-                "FROM indicator_values WHERE window_kind = 'day' AND indicator = ANY(:ids)"
+                "FROM indicator_points WHERE window_kind = 'day' AND indicator = ANY(:ids)"
             ),
             {"ids": list(INDICATORS)},
         ).all()
@@ -428,7 +428,12 @@ def _midnight(d: date) -> datetime:
 
 def _reset(engine: Engine) -> None:
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE events, tickets, dirty_windows, indicator_values, ticket_sla"))
+        conn.execute(
+            text(
+                "TRUNCATE events, tickets, dirty_windows, indicator_values, indicator_pending, "
+                "ticket_sla"
+            )
+        )
 
 
 def _day(d: int, h: int) -> datetime:

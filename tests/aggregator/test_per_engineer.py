@@ -121,7 +121,7 @@ def test_per_engineer_values_are_neither_stored_nor_exposed(team: Engine) -> Non
     with team.connect() as conn:
         stored = conn.execute(
             text(
-                "SELECT count(*) FROM indicator_values "
+                "SELECT count(*) FROM indicator_points "
                 "WHERE dim_keys LIKE '%assignee%' OR dimensions ? 'assignee'"
             )
         ).scalar_one()

@@ -169,7 +169,7 @@ def stored_keys(engine: Engine, indicator: str, kind: str, start: object) -> dic
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT dim_keys, dimensions, value FROM indicator_values "
+                "SELECT dim_keys, dimensions, value FROM indicator_points "
                 "WHERE indicator = :i AND window_kind = :k AND window_start = :s"
             ),
             {"i": indicator, "k": kind, "s": start},

@@ -213,29 +213,29 @@ def test_the_snapshot_keeps_within_the_series_budget_most_important_first(engine
 def test_a_failed_read_writes_nothing_and_the_stored_snapshot_stays(
     engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def indicator_values_away(away: bool) -> None:
-        names = ("indicator_values", "indicator_values_away")
+    def indicator_points_away(away: bool) -> None:
+        names = ("indicator_points", "indicator_points_away")
         with engine.begin() as conn:
-            conn.execute(text("ALTER TABLE {} RENAME TO {}".format(*names[:: 1 if away else -1])))
+            conn.execute(text("ALTER VIEW {} RENAME TO {}".format(*names[:: 1 if away else -1])))
 
     writer = SnapshotWriter(engine, UTC_TZ)
-    indicator_values_away(True)
+    indicator_points_away(True)
     with caplog.at_level(logging.WARNING, logger="itsm.aggregator.snapshot"):
         assert writer.publish() is None
     # nothing at all, rather than a zero for every count it could not read
     assert stored(engine) is None
     [warning] = [r for r in caplog.records if r.name == "itsm.aggregator.snapshot"]
     assert warning.stage == "read"  # type: ignore[attr-defined]
-    assert "indicator_values" in warning.error  # type: ignore[attr-defined]
+    assert "indicator_points" in warning.error  # type: ignore[attr-defined]
 
-    indicator_values_away(False)
+    indicator_points_away(False)
     first = writer.publish()
     assert first is not None
-    indicator_values_away(True)
+    indicator_points_away(True)
     assert writer.publish() is None
     row = stored(engine)
     assert (row.rendered_at, row.body_gzip) == (first.rendered_at, first.rendering.gzipped)
-    indicator_values_away(False)
+    indicator_points_away(False)
 
 
 def test_an_older_rendering_never_replaces_a_newer_one(engine: Engine) -> None:

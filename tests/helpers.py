@@ -308,6 +308,33 @@ def produce_tickets(s: Settings, n_tickets: int) -> int:
     return sent
 
 
+def metric_samples(port: int, name: str) -> list[tuple[dict[str, str], float]]:
+    """The samples of one metric that the process serving /metrics on `port` exposes now
+    (none when it does not answer)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return []
+    return [
+        (s.labels, s.value)
+        for fam in text_string_to_metric_families(body)
+        for s in fam.samples
+        if s.name == name
+    ]
+
+
+def collector_events(port: int, outcome: str = "stored") -> float:
+    """How many events the collector serving /metrics on `port` counted with this outcome."""
+    return sum(
+        v
+        for labels, v in metric_samples(port, "itsm_collector_events_total")
+        if labels["outcome"] == outcome
+    )
+
+
 def counts(engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
         return dict(

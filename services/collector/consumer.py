@@ -1,5 +1,6 @@
 """The consumer loop: poll a batch, validate, store it in one transaction, publish dead
-letters, then commit offsets. Offsets never move before the database commit (SPEC §4)."""
+letters, then commit offsets. Offsets never move before the database commit (SPEC §4), and a
+collector never commits offsets of partitions a rebalance took from it."""
 
 from __future__ import annotations
 
@@ -11,8 +12,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -74,6 +81,36 @@ class InFlight:
     started: float
 
 
+# What a commit raises when the group has moved on (a rebalance began, or ended without this
+# member): the batch is stored, its records are delivered again from the last commit.
+_GROUP_MOVED = (
+    CommitFailedError,
+    RebalanceInProgressError,
+    IllegalGenerationError,
+    UnknownMemberIdError,
+)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
+    """Tells the collector which partitions a rebalance takes. kafka-python calls it on its IO
+    thread while the collector's thread waits in poll(), before the partitions go to another
+    member (a commit cannot be made from there: kafka-python's blocking calls refuse its IO
+    thread)."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.collector.partitions_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned", extra={"partitions": _names(assigned)})
+
+
+def _names(partitions: set[TopicPartition]) -> str:
+    return ",".join(sorted(f"{tp.topic}:{tp.partition}" for tp in partitions))
+
+
 class Collector:
     """Consumes in batches. While the store thread writes batch N in one transaction, this
     thread polls and validates batch N+1; N's offsets are committed only after its transaction
@@ -98,7 +135,7 @@ class Collector:
 
     def _connect(self) -> None:
         self.consumer = KafkaConsumer(**consumer_config(self.settings))
-        self.consumer.subscribe(self.settings.event_topics)
+        self.consumer.subscribe(self.settings.event_topics, listener=_Rebalance(self))
         self.producer = KafkaProducer(**producer_config(self.settings))
 
     def run(self) -> None:
@@ -164,6 +201,24 @@ class Collector:
             writer.submit(self._write, *batch), offsets, len(messages), started
         )
 
+    def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """A rebalance takes these partitions, maybe to another collector that will read them
+        from their last committed offsets. The batch in flight is still stored, but its offsets
+        of these partitions are never committed: that commit would fail, or, made in the next
+        generation, move the new owner's offsets back. Their records are delivered again and
+        counted as duplicates (SPEC §3.6); nothing is lost, nothing is counted twice."""
+        flight = self._in_flight
+        if flight is not None:
+            kept = {tp: o for tp, o in flight.offsets.items() if tp not in revoked}
+            if len(kept) < len(flight.offsets):
+                log.info(
+                    "rebalance: the batch in flight will not commit revoked partitions",
+                    extra={"partitions": _names(set(flight.offsets) - set(kept))},
+                )
+            flight.offsets = kept  # one assignment: the collector's thread waits in poll()
+        if revoked:  # none at the first join
+            log.info("partitions revoked", extra={"partitions": _names(revoked)})
+
     def _finish_in_flight(self) -> None:
         flight, self._in_flight = self._in_flight, None
         if flight is None:
@@ -171,7 +226,18 @@ class Collector:
         result = flight.future.result()  # re-raises the store's error: nothing is committed
         faults.checkpoint("after_db_commit")  # the crash test's window: stored, not committed
         assert self.consumer is not None
-        self.consumer.commit(offsets=flight.offsets)  # only after the transaction committed
+        assigned = self.consumer.assignment()
+        offsets = {tp: o for tp, o in flight.offsets.items() if tp in assigned}
+        if offsets:
+            try:
+                self.consumer.commit(offsets=offsets)  # only after the transaction committed
+            except _GROUP_MOVED as err:
+                # A rebalance began since the poll: the next poll joins it; the stored records
+                # come again from the last commit, to this collector or another, as duplicates.
+                log.info(
+                    "offsets not committed: the group is rebalancing",
+                    extra={"error": type(err).__name__, "partitions": _names(set(offsets))},
+                )
         self._observe(result, flight.size, time.perf_counter() - flight.started)
 
     def _write(self, good: list[Incoming], dead: list[DeadLetter]) -> BatchResult:

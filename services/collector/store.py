@@ -122,6 +122,33 @@ _HISTORIES = text(
 )
 
 
+# Per-entity serialisation: collectors fold the same entity from different topics (a type may
+# arrive on another topic), each reading the entity's history and state and writing its
+# re-fold; unserialised, the later commit would overwrite the other's projection with a fold
+# missing the other's events. A transaction-level advisory lock per (entity kind, entity id),
+# taken in key order (no deadlock between two batches) before anything of the entities is read
+# or written, makes the second batch wait for the first one's commit, and under READ COMMITTED
+# its reads then see it. Taken before the events are inserted: a duplicate delivered to two
+# collectors belongs to an entity both lock, so their inserts never wait on each other in
+# opposite orders. A hash collision between two entities only serialises them needlessly.
+# (Single-bigint keys; the aggregator's window locks are in the two-int4 key space.)
+_LOCK_ENTITIES = text(
+    """
+    SELECT count(pg_advisory_xact_lock(key)) FROM (
+        SELECT DISTINCT hashtextextended(kind || '/' || entity_id, 0) AS key
+        FROM unnest(CAST(:kinds AS text[]), CAST(:ids AS text[])) AS e(kind, entity_id)
+        ORDER BY key
+    ) AS keys
+    """
+)
+
+
+def lock_entities(conn: Connection, items: list[Incoming]) -> None:
+    """Hold the batch's entities until the caller's transaction ends (one statement)."""
+    keys = {(i.event.entity_kind, i.event.entity_id) for i in items}
+    conn.execute(_LOCK_ENTITIES, {"kinds": [k for k, _ in keys], "ids": [i for _, i in keys]})
+
+
 def store_batch(
     conn: Connection,
     items: list[Incoming],
@@ -132,6 +159,7 @@ def store_batch(
     """Store a batch in the caller's transaction; returns what happened to each event."""
     result = BatchResult()
     if items:
+        lock_entities(conn, items)
         new_keys, received = insert_events(conn, items)
         new_items: list[Incoming] = []
         for item in items:

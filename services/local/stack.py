@@ -19,6 +19,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+from kafka.errors import KafkaError
 
 from services.catalog import (
     Catalog,
@@ -34,6 +35,7 @@ from services.local.engines import (
     free_port,
     require_free_port,
 )
+from services.local.spool import SPOOL, keep_unconsumed, restore
 from shared.db import make_engine, migrate
 from shared.errors import ConfigError
 from shared.kafka import ensure_topics
@@ -140,6 +142,7 @@ def run_stack(
     pg: EmbeddedPostgres | None = None
     broker: EmbeddedBroker | None = None
     children: dict[str, subprocess.Popen[bytes]] = {}
+    kept_log: Settings | None = None  # the embedded broker's, once what it kept is back in it
     try:
         if settings.database_url:
             db_url = settings.database_url
@@ -159,6 +162,11 @@ def run_stack(
             update={"database_url": db_url, "kafka_bootstrap_servers": kafka}
         )
         ensure_topics(effective)
+        if broker is not None:
+            restored = restore(effective, data_dir / SPOOL)
+            if restored:
+                print(f"{restored} events not consumed at the last stop produced again", flush=True)
+            kept_log = effective
         before, after = migrate(db_url)
         print(f"database at {after}" + ("" if before == after else f" (from {before or 'empty'})"))
         review = None
@@ -188,11 +196,24 @@ def run_stack(
         return _supervise(children, stop)
     finally:
         _stop_children(children)
+        if kept_log is not None:
+            _keep_unconsumed(kept_log, data_dir / SPOOL)
         if broker is not None:
             broker.stop()
         if pg is not None:
             pg.stop()
         print("itsm-metrics stopped", flush=True)
+
+
+def _keep_unconsumed(settings: Settings, path: Path) -> None:
+    """The embedded broker keeps its log in memory: what the collector has not consumed goes
+    to the data directory for the next start (services/local/spool.py)."""
+    try:
+        kept = keep_unconsumed(settings, path)
+    except (KafkaError, OSError) as err:
+        print(f"events not consumed could not be kept: {err}", file=sys.stderr, flush=True)
+        return
+    print(f"{kept} events not consumed kept for the next start", flush=True)
 
 
 def _review_path(catalog: Catalog, settings: Settings) -> str | None:

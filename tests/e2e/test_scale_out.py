@@ -6,45 +6,28 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
 from services.local.engines import free_port
 from shared.settings import Settings
 from tests.conftest import wait_until
 from tests.e2e.conftest import spawn, stop
-from tests.helpers import collector_env, counts, produce_tickets
+from tests.helpers import (
+    collector_env,
+    collector_events,
+    counts,
+    metric_samples,
+    produce_tickets,
+)
 
 pytestmark = pytest.mark.e2e
-
-
-def samples(port: int, name: str) -> list[tuple[dict[str, str], float]]:
-    try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    except httpx.HTTPError:
-        return []
-    return [
-        (s.labels, s.value)
-        for fam in text_string_to_metric_families(text)
-        for s in fam.samples
-        if s.name == name
-    ]
-
-
-def stored(port: int) -> float:
-    return sum(
-        v
-        for labels, v in samples(port, "itsm_collector_events_total")
-        if labels["outcome"] == "stored"
-    )
 
 
 def partitions(port: int) -> set[str]:
     return {
         labels["partition"]
-        for labels, _ in samples(port, "itsm_collector_consumer_lag")
+        for labels, _ in metric_samples(port, "itsm_collector_consumer_lag")
         if re.search(r"tickets$", labels["topic"])
     }
 
@@ -79,11 +62,11 @@ def test_two_collectors_share_the_partitions_and_store_each_event_once(
             what="every event stored",
         )
         wait_until(
-            lambda: stored(ports[0]) + stored(ports[1]) == sent,
+            lambda: collector_events(ports[0]) + collector_events(ports[1]) == sent,
             timeout=10,
             what="the collectors' counters to add up",
         )
-        assert stored(ports[0]) > 0 and stored(ports[1]) > 0
+        assert collector_events(ports[0]) > 0 and collector_events(ports[1]) > 0
         assert counts(collector_engine) == {
             "events": 3000,
             "tickets": 1500,

@@ -45,7 +45,11 @@ def rows(engine: Engine, table: str, order: str) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         result = conn.execute(text(f"SELECT * FROM {table} ORDER BY {order}"))
         return [
-            {k: v for k, v in r._mapping.items() if k not in ("updated_at", "computed_at")}
+            {
+                k: v
+                for k, v in r._mapping.items()
+                if k not in ("updated_at", "computed_at", "version", "pending")
+            }
             for r in result
         ]
 
@@ -251,7 +255,8 @@ def arrivals(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[list[dict[str,
 
 TABLES = {p.table.name: p.key for p in PROJECTIONS.values()} | {
     "measurements": "source, id",
-    "indicator_values": "indicator, window_kind, window_start, dimensions",
+    # the points as every reader sees them: stored rows plus pending differences
+    "indicator_points": "indicator, window_kind, window_start, dimensions",
 }
 
 
@@ -272,7 +277,8 @@ def reset(engine: Engine) -> None:
         conn.execute(
             text(
                 "TRUNCATE events, dirty_windows, window_queue, indicator_partials, partial_days, "
-                + ", ".join(TABLES)
+                "indicator_values, indicator_pending, "
+                + ", ".join(t for t in TABLES if t != "indicator_points")
             )
         )
 

@@ -140,9 +140,8 @@ def _check_catalog_timezone(engine: Any, timezone: str) -> None:
 
 
 def cmd_api(settings: Settings, _args: argparse.Namespace) -> None:
-    import uvicorn
-
     from services.api.app import create_app
+    from services.api.server import serve
     from services.local.engines import require_free_port
     from shared.kafka import check_reachable
 
@@ -157,8 +156,12 @@ def cmd_api(settings: Settings, _args: argparse.Namespace) -> None:
     # installed before it: make that a no-op so a clean SIGTERM stop exits 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    uvicorn.run(
-        app, host=settings.api_host, port=settings.api_port, log_level="warning", access_log=False
+    serve(
+        app,
+        settings.api_host,
+        settings.api_port,
+        header_timeout=settings.api_header_timeout_seconds,
+        body_timeout=settings.api_body_timeout_seconds,
     )
 
 

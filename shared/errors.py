@@ -87,3 +87,10 @@ class Forbidden(ItsmError):
 class PayloadTooLarge(ItsmError):
     code = "payload_too_large"
     http_status = 413
+
+
+class UnsupportedMediaType(ItsmError):
+    """A request body of a media type the endpoint does not read (it reads JSON)."""
+
+    code = "unsupported_media_type"
+    http_status = 415

@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from shared.windows import FIRST_YEAR, LAST_YEAR
+
 PeriodKind = Literal["week", "month", "quarter"]
 PERIOD_KINDS: tuple[PeriodKind, ...] = ("week", "month", "quarter")
 
@@ -64,20 +66,30 @@ def parse_period(text: str) -> Period:
     reason otherwise."""
     value = text.strip()
     try:
-        if m := _MONTH.fullmatch(value):
-            return Period("month", date(int(m[1]), int(m[2]), 1))
-        if m := _WEEK.fullmatch(value):
-            return Period("week", date.fromisocalendar(int(m[1]), int(m[2]), 1))
-        if m := _QUARTER.fullmatch(value):
-            quarter = int(m[2])
-            if not 1 <= quarter <= 4:
-                raise ValueError(f"quarter {quarter} is not 1-4")
-            return Period("quarter", date(int(m[1]), 3 * quarter - 2, 1))
+        period = _parsed(value)
+        if period is not None and not FIRST_YEAR <= period.first_day.year <= LAST_YEAR:
+            raise ValueError(f"the year must be {FIRST_YEAR}-{LAST_YEAR}")
     except ValueError as err:
         raise ValueError(f"bad period {text!r}: {err}") from None
-    raise ValueError(
-        f"bad period {text!r}: use a month (2026-10), an ISO week (2026-W41) or a quarter (2026-Q4)"
-    )
+    if period is None:
+        raise ValueError(
+            f"bad period {text!r}: use a month (2026-10), an ISO week (2026-W41) or a quarter "
+            "(2026-Q4)"
+        )
+    return period
+
+
+def _parsed(value: str) -> Period | None:
+    if m := _MONTH.fullmatch(value):
+        return Period("month", date(int(m[1]), int(m[2]), 1))
+    if m := _WEEK.fullmatch(value):
+        return Period("week", date.fromisocalendar(int(m[1]), int(m[2]), 1))
+    if m := _QUARTER.fullmatch(value):
+        quarter = int(m[2])
+        if not 1 <= quarter <= 4:
+            raise ValueError(f"quarter {quarter} is not 1-4")
+        return Period("quarter", date(int(m[1]), 3 * quarter - 2, 1))
+    return None
 
 
 def period_containing(kind: PeriodKind, day: date) -> Period:

@@ -27,6 +27,18 @@ class Settings(BaseSettings):
     catalog: Path | None = Field(default=None, description="service catalog YAML (SPEC §6.1)")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="a request's headers must arrive within this after the connection opened "
+        "or the previous answer was sent; else 408 and the connection is closed",
+    )
+    api_body_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="a request's body must arrive within this after its headers (a 64 MiB "
+        "batch needs ~9 Mbit/s); else 408 and the connection is closed",
+    )
     ingest_token: str | None = None
     admin_token: str | None = None
     read_token: str | None = None

@@ -13,6 +13,10 @@ WindowKind = Literal["hour", "day", "week", "month", "quarter"]
 WINDOW_KINDS: tuple[WindowKind, ...] = ("hour", "day", "week", "month", "quarter")
 # The kinds that add up from their days (services/aggregator/merge.py).
 MERGED_KINDS: tuple[WindowKind, ...] = ("week", "month", "quarter")
+# The years windows and periods are computed in: far enough from Python's calendar's ends
+# (years 1-9999) that a window, a period, the one before it or a default span never leaves it,
+# whatever the time zone. What the api is asked for outside them is a 422.
+FIRST_YEAR, LAST_YEAR = 1900, 2999
 
 
 def _local_midnight(d: date, tz: ZoneInfo) -> datetime:

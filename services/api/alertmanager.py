@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+
 from services.api.ingest import parse_json
-from shared.errors import InvalidRequest
+from shared.errors import InvalidRequest, PayloadTooLarge
+from shared.kafka import MAX_BATCH
 
 # Alertmanager has no fixed severity vocabulary; these are the common spellings. Any other value,
 # or none, is a warning: the alert fired, so it is not merely informational.
@@ -25,8 +28,35 @@ SEVERITY = {
 }
 
 
+class WebhookAlert(BaseModel):
+    """One alert of the payload: the fields the mapping reads, of the types Alertmanager sends
+    (other fields are allowed and ignored). `status` and `fingerprint` are judged per alert by
+    the event contract, so one odd alert is a rejection beside the others' acceptance."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: StrictStr
+    labels: dict[StrictStr, StrictStr] = {}
+    annotations: dict[StrictStr, StrictStr] = {}
+    startsAt: StrictStr | None = None
+    endsAt: StrictStr | None = None
+    fingerprint: StrictStr | None = None
+
+
+class WebhookPayload(BaseModel):
+    """The webhook payload (version "4"), up to MAX_BATCH alerts as `POST /v1/events` takes."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: StrictStr | None = Field(default=None, examples=["4"])
+    receiver: StrictStr
+    status: StrictStr | None = None
+    alerts: list[WebhookAlert] = Field(min_length=1, max_length=MAX_BATCH)
+
+
 def decode(body: bytes) -> dict[str, Any]:
-    """Body bytes → the webhook payload, or InvalidRequest when it is not one."""
+    """Body bytes → the webhook payload, or InvalidRequest when it is not one (PayloadTooLarge
+    past MAX_BATCH alerts)."""
     doc = parse_json(body)
     if (
         not isinstance(doc, dict)
@@ -43,6 +73,17 @@ def decode(body: bytes) -> dict[str, Any]:
         raise InvalidRequest(f'Alertmanager webhook version {version!r} unsupported: expected "4"')
     if not doc["alerts"]:
         raise InvalidRequest("the Alertmanager payload has no alerts")
+    if len(doc["alerts"]) > MAX_BATCH:
+        raise PayloadTooLarge(f"{len(doc['alerts'])} alerts, over the {MAX_BATCH} limit")
+    try:
+        WebhookPayload.model_validate(doc)
+    except ValidationError as err:
+        details = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in err.errors()]
+        first = details[0]
+        raise InvalidRequest(
+            f"not an Alertmanager webhook payload: {'.'.join(first['loc'])}: {first['msg']}",
+            details=details,
+        ) from None
     return doc
 
 
@@ -104,6 +145,25 @@ def alert_event(alert: dict[str, Any], source: str) -> dict[str, Any]:
         "datacontenttype": "application/json",
         "data": data,
     }
+
+
+def payload_schema() -> dict[str, Any]:
+    """WebhookPayload's JSON schema for the OpenAPI document, its alert schema inlined (the
+    document's components hold only the routes' own models)."""
+    schema = WebhookPayload.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(defs[node["$ref"].rsplit("/", 1)[-1]])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
 
 
 def example_payload() -> dict[str, Any]:

@@ -7,15 +7,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api import errors
+from services.api import errors, middleware, openapi
 from services.api.exposition import SnapshotReader
 from services.api.improvements import routes as improvements
 from services.api.indicators import SeriesCache
+from services.api.params import refuse_control_characters
 from services.api.reviews import routes as reviews
 from services.api.routes import (
     alertmanager,
@@ -27,8 +28,14 @@ from services.api.routes import (
     ops,
 )
 from services.catalog import CatalogCache
+from shared import kafka
 from shared.kafka import Publisher
 from shared.settings import Settings
+
+# The most a request body may hold: an improvement's or a review's; the ingest routes take
+# batches up to shared.kafka.MAX_BODY.
+MAX_BODY = 1024 * 1024
+INGEST_BODIES = {"/v1/events": kafka.MAX_BODY, "/v1/ingest/alertmanager": kafka.MAX_BODY}
 
 
 def create_app(
@@ -50,6 +57,8 @@ def create_app(
         version="0.1.0",
         description="Continual service improvement metrics from ITSM events.",
         lifespan=lifespan,
+        # Every route, declared parameters or not (the indicator's dimension filters).
+        dependencies=[Depends(refuse_control_characters)],
     )
     registry = CollectorRegistry()
     app.state.catalogs = CatalogCache()
@@ -61,8 +70,12 @@ def create_app(
     app.state.publisher = publisher or Publisher(settings)
     app.state.registry = registry
     app.state.clock = clock  # what "now" is for improvements and the review schedule
+    # Innermost first: the request metrics count a 413, and every answer gets the headers.
+    app.add_middleware(middleware.BodyLimit, limit=MAX_BODY, limits=INGEST_BODIES)
     _http_metrics(app, registry)
+    app.add_middleware(middleware.Headers, headers=errors.SECURITY_HEADERS)
     errors.install(app)
+    openapi.install(app)
     app.include_router(ops.router)
     app.include_router(ingest.router)
     app.include_router(alertmanager.router)
@@ -84,6 +97,15 @@ def http_metrics(registry: CollectorRegistry) -> tuple[Counter, Histogram]:
         "itsm_http_request_seconds", "HTTP request latency", ["route"], registry=registry
     )
     return requests, latency
+
+
+# The methods a label may name; any other is `other`, so a client cannot add series by making
+# methods up (SPEC §8: labels from known routes and methods only).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else "other"
 
 
 def _http_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
@@ -118,5 +140,5 @@ class _Observed:
             await self.app(scope, receive, sending)
         finally:
             path = getattr(scope.get("route"), "path", "unmatched")
-            self.requests.labels(scope["method"], path, str(status)).inc()
+            self.requests.labels(method_label(scope["method"]), path, str(status)).inc()
             self.latency.labels(path).observe(time.perf_counter() - started)

@@ -3,21 +3,23 @@ no I/O are `async`: FastAPI runs a plain function in a worker thread, a hop per 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NoReturn
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection
 
 from services.api.indicators import Reading
 from services.api.schemas import ErrorBody
 from services.catalog import CatalogCache
-from shared.errors import Forbidden, InvalidRequest, Unauthorized
+from shared.errors import Forbidden, InvalidRequest, Unauthorized, UnsupportedMediaType
 from shared.settings import Settings
 
 
@@ -60,74 +62,90 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+def _scheme(scope: str, what: str) -> HTTPBearer:
+    """The `Authorization: Bearer` header as one of the OpenAPI document's token schemes: the
+    document lists those a route's guard depends on as its alternatives. Refuses nothing itself
+    (the guard does, with the error body)."""
+    description = f"ITSM_{scope.upper()}_TOKEN: {what}"
+    return HTTPBearer(scheme_name=f"{scope}Token", description=description, auto_error=False)
+
+
+Credentials = HTTPAuthorizationCredentials | None
+IngestToken = Annotated[Credentials, Depends(_scheme("ingest", "events and webhooks"))]
+AdminToken = Annotated[Credentials, Depends(_scheme("admin", "every endpoint; dead letters"))]
+ManageToken = Annotated[Credentials, Depends(_scheme("manage", "improvements and reviews"))]
+ReadToken = Annotated[Credentials, Depends(_scheme("read", "reads, when one is configured"))]
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 def _matches(token: str, *configured: str | None) -> bool:
-    return any(c and hmac.compare_digest(token.encode(), c.encode()) for c in configured)
+    """Whether `token` is one of the configured tokens, compared in constant time (digests of
+    equal length: not even the length of a token is told by the time taken)."""
+    presented = _digest(token)
+    return any(c and hmac.compare_digest(presented, _digest(c)) for c in configured)
 
 
-async def require_ingest(request: Request, settings: SettingsDep) -> None:
+def _tokens(settings: Settings) -> tuple[str | None, ...]:
+    return (settings.ingest_token, settings.admin_token, settings.manage_token, settings.read_token)
+
+
+def _presented(credentials: Credentials, scope: str) -> str:
+    if credentials is None:
+        raise Unauthorized(f"missing bearer token: send `Authorization: Bearer <{scope} token>`")
+    return credentials.credentials
+
+
+def _refuse(token: str, settings: Settings, needs: str) -> NoReturn:
+    """401 for a token this api does not know (not authenticated), 403 for one of its tokens
+    without this endpoint's scope (authenticated, not allowed)."""
+    if _matches(token, *_tokens(settings)):
+        raise Forbidden(f"this endpoint needs {needs}")
+    raise Unauthorized("invalid bearer token")
+
+
+async def require_ingest(settings: SettingsDep, ingest: IngestToken, _: AdminToken) -> None:
     """Write scope (SPEC §7.1): the ingest or admin token; refused when neither is configured."""
     if not (settings.ingest_token or settings.admin_token):
         raise Forbidden("ingest is disabled: no ITSM_INGEST_TOKEN or ITSM_ADMIN_TOKEN configured")
-    token = _bearer(request)
-    if token is None:
-        raise Unauthorized("missing bearer token: send `Authorization: Bearer <ingest token>`")
+    token = _presented(ingest, "ingest")
     if not _matches(token, settings.ingest_token, settings.admin_token):
-        if _matches(token, settings.read_token):
-            raise Forbidden("the read token cannot write")
-        raise Unauthorized("invalid bearer token")
+        _refuse(token, settings, "the ingest or the admin token")
 
 
-async def require_admin(request: Request, settings: SettingsDep) -> None:
+async def require_admin(settings: SettingsDep, admin: AdminToken) -> None:
     """Admin scope: only the admin token; refused when none is configured. Guards what may
     carry personal data, such as the raw payloads of dead letters (SPEC §3.6)."""
     if not settings.admin_token:
         raise Forbidden("admin endpoints are disabled: no ITSM_ADMIN_TOKEN configured")
-    token = _bearer(request)
-    if token is None:
-        raise Unauthorized("missing bearer token: send `Authorization: Bearer <admin token>`")
+    token = _presented(admin, "admin")
     if not _matches(token, settings.admin_token):
-        if _matches(token, settings.ingest_token, settings.read_token):
-            raise Forbidden("this endpoint needs the admin token")
-        raise Unauthorized("invalid bearer token")
+        _refuse(token, settings, "the admin token")
 
 
-async def require_manage(request: Request, settings: SettingsDep) -> None:
+async def require_manage(settings: SettingsDep, manage: ManageToken, _: AdminToken) -> None:
     """Manage scope (improvements, SPEC §7.4): the manage or the admin token; refused when
     neither is configured. Its own token, so whoever runs the register need not hold the admin
     token, which also reads dead letters' raw payloads."""
     if not (settings.manage_token or settings.admin_token):
         raise Forbidden("managing is disabled: no ITSM_MANAGE_TOKEN or ITSM_ADMIN_TOKEN configured")
-    token = _bearer(request)
-    if token is None:
-        raise Unauthorized("missing bearer token: send `Authorization: Bearer <manage token>`")
+    token = _presented(manage, "manage")
     if not _matches(token, settings.manage_token, settings.admin_token):
-        if _matches(token, settings.ingest_token, settings.read_token):
-            raise Forbidden("this endpoint needs the manage or the admin token")
-        raise Unauthorized("invalid bearer token")
+        _refuse(token, settings, "the manage or the admin token")
 
 
-async def require_read(request: Request, settings: SettingsDep) -> None:
-    """Read endpoints are open unless ITSM_READ_TOKEN is configured."""
+async def require_read(
+    settings: SettingsDep, read: ReadToken, _i: IngestToken, _m: ManageToken, _a: AdminToken
+) -> None:
+    """Read endpoints are open unless ITSM_READ_TOKEN is configured; then any token reads.
+    (Each guard takes the schemes of the tokens it accepts, read or not: they are the OpenAPI
+    document's alternatives; all are the same header.)"""
     if not settings.read_token:
         return
-    token = _bearer(request)
-    if token is None:
-        raise Unauthorized("missing bearer token: send `Authorization: Bearer <read token>`")
-    if not _matches(
-        token,
-        settings.read_token,
-        settings.admin_token,
-        settings.ingest_token,
-        settings.manage_token,
-    ):
+    token = _presented(read, "read")
+    if not _matches(token, *_tokens(settings)):
         raise Unauthorized("invalid bearer token")
 
 
@@ -166,6 +184,26 @@ async def refuse_unknown_query(request: Request) -> None:
             details={"unknown": unknown, "allowed": sorted(allowed)},
         )
 
+
+def accepts(*media_types: str) -> params.Depends:
+    """A body of one of these media types, else 415: a body of another type is never read as
+    JSON (a form, text or XML posted by mistake). Parameters such as `charset` are ignored."""
+
+    async def media_type(request: Request) -> None:
+        given = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if given not in media_types:
+            raise UnsupportedMediaType(
+                f"unsupported Content-Type: send the body as {' or '.join(media_types)}",
+                details={"accepted": list(media_types)},
+            )
+
+    guard: params.Depends = Depends(media_type)
+    return guard
+
+
+# The media types of a route's body; a JSON-bodied write route takes JsonBody.
+CLOUDEVENTS = ("application/cloudevents+json", "application/cloudevents-batch+json")
+JsonBody = accepts("application/json")
 
 Ingest = Depends(require_ingest)
 Admin = Depends(require_admin)

@@ -1,19 +1,46 @@
-"""Typed errors → the JSON error body `{"error": {"code", "message", "details"}}` (SPEC §7)."""
+"""Typed errors → the JSON error body `{"error": {"code", "message", "details"}}` (SPEC §7), and
+an unexpected exception → the same body with 500, never a plain-text page."""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from shared.errors import ItsmError
 
+log = logging.getLogger("itsm.api")
 
-def error_response(status: int, code: str, message: str, details: object = None) -> JSONResponse:
+# What every answer carries (services/api/app.py adds them to the others): a browser never
+# guesses another type than the one declared (a JSON body holding markup is not a page).
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff"}
+
+_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: object = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     return JSONResponse(
         status_code=status,
         content={"error": {"code": code, "message": message, "details": details}},
+        headers=dict(headers or {}),
     )
 
 
@@ -31,5 +58,31 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
-        return error_response(err.status_code, code, str(err.detail))
+        code = _CODES.get(err.status_code, "http_error")
+        # The headers Starlette sets, such as a 405's `Allow`.
+        return error_response(err.status_code, code, str(err.detail), headers=err.headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _: ClientDisconnect) -> JSONResponse:
+        # The client went away (or the server cut it off past its body deadline) while the
+        # body was read: nobody reads this answer, and it is no server error.
+        log.info("client gone before its request body was read", extra={"route": _route(request)})
+        return error_response(400, "client_disconnected", "the request body did not arrive")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception) -> JSONResponse:
+        # Starlette's outermost middleware answers with this and re-raises for the server to
+        # log; the line here names the route, never the request's headers (tokens) or body.
+        log.error(
+            "unexpected error answering a request",
+            extra={"route": _route(request), "error": type(err).__name__},
+        )
+        # Outside the other middlewares: the security headers are set here.
+        return error_response(
+            500, "internal_error", "internal server error", headers=SECURITY_HEADERS
+        )
+
+
+def _route(request: Request) -> str:
+    """The route template (never the raw path, which may hold anything)."""
+    return str(getattr(request.scope.get("route"), "path", "unmatched"))

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from services.api.alertmanager import alert_event, decode, to_events
 from services.api.app import create_app
-from shared.errors import InvalidRequest
+from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.events import InvalidEvent, validate_event
 from shared.settings import Settings
 from tests.helpers import read_topic, store
@@ -204,6 +204,32 @@ def test_what_is_not_an_alertmanager_payload_is_refused(body: bytes, message: st
         decode(body)
 
 
+@pytest.mark.parametrize(
+    ("alert", "where"),
+    [
+        ({"labels": "x"}, "alerts.0.labels"),
+        ({"labels": {"severity": 1}}, "alerts.0.labels.severity"),
+        ({"annotations": ["summary"]}, "alerts.0.annotations"),
+        ({"startsAt": 1760000000}, "alerts.0.startsAt"),
+        ({"fingerprint": {"a": 1}}, "alerts.0.fingerprint"),
+        ({"status": None}, "alerts.0.status"),
+    ],
+)
+def test_an_alert_of_the_wrong_shape_is_refused_naming_the_field(
+    alert: dict[str, Any], where: str
+) -> None:
+    with pytest.raises(InvalidRequest, match=re.escape(f"payload: {where}: ")) as caught:
+        decode(json.dumps(payload(am_alert(**alert))).encode())
+    assert caught.value.details[0]["loc"] == where.split(".")
+
+
+def test_more_alerts_than_an_ingest_batch_takes_are_refused_as_too_large() -> None:
+    # The same limit as POST /v1/events (shared.kafka.MAX_BATCH), and the same answer: 413.
+    with pytest.raises(PayloadTooLarge, match="10001 alerts, over the 10000 limit"):
+        decode(json.dumps(payload(*[am_alert()] * 10_001)).encode())
+    assert len(decode(json.dumps(payload(*[am_alert()] * 10_000)).encode())["alerts"]) == 10_000
+
+
 def test_decode_does_not_modify_the_payload() -> None:
     doc = payload(am_alert())
     before = copy.deepcopy(doc)
@@ -298,8 +324,35 @@ def test_webhook_with_no_valid_alert_is_422(client: TestClient) -> None:
     "body", [b"garbage", b'{"receiver": "x"}', json.dumps([{"specversion": "1.0"}]).encode()]
 )
 def test_garbage_is_422_with_the_error_body(client: TestClient, body: bytes) -> None:
-    resp = client.post("/v1/ingest/alertmanager", content=body, headers=INGEST)
+    headers = {**INGEST, "Content-Type": "application/json"}
+    resp = client.post("/v1/ingest/alertmanager", content=body, headers=headers)
     assert resp.status_code == 422
     error = resp.json()["error"]
     assert error["code"] == "invalid_request"
     assert set(error) == {"code", "message", "details"}
+
+
+def test_webhook_over_the_batch_limit_is_413_with_the_error_body(client: TestClient) -> None:
+    resp = client.post(
+        "/v1/ingest/alertmanager", json=payload(*[am_alert()] * 10_001), headers=INGEST
+    )
+    assert resp.status_code == 413
+    assert resp.json()["error"]["code"] == "payload_too_large"
+
+
+def test_webhook_with_labels_not_an_object_is_422_naming_them(client: TestClient) -> None:
+    resp = client.post(
+        "/v1/ingest/alertmanager", json=payload(am_alert(labels="x")), headers=INGEST
+    )
+    assert resp.status_code == 422
+    assert resp.json()["error"]["details"][0]["loc"] == ["alerts", "0", "labels"]
+
+
+@pytest.mark.parametrize("media_type", ["text/plain", "application/cloudevents+json", None])
+def test_webhook_body_not_sent_as_json_is_415(client: TestClient, media_type: str | None) -> None:
+    headers = {**INGEST, **({"Content-Type": media_type} if media_type else {})}
+    resp = client.post(
+        "/v1/ingest/alertmanager", content=json.dumps(payload(am_alert())), headers=headers
+    )
+    assert resp.status_code == 415
+    assert resp.json()["error"]["details"] == {"accepted": ["application/json"]}

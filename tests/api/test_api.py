@@ -30,6 +30,7 @@ from tests.helpers import (
 )
 
 INGEST = {"Authorization": "Bearer ingest-secret"}
+RAW_JSON = {**INGEST, "Content-Type": "application/json"}  # for bodies sent as bytes
 
 
 @pytest.fixture
@@ -172,7 +173,7 @@ def test_batch_over_10000_events_is_413(client: TestClient) -> None:
 
 
 def test_body_that_is_not_json_is_422(client: TestClient) -> None:
-    resp = client.post("/v1/events", content=b"<xml/>", headers=INGEST)
+    resp = client.post("/v1/events", content=b"<xml/>", headers=RAW_JSON)
     assert resp.status_code == 422
     assert error_code(resp) == "invalid_request"
 
@@ -676,7 +677,7 @@ def test_json_that_postgresql_cannot_store_is_refused(
     # Python's json module reads these; PostgreSQL's json does not: the event would have
     # failed its whole batch in the collector, again and again (a poison batch).
     body = json.dumps(ticket_event("J1", utc(2026, 10, 5), "new", notes="X")).encode()
-    resp = client.post("/v1/events", content=body.replace(b'"X"', fragment), headers=INGEST)
+    resp = client.post("/v1/events", content=body.replace(b'"X"', fragment), headers=RAW_JSON)
     assert resp.status_code == 422, what
     assert "body is not JSON" in resp.json()["error"]["message"]
 
@@ -717,7 +718,7 @@ def test_integers_wider_than_their_column_are_refused(
 def test_deeply_nested_events_are_refused(client: TestClient, depth: int) -> None:
     body = json.dumps(ticket_event("N1", utc(2026, 10, 5), "new", notes="X")).encode()
     nested = body.replace(b'"X"', b"[" * depth + b"]" * depth)
-    resp = client.post("/v1/events", content=nested, headers=INGEST)
+    resp = client.post("/v1/events", content=nested, headers=RAW_JSON)
     assert resp.status_code == 422
     assert "nested deeper than 32 levels" in resp.json()["rejected"][0]["reason"]
 

@@ -11,6 +11,7 @@ from services.api.deps import (
     Catalogs,
     Db,
     Format,
+    JsonBody,
     KnownQuery,
     Manage,
     Now,
@@ -28,6 +29,7 @@ from services.api.improvements.schemas import (
     Report,
     TransitionRequest,
 )
+from services.api.params import RowId
 
 router = APIRouter(prefix="/v1", tags=["improvements"])
 
@@ -37,7 +39,7 @@ router = APIRouter(prefix="/v1", tags=["improvements"])
     status_code=201,
     response_model=Improvement,
     responses=ERRORS,
-    dependencies=[Manage],
+    dependencies=[Manage, JsonBody],
 )
 def create_improvement(
     body: ImprovementCreate, db: Db, catalogs: Catalogs, now: Now
@@ -67,7 +69,7 @@ def list_improvements(
     responses=ERRORS,
     dependencies=[Read, KnownQuery],
 )
-def get_improvement(improvement_id: int, db: Db) -> Improvement:
+def get_improvement(improvement_id: RowId, db: Db) -> Improvement:
     """One improvement with its baseline, evidence, decision and every transition."""
     return improvements.get(db, improvement_id)
 
@@ -76,10 +78,10 @@ def get_improvement(improvement_id: int, db: Db) -> Improvement:
     "/improvements/{improvement_id}",
     response_model=Improvement,
     responses=ERRORS,
-    dependencies=[Manage],
+    dependencies=[Manage, JsonBody],
 )
 def patch_improvement(
-    improvement_id: int, body: ImprovementPatch, db: Db, catalogs: Catalogs, now: Now
+    improvement_id: RowId, body: ImprovementPatch, db: Db, catalogs: Catalogs, now: Now
 ) -> Improvement:
     """Change fields while the improvement is open (409 otherwise); not its state."""
     found = improvements.update_fields(db, catalogs.get(db)[0], improvement_id, body, now)
@@ -91,10 +93,10 @@ def patch_improvement(
     "/improvements/{improvement_id}/transitions",
     response_model=Improvement,
     responses=ERRORS,
-    dependencies=[Manage],
+    dependencies=[Manage, JsonBody],
 )
 def transition_improvement(
-    improvement_id: int,
+    improvement_id: RowId,
     body: TransitionRequest,
     db: Db,
     catalogs: Catalogs,
@@ -116,7 +118,7 @@ def transition_improvement(
     dependencies=[Read, KnownQuery],
 )
 def improvement_report(
-    improvement_id: int, request: Request, db: Db, catalogs: Catalogs, format: Format = None
+    improvement_id: RowId, request: Request, db: Db, catalogs: Catalogs, format: Format = None
 ) -> Report | HTMLResponse:
     """The improvement's outcome in numbers: baseline, target, observed, change, evidence. As a
     printable page with its chart when asked for HTML (`?format=html` or `Accept: text/html`)."""

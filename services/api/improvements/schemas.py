@@ -8,10 +8,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.api.improvements.states import Element, Source, State
+from services.api.params import STORABLE, Day
 from shared.windows import WindowKind
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-LongText = Annotated[str, StringConstraints(max_length=10_000)]
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=300, pattern=STORABLE),
+]
+LongText = Annotated[str, StringConstraints(max_length=10_000, pattern=STORABLE)]
 Target = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Windows = Annotated[int, Field(strict=True, ge=1, le=366)]
 
@@ -29,9 +33,9 @@ class Links(_Request):
 
 
 class Action(_Request):
-    description: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    description: Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=STORABLE)]
     owner: Text | None = None
-    due_date: date | None = None
+    due_date: Day | None = None
     done: bool = False
 
 
@@ -73,7 +77,7 @@ class ImprovementCreate(_Request):
     links: Links = Links()
     actions: Annotated[list[Action], Field(max_length=100)] = []
     owner: Text
-    due_date: date | None = None
+    due_date: Day | None = None
     verification_windows: Windows = 1
     by: Text | None = None
 
@@ -101,7 +105,7 @@ class ImprovementPatch(_Request):
     links: Links | None = None
     actions: Annotated[list[Action], Field(max_length=100)] | None = None
     owner: Text | None = None
-    due_date: date | None = None
+    due_date: Day | None = None
     verification_windows: Windows | None = None
 
 

@@ -3,7 +3,6 @@ token, reads the read token. Each write is one transaction, committed before the
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -15,6 +14,7 @@ from services.api.deps import (
     Catalogs,
     Db,
     Format,
+    JsonBody,
     KnownQuery,
     Manage,
     Now,
@@ -23,6 +23,7 @@ from services.api.deps import (
     SettingsDep,
     wants_html,
 )
+from services.api.params import Instant, RowId
 from services.api.reviews import customer as customer_review
 from services.api.reviews import customer_html, team_html
 from services.api.reviews import service as reviews
@@ -50,7 +51,11 @@ Tz = Annotated[ZoneInfo, Depends(_tz)]
 
 
 @router.post(
-    "/reviews", status_code=201, response_model=Review, responses=ERRORS, dependencies=[Manage]
+    "/reviews",
+    status_code=201,
+    response_model=Review,
+    responses=ERRORS,
+    dependencies=[Manage, JsonBody],
 )
 def create_review(body: ReviewCreate, db: Db, catalogs: Catalogs, now: Now, tz: Tz) -> Review:
     """Record a review that took place, with its action items."""
@@ -84,7 +89,7 @@ def review_schedule(
     catalogs: Catalogs,
     now: Now,
     tz: Tz,
-    at: datetime | None = None,
+    at: Instant | None = None,
     periods: Annotated[int, Query(ge=1, le=24)] = 4,
 ) -> Schedule:
     """The catalog's review schedule at `at` (default now): for each scheduled review its
@@ -179,7 +184,7 @@ def team_review_of(
     responses=ERRORS,
     dependencies=[Read, KnownQuery],
 )
-def get_review(review_id: int, db: Db) -> Review:
+def get_review(review_id: RowId, db: Db) -> Review:
     """One review with its action items, the previous review of the same kind and scope with
     its items' progress, and the items still open from earlier reviews."""
     return reviews.get(db, review_id)
@@ -189,10 +194,10 @@ def get_review(review_id: int, db: Db) -> Review:
     "/reviews/{review_id:int}/action-items/{item_id:int}",
     response_model=ActionItem,
     responses=ERRORS,
-    dependencies=[Manage],
+    dependencies=[Manage, JsonBody],
 )
 def patch_action_item(
-    review_id: int, item_id: int, body: ActionItemPatch, db: Db, now: Now
+    review_id: RowId, item_id: RowId, body: ActionItemPatch, db: Db, now: Now
 ) -> ActionItem:
     """Change an action item's state, note, owner or due date: `open ↔ in_progress → done |
     dropped`; a done or dropped item is final (409 with the allowed states)."""

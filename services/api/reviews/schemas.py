@@ -7,13 +7,17 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from services.api.params import STORABLE, Day, Instant
 from services.api.reviews.items import ItemState
 from services.api.reviews.schedule import ScheduleState
 from services.catalog.model import ReviewKind
 from shared.periods import PeriodKind
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-LongText = Annotated[str, StringConstraints(max_length=10_000)]
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=300, pattern=STORABLE),
+]
+LongText = Annotated[str, StringConstraints(max_length=10_000, pattern=STORABLE)]
 Level = Annotated[int, Field(strict=True, ge=1, le=4)]
 
 
@@ -22,9 +26,12 @@ class _Request(BaseModel):
 
 
 class ActionItemCreate(_Request):
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    title: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=STORABLE),
+    ]
     owner: Text
-    due: date | None = None
+    due: Day | None = None
     state: ItemState = "open"
     note: LongText = ""
 
@@ -60,7 +67,7 @@ class ReviewCreate(_Request):
     customer: Text | None = None
     assignment_group: Text | None = None
     period: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)]
-    held_at: datetime | None = None
+    held_at: Instant | None = None
     participants: Annotated[list[Text], Field(min_length=1, max_length=200)]
     notes: LongText = ""
     decisions: Annotated[list[LongText], Field(max_length=200)] = []
@@ -86,7 +93,7 @@ class ActionItemPatch(_Request):
     state: ItemState | None = None
     note: LongText | None = None
     owner: Text | None = None
-    due: date | None = None
+    due: Day | None = None
     by: Text
 
 

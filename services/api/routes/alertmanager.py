@@ -5,7 +5,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from services.api import alertmanager, ingest
-from services.api.deps import Ingest, SettingsDep
+from services.api.deps import Ingest, JsonBody, SettingsDep
 from services.api.schemas import ErrorBody, IngestResult
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
@@ -13,7 +13,7 @@ router = APIRouter(prefix="/v1", tags=["ingest"])
 
 @router.post(
     "/ingest/alertmanager",
-    dependencies=[Ingest],
+    dependencies=[Ingest, JsonBody],
     status_code=202,
     response_model=IngestResult,
     responses={
@@ -30,7 +30,12 @@ router = APIRouter(prefix="/v1", tags=["ingest"])
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"example": alertmanager.example_payload()}},
+            "content": {
+                "application/json": {
+                    "schema": alertmanager.payload_schema(),
+                    "example": alertmanager.example_payload(),
+                }
+            },
         }
     },
 )

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from services.api.deps import Admin, Db, KnownQuery
+from services.api.params import BIGINT_MAX
 from services.api.schemas import DeadLetterItem, DeadLetterList, ErrorBody
 from services.collector import dead_letters
 from services.collector.dead_letters import StoredDeadLetter
@@ -46,7 +47,9 @@ def _item(d: StoredDeadLetter) -> DeadLetterItem:
 def list_dead_letters(
     db: Db,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: Annotated[int | None, Query(ge=1, description="only ids below this one")] = None,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=BIGINT_MAX, description="only ids below this one")
+    ] = None,
     replayed: Annotated[bool | None, Query(description="replayed (true) or not (false)")] = None,
     reason: Annotated[str | None, Query(max_length=1000, description="reason substring")] = None,
 ) -> DeadLetterList:

@@ -73,7 +73,7 @@ def list_tickets(
 
 
 @router.get(
-    "/tickets/{ticket_id}", tags=["tickets"], response_model=TicketInfo, responses=NOT_FOUND
+    "/tickets/{ticket_id:path}", tags=["tickets"], response_model=TicketInfo, responses=NOT_FOUND
 )
 def get_ticket(ticket_id: str, db: Db, catalogs: Catalogs, now: Now) -> TicketInfo:
     """One ticket projection with its SLA evaluated at the time of the request (see
@@ -93,7 +93,10 @@ def list_services(db: Db, settings: SettingsDep, catalogs: Catalogs, now: Now) -
 
 
 @router.get(
-    "/services/{service_id}", tags=["services"], response_model=ServiceInfo, responses=NOT_FOUND
+    "/services/{service_id:path}",
+    tags=["services"],
+    response_model=ServiceInfo,
+    responses=NOT_FOUND,
 )
 def get_service(
     service_id: str, db: Db, settings: SettingsDep, catalogs: Catalogs, now: Now
@@ -105,7 +108,7 @@ def get_service(
 
 
 @router.get(
-    "/changes/{change_id}", tags=["changes"], response_model=ChangeInfo, responses=NOT_FOUND
+    "/changes/{change_id:path}", tags=["changes"], response_model=ChangeInfo, responses=NOT_FOUND
 )
 def get_change(change_id: str, db: Db) -> ChangeInfo:
     """One change projection (SPEC §3.2)."""
@@ -113,7 +116,7 @@ def get_change(change_id: str, db: Db) -> ChangeInfo:
 
 
 @router.get(
-    "/cis/{ci_id}",
+    "/cis/{ci_id:path}",
     tags=["configuration items"],
     response_model=ConfigItemInfo,
     responses=NOT_FOUND,

@@ -11,6 +11,7 @@ from starlette.datastructures import State
 from services.aggregator.indicators import all_indicators
 from services.api import indicators
 from services.api.deps import Catalogs, Db, KnownQuery, Read, SettingsDep
+from services.api.params import Instant
 from services.api.schemas import ErrorBody, IndicatorList, IndicatorSeries
 from shared.settings import Settings
 
@@ -53,8 +54,8 @@ async def get_indicator(
     indicator_id: str,
     settings: SettingsDep,
     window: str = "day",
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: Instant | None = None,
+    end: Instant | None = None,
     group_by: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
     """Points of one indicator per window, filtered by dimensions and grouped by `group_by`

@@ -5,7 +5,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from services.api import ingest
-from services.api.deps import Ingest, SettingsDep
+from services.api.deps import CLOUDEVENTS, Ingest, SettingsDep, accepts
 from services.api.schemas import ErrorBody, IngestResult
 from shared.events import example_events
 
@@ -17,7 +17,7 @@ _EXAMPLES = {etype: {"summary": etype, "value": ev} for etype, ev in example_eve
 
 @router.post(
     "/events",
-    dependencies=[Ingest],
+    dependencies=[Ingest, accepts("application/json", *CLOUDEVENTS)],
     status_code=202,
     response_model=IngestResult,
     responses={
@@ -25,7 +25,10 @@ _EXAMPLES = {etype: {"summary": etype, "value": ev} for etype, ev in example_eve
         401: {"model": ErrorBody},
         403: {"model": ErrorBody},
         413: {"model": ErrorBody},
-        422: {"model": IngestResult},
+        422: {
+            "model": IngestResult | ErrorBody,
+            "description": "no event accepted (the result), or the body is not JSON",
+        },
         503: {"model": ErrorBody},
     },
     openapi_extra={

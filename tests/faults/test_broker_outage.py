@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 # the requests in flight when the broker hung are answered 503, the client waits as Retry-After
 # says and posts them again.
 FREEZE_SECONDS = 34
-N = 600  # incidents per path: 1,800 events over Kafka, 1,800 over HTTP
+N = 400  # incidents per path: 1,200 events over Kafka, 1,200 over HTTP
 
 
 def test_broker_hung_past_the_ingest_timeout_then_back_counts_every_event_once(
@@ -39,8 +39,8 @@ def test_broker_hung_past_the_ingest_timeout_then_back_counts_every_event_once(
     sent = keys(over_kafka) | keys(over_http)
     engine = make_engine(settings.require_database_url())
     with running(settings, tmp_path) as stack:
-        kafka = KafkaLoad(settings, over_kafka, size=60, pause=0.2, deadline=150)
-        http = HttpLoad(stack.url, TOKEN, over_http, size=60, pause=0.2, deadline=150)
+        kafka = KafkaLoad(settings, over_kafka, size=40, pause=0.2, deadline=150)
+        http = HttpLoad(stack.url, TOKEN, over_http, size=40, pause=0.2, deadline=150)
         kafka.start()
         http.start()
         # the broker hangs with events on their way both ways and batches being stored
@@ -60,7 +60,7 @@ def test_broker_hung_past_the_ingest_timeout_then_back_counts_every_event_once(
             what=f"the {len(sent)} distinct events stored",
             diagnostics=stack.tail,
         )
-        # the aggregator computed them, and the api serves it: 2 × 600 incidents opened
+        # the aggregator computed them, and the api serves it: 2 × 400 incidents opened
         wait_serving(stack, base, opened=2 * N)
         stack.assert_running()  # none died or was restarted: each one recovered by itself
     # While the broker hung, a POST was answered 503 with Retry-After, never 202 nor 500; the

@@ -24,7 +24,7 @@ from tests.helpers import counts
 pytestmark = pytest.mark.e2e
 
 OUTAGE_SECONDS = 15
-N = 500  # incidents per path: 1,500 events over Kafka, 1,500 over HTTP
+N = 400  # incidents per path: 1,200 events over Kafka, 1,200 over HTTP
 
 
 def test_database_down_then_back_every_service_recovers_by_itself_and_counts_each_event_once(
@@ -39,8 +39,8 @@ def test_database_down_then_back_every_service_recovers_by_itself_and_counts_eac
     sent = keys(over_kafka) | keys(over_http)
     engine = make_engine(settings.require_database_url())
     with running(settings, tmp_path) as stack:
-        kafka = KafkaLoad(settings, over_kafka, size=50, pause=0.3, deadline=150)
-        http = HttpLoad(stack.url, TOKEN, over_http, size=50, pause=0.3, deadline=150)
+        kafka = KafkaLoad(settings, over_kafka, size=40, pause=0.25, deadline=150)
+        http = HttpLoad(stack.url, TOKEN, over_http, size=40, pause=0.25, deadline=150)
         kafka.start()
         http.start()
         wait_until(
@@ -70,7 +70,7 @@ def test_database_down_then_back_every_service_recovers_by_itself_and_counts_eac
             what=f"the {len(sent)} distinct events stored",
             diagnostics=stack.tail,
         )
-        # the aggregator computed them, and the api serves it: 2 × 500 incidents opened
+        # the aggregator computed them, and the api serves it: 2 × 400 incidents opened
         wait_serving(stack, base, opened=2 * N)
         stack.assert_running()  # none died or was restarted: each one recovered by itself
     # The api produces to the broker, which stayed up: ingest never needed the database.

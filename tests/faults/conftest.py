@@ -83,7 +83,9 @@ class RestartablePostgres:
         self.server.start()  # the same port from the second start on
 
     def url(self, database: str = "itsm") -> str:
-        return make_url(self.server.url).set(database=database).render_as_string(False)
+        return (
+            make_url(self.server.url).set(database=database).render_as_string(hide_password=False)
+        )
 
     def create_database(self, name: str = "itsm") -> str:
         import psycopg
@@ -203,9 +205,6 @@ class Stack:
 
     def tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
-
-    def grep(self, text: str) -> int:
-        return self.log.read_text(errors="replace").count(text) if self.log.exists() else 0
 
 
 @contextlib.contextmanager

@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZMULTIRANGE
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from shared.errors import DatabaseUnavailable, NotMigrated
 
@@ -722,6 +722,16 @@ def current_revision(engine: Engine) -> str | None:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except OperationalError as err:
         raise DatabaseUnavailable(describe_db_error(engine, err)) from None
+
+
+def unreachable(err: DBAPIError) -> bool:
+    """A lost or refused connection (SQLSTATE class 08, a server shutting down or starting up),
+    not a failure of the statement (which a statement timeout is): the database is away, the
+    same work may succeed once it is back."""
+    if err.connection_invalidated:
+        return True
+    sqlstate = getattr(err.orig, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03")
 
 
 def describe_db_error(engine: Engine, err: Exception) -> str:

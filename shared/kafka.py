@@ -14,6 +14,7 @@ from kafka import KafkaProducer
 from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from kafka.errors import KafkaError
 
+from shared import faults
 from shared.errors import BrokerUnavailable
 from shared.events import DEPTH_REASON, InvalidEvent, validate_event
 from shared.settings import Settings
@@ -166,6 +167,7 @@ class Publisher:
                 f.get(timeout=30)
         except KafkaError as err:
             raise BrokerUnavailable(f"could not produce to Kafka: {err}") from None
+        faults.checkpoint("after_produce")  # the api crash test's window: produced, not answered
 
     def close(self) -> None:
         with self._lock:

@@ -31,6 +31,7 @@ from services.aggregator.snapshot import Snapshot, SnapshotWriter
 from services.aggregator.units import Context, process_days, process_windows, queue_later
 from services.catalog import Catalog, CatalogCache
 from services.catalog.store import DEFAULT_SHA
+from shared.db import unreachable
 from shared.dirty import mark_dirty
 from shared.settings import Settings
 from shared.windows import window_end
@@ -180,7 +181,7 @@ class Aggregator:
                     self._measure(units, claimed, time.perf_counter() - started, now)
                     queue.done(conn, claimed, self.horizon(now))
         except DBAPIError as err:
-            if err.connection_invalidated or _unreachable(err):
+            if unreachable(err):
                 raise  # the database is away: nothing to count against the windows
             if _transient(err):  # a deadlock: the rows stay due and are taken again
                 _warn("window recompute met a deadlock, will retry", err)
@@ -463,13 +464,6 @@ def _paced(run: Callable[[], object], share: float) -> Callable[[], None]:
             next_at = started + (time.monotonic() - started) / share
 
     return paced
-
-
-def _unreachable(err: DBAPIError) -> bool:
-    """A lost or refused connection (SQLSTATE class 08, a server shutting down), not a failure
-    of the unit's statements (which a statement timeout is)."""
-    sqlstate = getattr(err.orig, "sqlstate", None)
-    return sqlstate is None or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03")
 
 
 def _transient(err: DBAPIError) -> bool:

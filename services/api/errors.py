@@ -9,10 +9,17 @@ from collections.abc import Mapping
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from shared.errors import ItsmError
+from shared.db import describe_db_error, unreachable
+from shared.errors import DatabaseUnavailable, ItsmError
+
+# What a 503 (the broker or the database unavailable) tells a client to wait before it sends the
+# same request again (RFC 9110 §10.2.3): a POST /v1/events that was not answered 202 is safe to
+# send again, the collector dedupes by (source, id).
+RETRY_AFTER_SECONDS = 5
 
 log = logging.getLogger("itsm.api")
 
@@ -40,7 +47,10 @@ def error_response(
     return JSONResponse(
         status_code=status,
         content={"error": {"code": code, "message": message, "details": details}},
-        headers=dict(headers or {}),
+        headers={
+            **({"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}),
+            **(headers or {}),
+        },
     )
 
 
@@ -48,6 +58,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ItsmError)
     async def _itsm(_: Request, err: ItsmError) -> JSONResponse:
         return error_response(err.http_status, err.code, err.message, err.details)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, err: DBAPIError) -> JSONResponse:
+        # The database away (down, restarting, unreachable) is a 503 to retry, as /readyz says;
+        # any other database error is a bug, left to the server's 500.
+        if not unreachable(err):
+            raise err
+        return await _itsm(
+            request, DatabaseUnavailable(describe_db_error(request.app.state.engine, err))
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, err: RequestValidationError) -> JSONResponse:

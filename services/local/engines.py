@@ -190,9 +190,13 @@ class EmbeddedPostgres:
             self.port = free_port()
         else:
             require_free_port(self.port, "embedded PostgreSQL", "ITSM_LOCAL_POSTGRES_PORT")
+        # fsync and full page writes off: fast, and only a crash of the machine loses data.
+        # synchronous_commit stays on: off, a COMMIT returns before its WAL is written, and a
+        # crash of the server alone (kill -9, OOM) loses the last transactions the collector
+        # was told had committed and whose offsets it then committed (tests/faults).
         opts = (
             f"-h 127.0.0.1 -p {self.port} -c unix_socket_directories='' "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c fsync=off -c full_page_writes=off "
             "-c max_connections=200 -c shared_buffers=256MB"
         )
         log_file = self.pgdata / "server.log"

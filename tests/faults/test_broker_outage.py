@@ -1,0 +1,74 @@
+"""The broker hangs while events flow over Kafka and over `POST /v1/events` and the aggregator
+computes, then comes back (issue 14, SPEC §4 and §7.1). The broker is frozen (SIGSTOP), not
+restarted: the embedded Tansu keeps its log in memory only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.db import make_engine
+from shared.kafka import ensure_topics
+from tests.conftest import Postgres, make_settings, wait_until
+from tests.faults.conftest import TOKEN, FreezableBroker, running, wait_serving, waited
+from tests.faults.invariants import (
+    assert_indicators_match_recompute,
+    assert_projections_match_refold,
+    assert_stored_once,
+)
+from tests.faults.load import HttpLoad, KafkaLoad, history_start, incidents, keys
+from tests.helpers import counts
+
+pytestmark = pytest.mark.e2e
+
+# Longer than the api waits for the broker's acknowledgements (30 s, shared/kafka.Publisher):
+# the requests in flight when the broker hung are answered 503, the client waits as Retry-After
+# says and posts them again.
+FREEZE_SECONDS = 34
+N = 400  # incidents per path: 1,200 events over Kafka, 1,200 over HTTP
+
+
+def test_broker_hung_past_the_ingest_timeout_then_back_counts_every_event_once(
+    postgres: Postgres, own_broker: FreezableBroker, tmp_path: Path
+) -> None:
+    settings = make_settings(postgres.fresh(), own_broker.bootstrap, collector_batch_size=200)
+    ensure_topics(settings)
+    base = history_start(N)
+    over_kafka, over_http = incidents("kafka", N, base), incidents("http", N, base)
+    sent = keys(over_kafka) | keys(over_http)
+    engine = make_engine(settings.require_database_url())
+    with running(settings, tmp_path) as stack:
+        kafka = KafkaLoad(settings, over_kafka, size=40, pause=0.2, deadline=150)
+        http = HttpLoad(stack.url, TOKEN, over_http, size=40, pause=0.2, deadline=150)
+        kafka.start()
+        http.start()
+        # the broker hangs with events on their way both ways and batches being stored
+        wait_until(
+            lambda: kafka.progress() > 0.3 and http.progress() > 0.3 and counts(engine)["events"],
+            timeout=60,
+            what="events flowing both ways",
+        )
+        own_broker.freeze()
+        waited(FREEZE_SECONDS, check=stack.assert_running)
+        own_broker.thaw()
+        kafka.finish(timeout=120)
+        http.finish(timeout=120)
+        wait_until(
+            lambda: counts(engine)["events"] == len(sent),
+            timeout=90,
+            what=f"the {len(sent)} distinct events stored",
+            diagnostics=stack.tail,
+        )
+        # the aggregator computed them, and the api serves it: 2 × 400 incidents opened
+        wait_serving(stack, base, opened=2 * N)
+        stack.assert_running()  # none died or was restarted: each one recovered by itself
+    # While the broker hung, a POST was answered 503 with Retry-After, never 202 nor 500; the
+    # client posted the same batch again until it was accepted.
+    assert set(http.statuses) == {202, 503}, (http.statuses, http.answers)
+    assert http.without_retry_after == 0
+    assert http.statuses[202] == http.chunks
+    assert_stored_once(engine, sent)
+    assert_projections_match_refold(engine)
+    assert_indicators_match_recompute(engine, settings, since=base)
+    engine.dispose()

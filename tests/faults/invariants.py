@@ -119,7 +119,9 @@ def assert_indicators_match_recompute(
     with engine.begin() as conn:
         conn.execute(text(f"DROP SCHEMA IF EXISTS {SCRATCH} CASCADE"))
         conn.execute(text(f"CREATE SCHEMA {SCRATCH}"))
-        conn.execute(text(f"CREATE TABLE {SCRATCH}.before AS SELECT * FROM indicator_values"))
+        conn.execute(  # the points as readers see them: rows plus pending differences
+            text(f"CREATE TABLE {SCRATCH}.before AS SELECT * FROM indicator_points")
+        )
     agg.mark_since(since)
     aggregate(engine, settings, clock)
     instant = [i.id for i in all_indicators() if i.placement == "instant"]
@@ -152,7 +154,7 @@ _POINT_DIFF = text(
            b.count AS count_before, a.count AS count_after,
            b.value AS value_before, a.value AS value_after,
            b.p50 AS p50_before, a.p50 AS p50_after, b.p90 AS p90_before, a.p90 AS p90_after
-    FROM indicator_values a
+    FROM indicator_points a
     FULL JOIN {SCRATCH}.before b USING (indicator, window_kind, window_start, dimensions)
     WHERE (a.count IS NULL OR b.count IS NULL OR a.count <> b.count
            OR {_differ("value")} OR {_differ("p50")} OR {_differ("p90")})

@@ -37,7 +37,8 @@ def _writing_points(engine: Engine) -> bool:
                     """
                     SELECT count(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
                     WHERE a.application_name = 'itsm-aggregator'
-                      AND l.relation = 'indicator_values'::regclass
+                      AND l.relation IN ('indicator_values'::regclass,
+                                         'indicator_pending'::regclass)
                       AND l.mode = 'RowExclusiveLock'
                     """
                 )

@@ -326,16 +326,18 @@ class Aggregator:
         FOLD_DEFER_AT_MOST after the oldest pending difference."""
         with self.engine.begin() as conn:
             r = conn.execute(_FOLD_STATE).one()
-            self.metrics.pending_differences.set(r.pending)
-            if r.pending == 0:
+            waited = r.oldest.total_seconds() if r.oldest is not None else 0.0
+            self.metrics.pending_age.set(waited)
+            if r.oldest is None:
                 return 0
             busy = r.open_for is not None and r.open_for > FOLD_WAIT_FOR
-            if busy and not force and r.oldest is not None and r.oldest < FOLD_DEFER_AT_MOST:
+            if busy and not force and r.oldest < FOLD_DEFER_AT_MOST:
                 self.metrics.folds_deferred.inc()
                 return None
             folded = merge.fold_pending(conn, now=self.clock())
         if folded is not None:
-            self.metrics.pending_differences.set(max(0, r.pending - folded))
+            self.metrics.pending_age.set(0)
+            self.metrics.folded.inc(folded)
         return folded
 
     def forget_changes(self) -> int:
@@ -490,12 +492,12 @@ _PRUNE_HOURS = text(
         WHERE window_kind = 'hour' AND window_start < :since LIMIT 50000))
     """
 )
-# How many differences are pending and since when (by the oldest id: the primary key's first
-# row), and for how long the oldest other transaction of this database has been open.
+# Since when differences are pending (the oldest id: the primary key's first row; counting
+# them would read them all), and for how long the oldest other transaction of this database
+# has been open.
 _FOLD_STATE = text(
     """
-    SELECT (SELECT count(*) FROM indicator_pending) AS pending,
-           clock_timestamp() - (SELECT added_at FROM indicator_pending ORDER BY id LIMIT 1)
+    SELECT clock_timestamp() - (SELECT added_at FROM indicator_pending ORDER BY id LIMIT 1)
                AS oldest,
            (SELECT max(clock_timestamp() - xact_start) FROM pg_stat_activity
             WHERE datname = current_database() AND pid <> pg_backend_pid()

@@ -41,10 +41,16 @@ class AggregatorMetrics:
             ["by"],
             registry=registry,
         )
-        self.pending_differences = Gauge(
-            "itsm_aggregator_pending_differences",
-            "Differences the point lane appended to running windows' points and no fold has "
-            "added up yet (read with the points, so never stale; growing: folds deferred)",
+        self.pending_age = Gauge(
+            "itsm_aggregator_pending_age_seconds",
+            "Age of the oldest difference the point lane appended to running windows' points "
+            "that no fold has added up yet (read with the points, so never stale; growing: "
+            "folds deferred or slower than their interval)",
+            registry=registry,
+        )
+        self.folded = Counter(
+            "itsm_aggregator_folded_differences",
+            "Pending differences added up to their points by the `fold` job",
             registry=registry,
         )
         self.folds_deferred = Counter(

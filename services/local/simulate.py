@@ -21,7 +21,19 @@ from shared.settings import Settings
 
 log = logging.getLogger("itsm.simulate")
 
-SOURCE = "simulator://itsm-metrics"
+# The systems a company's events come from (SPEC §3: `source`), by event type: monitoring,
+# the contact centre's telephony and the team leads' own figures beside the ITSM tool, which
+# sends tickets, changes, the CMDB and its audits, knowledge and surveys.
+SOURCES = {
+    "itsm.monitor.": "zabbix://sim-monitoring",
+    "itsm.servicedesk.": "telephony://sim-contact-centre",
+    "itsm.measurement.": "workforce://sim-team-leads",
+}
+ITSM_TOOL = "servicenow://sim-itsm"
+
+
+def source_of(event_type: str) -> str:
+    return next((s for p, s in SOURCES.items() if event_type.startswith(p)), ITSM_TOOL)
 
 
 def cloudevent(event: SimEvent, event_id: str) -> dict[str, Any]:
@@ -30,7 +42,7 @@ def cloudevent(event: SimEvent, event_id: str) -> dict[str, Any]:
     return {
         "specversion": "1.0",
         "id": event_id,
-        "source": SOURCE,
+        "source": source_of(event.type),
         "type": event.type,
         "time": event.time.isoformat(),
         "subject": str(event.data[id_field]),

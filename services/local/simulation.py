@@ -46,6 +46,7 @@ LONG_SHARE = 0.01  # incidents worked for about their resolution target
 LONG_OPEN_MAX = 20
 PROBLEMS_KEPT = 5  # a service's recent problems, which incidents get linked to
 ARTICLES_MAX = 40  # a service's published articles: past it, publishing retires the oldest
+FIRST_OUTAGE_S = 10.0  # after the live stream begins
 UNMONITORED = {"backup-01"}  # no check ever: monitoring coverage stays below 100 %
 METRICS = {  # CI type → (check metric, threshold)
     "server": ("node_cpu_busy_ratio", 0.9),
@@ -69,8 +70,10 @@ class Pace:
 
 
 # The history's pace: a realistic desk of the six example services, ~150 tickets a day
-# (~1,100 events a day with their calls, alerts, changes…), audited daily.
-HISTORY = Pace(rate=150 / 86400, audit_every=86400.0, measure_every=6 * 3600.0, lifecycle=15)
+# (~1,200 events a day with their calls, alerts, changes…), audited daily; its tickets and
+# changes live 12 times longer than the live stream's compressed ones (half the incidents
+# resolved within ~15 minutes, about 65 % at first contact; changes approved within hours).
+HISTORY = Pace(rate=150 / 86400, audit_every=86400.0, measure_every=6 * 3600.0, lifecycle=12)
 # Training hours a service's team receives, an hour (a measurement reports its period's share).
 TRAINING_PER_HOUR = 0.07
 # Per second at --rate 1 (one ticket a second); every process scales with the rate.
@@ -204,6 +207,9 @@ class Simulation:
         self._arrivals(PER_TICKET["call"], self._call, busy=True)
         self._arrivals(PER_TICKET["alert"], self._alert)
         self._arrivals(PER_TICKET["outage"], self._outage)
+        # Outages are rare, and a window without one has no MTTR or MTBF: the live stream's
+        # first comes within a minute, so the first look shows every technical indicator.
+        self._call_at(self.live_at + FIRST_OUTAGE_S, lambda at: self._outage(at, lasts=20.0))
         self._arrivals(PER_TICKET["change"], self._change)
         self._arrivals(PER_TICKET["drift"], self._drift)
         self._arrivals(PER_TICKET["decommission"], self._decommission)
@@ -327,13 +333,14 @@ class Simulation:
         severity = pick(rng, {"info": 45, "warning": 40, "critical": 15})
         self._fire(at, ci, severity, outage=False, lasts=rng.uniform(30, 900))
 
-    def _outage(self, at: float) -> None:
+    def _outage(self, at: float, lasts: float | None = None) -> None:
         """A critical CI goes down for a few minutes: its services with it (SPEC §5.3), and
         monitoring opens an incident for the first affected service."""
         rng = self.rng
         critical = sorted(c for c, ci in self.cis.items() if ci.critical)
         ci = self.cis[rng.choice(critical)]
-        self._fire(at, ci, "critical", outage=True, lasts=rng.uniform(20, 240))
+        lasts = rng.uniform(20, 240) if lasts is None else lasts
+        self._fire(at, ci, "critical", outage=True, lasts=lasts)
         service = ci.services[0] if ci.services else rng.choice(self.company.services)
         self._new_ticket(
             at + rng.uniform(5, 30),

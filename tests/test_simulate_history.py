@@ -18,8 +18,7 @@ from services.catalog import load_catalog
 from services.local import simulation
 from services.local.company import cmdb, company
 from services.local.simulate import (
-    WEEK_SECONDS,
-    first_start_history,
+    first_start_weeks,
     past_events,
 )
 from services.local.simulation import HISTORY, TRAINING_PER_HOUR, SimEvent, Simulation
@@ -150,7 +149,29 @@ def test_past_events_hold_the_history_then_the_last_seconds_up_to_now() -> None:
 
 def test_up_simulates_history_only_on_a_database_without_events(engine: Engine) -> None:
     url = engine.url.render_as_string(hide_password=False)
-    assert first_start_history(url, 8) == 8 * WEEK_SECONDS
-    assert first_start_history(url, 0) == 0
+    assert first_start_weeks(url, 8) == 8
+    assert first_start_weeks(url, 0) == 0
     store(engine, [ticket_event("INC-1", utc(2026, 10, 5, 9), "new")])
-    assert first_start_history(url, 8) == 0  # a restart: its data has its own history
+    assert first_start_weeks(url, 8) == 0  # a restart: its data has its own history
+
+
+def test_simulate_out_with_history_writes_those_weeks_at_once(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "week.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "simulate", "--out", str(out), "--history", "0.2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = out.read_text().splitlines()
+    assert f"{len(lines)} events of the last 0.2 weeks written to {out}" in done.stderr
+    first, last = (datetime.fromisoformat(json.loads(x)["time"]) for x in (lines[0], lines[-1]))
+    # 0.2 weeks = 33.6 h at ~150 tickets a day, up to now
+    assert timedelta(hours=33) < last - first <= timedelta(hours=33.6)
+    assert 1000 < len(lines) < 3000

@@ -232,8 +232,8 @@ def history_state(conn: Any, live: datetime, stored_at: datetime | None) -> tupl
     return int(row[0]), int(row[1]), row[2]
 
 
-def first_start_history(db_url: str, weeks: float) -> float:
-    """Seconds of history for `up` to simulate: `weeks` on a database without any event (the
+def first_start_weeks(db_url: str, weeks: float) -> float:
+    """Weeks of history for `up` to simulate: `weeks` on a database without any event (the
     first start), none on a restart (its data has a history of its own)."""
     from sqlalchemy import text
 
@@ -247,7 +247,7 @@ def first_start_history(db_url: str, weeks: float) -> float:
             has_events = conn.execute(text("SELECT EXISTS (SELECT 1 FROM events)")).scalar()
     finally:
         engine.dispose()
-    return 0.0 if has_events else weeks * WEEK_SECONDS
+    return 0.0 if has_events else weeks
 
 
 def past_events(

@@ -204,9 +204,9 @@ def run_stack(
 
 def _simulator_args(db_url: str, rate: float, weeks: float, seed: int | None) -> list[str]:
     """The simulator's command line: `weeks` of history at the first start only."""
-    from services.local.simulate import WEEK_SECONDS, first_start_history
+    from services.local.simulate import first_start_weeks
 
-    history = first_start_history(db_url, weeks) / WEEK_SECONDS
+    history = first_start_weeks(db_url, weeks)
     if weeks > 0 and not history:
         print("history: none simulated, the database has events already", flush=True)
     seeded = ["--seed", str(seed)] if seed is not None else []

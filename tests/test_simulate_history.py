@@ -5,6 +5,7 @@ capped, recent problems and published articles bounded)."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
@@ -89,6 +90,27 @@ def test_the_same_seed_gives_the_same_history() -> None:
 
     assert stream(3) == stream(3)
     assert stream(3) != stream(4)
+
+
+def test_a_seed_gives_the_same_changes_and_cmdb_whatever_day_the_history_ends() -> None:
+    # Office hours thin the tickets differently from another start; the other processes draw
+    # from streams of their own, which that does not move.
+    def changes(live: datetime) -> list[tuple[float, str, str]]:
+        sim = Simulation(
+            random.Random(5),
+            company(load_catalog(EXAMPLE)),
+            start=live,
+            rate=0.5,
+            run="D",
+            history=3 * DAY,
+        )
+        return [
+            ((e.time - sim.start).total_seconds(), e.type, e.data.get("outcome", ""))
+            for e in itertools.takewhile(lambda e: e.time < live, sim.events())
+            if e.type.startswith(("itsm.change.", "itsm.config.ci.deleted"))
+        ]
+
+    assert changes(LIVE) == changes(LIVE + timedelta(days=3, hours=7)) != []
 
 
 def test_training_hours_add_up_by_the_hour_whatever_the_cadence_and_periods_join() -> None:

@@ -156,11 +156,18 @@ class Simulation:
         self, per_ticket: float, action: Callable[[float], None], busy: bool = False
     ) -> None:
         """A Poisson process of `action`s at `per_ticket` × the pace's rate; `busy`: as busy as
-        the service desk (that mean rate, thinned from the peak by company.seasonality)."""
+        the service desk (that mean rate, thinned from the peak by company.seasonality).
+
+        Each process draws from a random stream of its own (seeded from the simulation's), which
+        `self.rng` is while its action runs: what the office hours do to the tickets then moves
+        no other process, so a seed gives the same changes, decommissions, check changes and
+        articles whenever the stream starts (its rare events, say a rejected change, are there
+        for a seed or not, whatever the day)."""
+        own = random.Random(self.rng.getrandbits(64))
 
         def schedule(after: float) -> None:
             peak = self.pace(after).rate * per_ticket * (SEASONAL_PEAK if busy else 1.0)
-            at = after + self.rng.expovariate(peak)
+            at = after + own.expovariate(peak)
             if after < self.live_at <= at:  # memoryless: draw again at the live pace
                 self._call_at(self.live_at, schedule)
             else:
@@ -168,8 +175,12 @@ class Simulation:
 
         def arrive(at: float) -> None:
             when = self.start + timedelta(seconds=at)
-            if not busy or self.rng.random() * SEASONAL_PEAK < seasonality(when, self.company.tz):
-                action(at)
+            if not busy or own.random() * SEASONAL_PEAK < seasonality(when, self.company.tz):
+                shared, self.rng = self.rng, own
+                try:
+                    action(at)
+                finally:
+                    self.rng = shared
             schedule(at)
 
         schedule(0.0)

@@ -372,8 +372,6 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> None:
     from services.catalog import load_catalog
     from services.local.simulate import WEEK_SECONDS, run_simulation
 
-    if args.history < 0:
-        raise InvalidRequest("--history must be 0 (none) or more weeks")
     path = args.catalog or settings.catalog  # `up` names its catalog in ITSM_CATALOG
     catalog = load_catalog(path, timezone=settings.reporting_timezone) if path else None
     if args.out is not None:
@@ -462,6 +460,13 @@ def _batch_size(value: str) -> int:
     if not 1 <= n <= MAX_BATCH:
         raise argparse.ArgumentTypeError(f"between 1 and {MAX_BATCH} (the api's largest batch)")
     return n
+
+
+def _weeks(value: str) -> float:
+    weeks = float(value)
+    if weeks < 0:
+        raise argparse.ArgumentTypeError("0 (none) or more weeks")
+    return weeks
 
 
 def _replay_parser(sub: Any) -> None:
@@ -576,8 +581,6 @@ def cmd_catalog_history(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
     from services.local.stack import run_stack
 
-    if args.history < 0:
-        raise InvalidRequest("--history must be 0 (none) or more weeks")
     sys.exit(
         run_stack(
             settings,
@@ -615,7 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=None)
     sim.add_argument(
         "--history",
-        type=float,
+        type=_weeks,
         default=0.0,
         metavar="WEEKS",
         help="first produce the last WEEKS weeks at once, at a quieter realistic pace "
@@ -646,7 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--rate", type=float, default=2.0, help="simulated tickets per second")
     up.add_argument(
         "--history",
-        type=float,
+        type=_weeks,
         default=8.0,
         metavar="WEEKS",
         help="weeks of simulated history at the first start, on a database without events "

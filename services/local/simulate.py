@@ -34,6 +34,7 @@ SOURCES = {
 }
 ITSM_TOOL = "servicenow://sim-itsm"
 PROGRESS_SECONDS = 5.0
+HISTORY_BATCHES = {"batch_size": 256 * 1024, "linger_ms": 50}
 
 
 def source_of(event_type: str) -> str:
@@ -94,7 +95,8 @@ def run_simulation(
     from shared.kafka import check_reachable, producer_config
 
     check_reachable(settings.require_kafka())
-    producer = KafkaProducer(**producer_config(settings))
+    # Larger batches, a little longer: the history's weeks go out in a few hundred requests
+    producer = KafkaProducer(**{**producer_config(settings), **HISTORY_BATCHES})
     stop = stop or threading.Event()
     start = datetime.now(UTC)
     produced = 0

@@ -347,25 +347,33 @@ def _print_replay(report: ReplayReport, verb: str, *, dry_run: bool, shown: int 
 
 
 def _simulate_to_file(args: argparse.Namespace, catalog: Any) -> None:
-    """`simulate --out FILE`: the last `--duration` seconds (default an hour) of the simulated
-    company as JSON Lines of CloudEvents, at once; `-` for standard output."""
-    from services.local.simulate import past_events, write_simulation
+    """`simulate --out FILE`: the simulated company's last `--history` weeks (at the history
+    pace) and `--duration` seconds (at `--rate`; default an hour without --history, else none)
+    up to now, as JSON Lines of CloudEvents, at once; `-` for standard output."""
+    from services.local.simulate import WEEK_SECONDS, past_events, write_simulation
 
-    seconds = args.duration if args.duration is not None else 3600.0
-    if seconds <= 0:
+    history = args.history * WEEK_SECONDS
+    seconds = args.duration if args.duration is not None else 0.0 if history else 3600.0
+    if seconds < 0 or (seconds == 0 and not history):
         raise InvalidRequest("--duration must be positive")
-    events = past_events(rate=args.rate, seconds=seconds, seed=args.seed, catalog=catalog)
+    events = past_events(
+        rate=args.rate, seconds=seconds, seed=args.seed, catalog=catalog, history=history
+    )
     if str(args.out) == "-":
         n = write_simulation(sys.stdout, events)
     else:
         with args.out.open("w", encoding="utf-8") as fh:
             n = write_simulation(fh, events)
-    print(f"{n} events of the last {seconds:g} s written to {args.out}", file=sys.stderr)
+    spans = ([f"{args.history:g} weeks"] if history else []) + (
+        [f"{seconds:g} s"] if seconds else []
+    )
+    what = " and ".join(spans)
+    print(f"{n} events of the last {what} written to {args.out}", file=sys.stderr)
 
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> None:
     from services.catalog import load_catalog
-    from services.local.simulate import run_simulation
+    from services.local.simulate import WEEK_SECONDS, run_simulation
 
     path = args.catalog or settings.catalog  # `up` names its catalog in ITSM_CATALOG
     catalog = load_catalog(path, timezone=settings.reporting_timezone) if path else None
@@ -379,6 +387,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> None:
         seed=args.seed,
         catalog=catalog,
         stop=stop_on_signals(),
+        history=args.history * WEEK_SECONDS,
     )
 
 
@@ -454,6 +463,13 @@ def _batch_size(value: str) -> int:
     if not 1 <= n <= MAX_BATCH:
         raise argparse.ArgumentTypeError(f"between 1 and {MAX_BATCH} (the api's largest batch)")
     return n
+
+
+def _weeks(value: str) -> float:
+    weeks = float(value)
+    if weeks < 0:
+        raise argparse.ArgumentTypeError("0 (none) or more weeks")
+    return weeks
 
 
 def _replay_parser(sub: Any) -> None:
@@ -568,7 +584,16 @@ def cmd_catalog_history(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
     from services.local.stack import run_stack
 
-    sys.exit(run_stack(settings, simulate=args.simulate, rate=args.rate, catalog=args.catalog))
+    sys.exit(
+        run_stack(
+            settings,
+            simulate=args.simulate,
+            rate=args.rate,
+            catalog=args.catalog,
+            history=args.history,
+            seed=args.seed,
+        )
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -595,6 +620,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
     sim.add_argument("--seed", type=int, default=None)
     sim.add_argument(
+        "--history",
+        type=_weeks,
+        default=0.0,
+        metavar="WEEKS",
+        help="first produce the last WEEKS weeks at once, at a quieter realistic pace "
+        "(~150 tickets a day), then go on live (default 0: none)",
+    )
+    sim.add_argument(
         "--catalog",
         type=Path,
         default=None,
@@ -617,6 +650,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="feed simulated events (default: on)",
     )
     up.add_argument("--rate", type=float, default=2.0, help="simulated tickets per second")
+    up.add_argument(
+        "--history",
+        type=_weeks,
+        default=8.0,
+        metavar="WEEKS",
+        help="weeks of simulated history at the first start, on a database without events "
+        "(default 8; 0: none)",
+    )
+    up.add_argument("--seed", type=int, default=None, help="seed of the simulation")
     up.add_argument("--catalog", type=Path, default=None, help="service catalog YAML")
     up.set_defaults(fn=cmd_up)
     return parser

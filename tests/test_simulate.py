@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from services.catalog import apply_catalog, load_catalog
 from services.local.company import company
-from services.local.simulate import cloudevent
+from services.local.simulate import ITSM_TOOL, cloudevent, source_of
 from services.local.simulation import SimEvent, Simulation
 from shared.db import indicator_points
 from shared.events import EVENT_TYPES, validate_event
@@ -42,6 +42,18 @@ def test_an_hour_of_the_simulation_emits_every_event_type_all_valid_in_time_orde
         assert validate_event(cloudevent(e, f"T-{n}")).type == e.type
     assert set(Counter(e.type for e in events)) == set(EVENT_TYPES)
     assert [e.time for e in events] == sorted(e.time for e in events)
+
+
+def test_events_come_from_the_itsm_tool_monitoring_telephony_and_the_team_leads() -> None:
+    assert source_of("itsm.ticket.created") == ITSM_TOOL
+    assert source_of("itsm.monitor.alert.firing").startswith("zabbix://")
+    assert source_of("itsm.servicedesk.call.completed").startswith("telephony://")
+    by_source: dict[str, set[str]] = {}
+    for n, e in enumerate(stretch(1800)):
+        by_source.setdefault(cloudevent(e, f"T-{n}")["source"], set()).add(e.type)
+    assert len(by_source) == 4
+    # each type comes from one system
+    assert sum(len(types) for types in by_source.values()) == len(set().union(*by_source.values()))
 
 
 def test_the_same_seed_gives_the_same_stream_and_another_seed_another() -> None:

@@ -44,11 +44,18 @@ class Ticket:
     backdate: float = 0.0
 
 
-def ticket_steps(rng: random.Random, t: Ticket, start: datetime, at: float) -> list[Step]:
+def ticket_steps(
+    rng: random.Random, t: Ticket, start: datetime, at: float, scale: float = 1.0
+) -> list[Step]:
     """A ticket's life from `at`: assignment, work, the odd reassignment, pause, cancellation
-    and reopen, resolution and closure. Compressed: minutes, except `work` and `backdate`."""
+    and reopen, resolution and closure. Compressed to minutes (`scale` stretches them), except
+    `work` and `backdate`."""
     base = _opening(rng, t, start, at)
-    speed = {1: 0.3, 2: 0.6, 3: 1.0, 4: 1.5}[t.priority]
+    speed = {1: 0.3, 2: 0.6, 3: 1.0, 4: 1.5}[t.priority] * scale
+
+    def wait(low: float, high: float) -> float:
+        return rng.uniform(low, high) * scale
+
     steps: list[Step] = [(at, "itsm.ticket.created", {**base, "state": "new"})]
     now = at + rng.uniform(1, 15) * speed
     group = rng.choice(GROUPS)
@@ -56,36 +63,34 @@ def ticket_steps(rng: random.Random, t: Ticket, start: datetime, at: float) -> l
         (now, "itsm.ticket.updated", {**base, "state": "assigned", "assignment_group": group})
     )
     if rng.random() < 0.15:  # dispatched to the wrong team first
-        now += rng.uniform(2, 20)
+        now += wait(2, 20)
         group = rng.choice([g for g in GROUPS if g != group])
         steps.append(
             (now, "itsm.ticket.updated", {**base, "state": "assigned", "assignment_group": group})
         )
     base["assignment_group"] = group
     if rng.random() < 0.02:  # a duplicate, or the caller withdrew it
-        steps.append(
-            (now + rng.uniform(5, 60), "itsm.ticket.cancelled", {**base, "state": "cancelled"})
-        )
+        steps.append((now + wait(5, 60), "itsm.ticket.cancelled", {**base, "state": "cancelled"}))
         return _sequenced(steps)
-    now += rng.uniform(1, 10)
+    now += wait(1, 10)
     steps.append((now, "itsm.ticket.updated", {**base, "state": "in_progress"}))
     if rng.random() < 0.2:  # waiting for the caller
-        now += rng.uniform(5, 30)
+        now += wait(5, 30)
         steps.append((now, "itsm.ticket.updated", {**base, "state": "pending"}))
-        now += rng.uniform(10, 60)
+        now += wait(10, 60)
         steps.append((now, "itsm.ticket.updated", {**base, "state": "in_progress"}))
-    now += rng.expovariate(1 / 60) * speed + 5 + t.work
+    now += rng.expovariate(1 / 60) * speed + 5 * scale + t.work
     if t.knowledge_article_ids:
         base["knowledge_article_ids"] = list(t.knowledge_article_ids)
     if t.problem_id:
         base["problem_id"] = t.problem_id
     steps.append((now, "itsm.ticket.resolved", {**base, "state": "resolved"}))
     if rng.random() < 0.05:  # the fix did not hold
-        now += rng.uniform(10, 60)
+        now += wait(10, 60)
         steps.append((now, "itsm.ticket.reopened", {**base, "state": "in_progress"}))
-        now += rng.uniform(20, 90)
+        now += wait(20, 90)
         steps.append((now, "itsm.ticket.resolved", {**base, "state": "resolved"}))
-    now += rng.uniform(30, 120)
+    now += wait(30, 120)
     steps.append((now, "itsm.ticket.closed", {**base, "state": "closed"}))
     return _sequenced(steps)
 
@@ -125,10 +130,15 @@ class ChangeOutcome:
 
 
 def change_steps(
-    rng: random.Random, c: Change, start: datetime, at: float
+    rng: random.Random, c: Change, start: datetime, at: float, scale: float = 1.0
 ) -> tuple[list[Step], ChangeOutcome | None]:
     """A change from request to closure (SPEC §3.2): standard ones pre-approved, normal ones
-    through the CAB (a few rejected), emergency ones fast and riskier."""
+    through the CAB (a few rejected), emergency ones fast and riskier. Compressed to minutes
+    (`scale` stretches them)."""
+
+    def wait(low: float, high: float) -> float:
+        return rng.uniform(low, high) * scale
+
     change_type = pick(rng, CHANGE_TYPES)
     risk = {
         "standard": "low",
@@ -149,29 +159,23 @@ def change_steps(
     }
     steps: list[Step] = [(at, "itsm.change.requested", {**data, "state": "requested"})]
     if change_type == "normal" and rng.random() < 0.08:
-        steps.append(
-            (at + rng.uniform(30, 300), "itsm.change.rejected", {**data, "state": "rejected"})
-        )
+        steps.append((at + wait(30, 300), "itsm.change.rejected", {**data, "state": "rejected"}))
         return _sequenced(steps), None
     lag = {"standard": (0, 5), "normal": (30, 300), "emergency": (5, 30)}[change_type]
-    now = at + rng.uniform(*lag)
+    now = at + wait(*lag)
     data["approved_at"] = ts(now)
     steps.append((now, "itsm.change.approved", {**data, "state": "approved"}))
-    now += rng.uniform(5, 60)
-    planned_start = now + (
-        rng.uniform(5, 30) if change_type == "emergency" else rng.uniform(30, 300)
-    )
-    planned = rng.uniform(60, 600)
+    now += wait(5, 60)
+    planned_start = now + (wait(5, 30) if change_type == "emergency" else wait(30, 300))
+    planned = wait(60, 600)
     data |= {"planned_start": ts(planned_start), "planned_end": ts(planned_start + planned)}
     steps.append((now, "itsm.change.scheduled", {**data, "state": "scheduled"}))
-    actual_start = planned_start + rng.uniform(0, 30)
+    actual_start = planned_start + wait(0, 30)
     actual_end = actual_start + planned * rng.uniform(0.6, 1.2)
     outcome = pick(rng, OUTCOMES[change_type])
     data |= {"actual_start": ts(actual_start), "actual_end": ts(actual_end), "outcome": outcome}
     steps.append((actual_end, "itsm.change.implemented", {**data, "state": "implemented"}))
-    steps.append(
-        (actual_end + rng.uniform(60, 600), "itsm.change.closed", {**data, "state": "closed"})
-    )
+    steps.append((actual_end + wait(60, 600), "itsm.change.closed", {**data, "state": "closed"}))
     return _sequenced(steps), ChangeOutcome(actual_end, outcome)
 
 

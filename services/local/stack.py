@@ -108,6 +108,7 @@ def _banner(
         f"  api           {url}   (OpenAPI docs: {url}/docs)",
         f"  metrics       {url}/metrics",
         f"  indicators    {url}/v1/indicators/ticket_opened_count?window=day&group_by=service",
+        f"  objectives    {url}/v1/objectives?window=month",
         *([f"  review        {url}{review}"] if review else []),
         f"  collector     http://127.0.0.1:{ports['collector']}/metrics",
         f"  aggregator    http://127.0.0.1:{ports['aggregator']}/metrics",
@@ -125,7 +126,13 @@ def _banner(
 
 
 def run_stack(
-    settings: Settings, *, simulate: bool, rate: float, catalog: Path | None = None
+    settings: Settings,
+    *,
+    simulate: bool,
+    rate: float,
+    catalog: Path | None = None,
+    history: float = 0.0,
+    seed: int | None = None,
 ) -> int:
     stop = stop_on_signals()  # nothing done in the handler itself (shared/signals.py)
 
@@ -191,7 +198,7 @@ def run_stack(
         if not _wait_ready(url, children, timeout=90, stop=stop):
             return 0
         if simulate:
-            children["simulator"] = _spawn(["simulate", "--rate", str(rate)], env)
+            children["simulator"] = _spawn(_simulator_args(db_url, rate, history, seed), env)
         print(_banner(url, tokens, db_url, kafka, ports, simulate, review), flush=True)
         return _supervise(children, stop)
     finally:
@@ -214,6 +221,17 @@ def _keep_unconsumed(settings: Settings, path: Path) -> None:
         print(f"events not consumed could not be kept: {err}", file=sys.stderr, flush=True)
         return
     print(f"{kept} events not consumed kept for the next start", flush=True)
+
+
+def _simulator_args(db_url: str, rate: float, weeks: float, seed: int | None) -> list[str]:
+    """The simulator's command line: `weeks` of history at the first start only."""
+    from services.local.simulate import first_start_weeks
+
+    history = first_start_weeks(db_url, weeks)
+    if weeks > 0 and not history:
+        print("history: none simulated, the database has events already", flush=True)
+    seeded = ["--seed", str(seed)] if seed is not None else []
+    return ["simulate", "--rate", str(rate), "--history", f"{history:g}", *seeded]
 
 
 def _review_path(catalog: Catalog, settings: Settings) -> str | None:

@@ -76,7 +76,10 @@ def test_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
     data_dir, log = tmp_path / "data", tmp_path / "up.log"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = start_up(data_dir, port, log, "--rate", "20", "--catalog", str(CATALOG))
+    # no history here: tests/e2e/test_simulated_week.py runs one through `up`
+    proc = start_up(
+        data_dir, port, log, "--rate", "20", "--history", "0", "--catalog", str(CATALOG)
+    )
     try:
         wait_until(lambda: ready(proc, url, log), timeout=90, what="/readyz of `up`")
         wait_until(lambda: "itsm-metrics is up" in log.read_text(), timeout=30, what="the banner")
@@ -100,13 +103,17 @@ def test_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
     assert leftovers(family, data_dir) == []
     assert "itsm-metrics stopped" in log.read_text()
 
-    # a second run keeps the data and is fast (no initdb, no install)
+    # a second run keeps the data and is fast (no initdb, no install), and simulates no history
+    # over the data it has
     started = time.monotonic()
-    proc = start_up(data_dir, port, log, "--no-simulate")
+    proc = start_up(data_dir, port, log, "--rate", "1", "--history", "1")
     try:
         wait_until(lambda: ready(proc, url, log), timeout=60, what="/readyz of the second `up`")
         restart_seconds = time.monotonic() - started
         assert total_opened(url) >= before
+        skipped = "history: none simulated, the database has events already"
+        wait_until(lambda: skipped in log.read_text(), timeout=30, what="the history skipped")
+        assert "history: generating" not in log.read_text()
     finally:
         family = ctrl_c(proc, log)
     assert leftovers(family, data_dir) == []

@@ -133,7 +133,7 @@ def test_every_event_type_came_from_the_simulated_company_s_several_systems(
 def test_every_built_in_indicator_has_points_and_both_sla_ratios_lie_inside_0_1(
     week: dict[str, Any],
 ) -> None:
-    have = stored(week["db"], "SELECT DISTINCT indicator FROM indicator_values")
+    have = stored(week["db"], "SELECT DISTINCT indicator FROM indicator_points")
     assert INDICATORS - have == set()
     for indicator in ("incident_sla_response_met_ratio", "incident_sla_resolution_met_ratio"):
         body = httpx.get(

@@ -116,7 +116,7 @@ def same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
     return a[1] == b[1] and all(eq(x, y) for x, y in zip(a[::2], b[::2], strict=True))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories(), st.data())
 def test_stored_points_equal_the_query_time_answer_for_the_same_grouping(
     merge_db: Engine, events: list[dict[str, Any]], data: st.DataObject

@@ -283,7 +283,7 @@ def reset(engine: Engine) -> None:
         )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(arrivals())
 def test_any_arrival_order_and_duplicates_give_identical_projections(
     scratch: Engine, case: tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]

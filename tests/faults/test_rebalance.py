@@ -132,5 +132,7 @@ def test_collectors_joining_and_leaving_mid_stream_store_every_event_once(
     said = tails()
     assert said.count("partitions revoked") >= 3  # a (twice: b, c joining), b (c joining) …
     # … each rebalance handled without an error, a crash or a new consumer (a new member would
-    # start one more rebalance)
-    assert "Traceback" not in said and "retrying after error" not in said, said
+    # start one more rebalance). kafka-python may log a socket it closes at the stop with a
+    # traceback of its own (kafka.net): only the collector's own errors count.
+    ours = [line for line in said.splitlines() if " ERROR itsm." in line]
+    assert ours == [] and "retrying after error" not in said, said

@@ -23,17 +23,20 @@ down_revision = "0015"
 branch_labels = None
 depends_on = None
 
-# compute.MERGED_VALUE over the summed rows (a test checks they agree)
+# compute.MERGED_VALUE as it is at this revision (a migration never follows later code): the
+# value of a point from its count and sums. tests/aggregator/test_pending.py checks that the
+# view and the fold agree (a fold changes no point).
 _MERGED = (
-    "CASE WHEN sum(u.sum_w) IS NOT NULL THEN (sum(u.sum_v) / nullif(sum(u.sum_w), 0))::float8 "
-    "WHEN sum(u.sum_v) IS NOT NULL THEN (sum(u.sum_v) / nullif(sum(u.count), 0))::float8 "
-    "ELSE sum(u.count)::float8 END"
+    "CASE WHEN {w} IS NOT NULL THEN ({v} / nullif({w}, 0))::float8 "
+    "WHEN {v} IS NOT NULL THEN ({v} / nullif({n}, 0))::float8 ELSE {n}::float8 END"
 )
+
+_SUMMED = _MERGED.format(n="sum(u.count)", v="sum(u.sum_v)", w="sum(u.sum_w)")
 
 VIEW = f"""
 CREATE VIEW indicator_points AS
 SELECT u.indicator, u.window_kind, u.window_start, u.dimensions, u.window_end, u.dim_keys,
-       CASE WHEN bool_and(u.stored) THEN max(u.value) ELSE {_MERGED} END AS value,
+       CASE WHEN bool_and(u.stored) THEN max(u.value) ELSE {_SUMMED} END AS value,
        sum(u.count)::bigint AS count, sum(u.sum_v) AS sum_v, sum(u.sum_w) AS sum_w,
        max(u.p50) AS p50, max(u.p90) AS p90, max(u.computed_at) AS computed_at,
        sum(u.version)::bigint AS version, count(*) FILTER (WHERE NOT u.stored) AS pending
@@ -83,23 +86,19 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP VIEW indicator_points")
     # what was pending is added to the points before the table goes
-    merged = (
-        "CASE WHEN {w} IS NOT NULL THEN ({v} / nullif({w}, 0))::float8 "
-        "WHEN {v} IS NOT NULL THEN ({v} / nullif({n}, 0))::float8 ELSE {n}::float8 END"
-    )
     op.execute(
         f"""
         INSERT INTO indicator_values AS iv (indicator, window_kind, window_start, dimensions,
             window_end, dim_keys, count, sum_v, sum_w, value)
         SELECT indicator, window_kind, window_start, dimensions, max(window_end), dim_keys,
                sum(count), sum(sum_v), sum(sum_w),
-               {merged.format(n="sum(count)", v="sum(sum_v)", w="sum(sum_w)")}
+               {_MERGED.format(n="sum(count)", v="sum(sum_v)", w="sum(sum_w)")}
         FROM indicator_pending GROUP BY indicator, window_kind, window_start, dimensions, dim_keys
         ON CONFLICT (indicator, window_kind, window_start, dimensions) DO UPDATE SET
             count = iv.count + excluded.count, sum_v = iv.sum_v + excluded.sum_v,
             sum_w = iv.sum_w + excluded.sum_w,
             value = {
-            merged.format(
+            _MERGED.format(
                 n="(iv.count + excluded.count)",
                 v="(iv.sum_v + excluded.sum_v)",
                 w="(iv.sum_w + excluded.sum_w)",

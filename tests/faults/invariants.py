@@ -21,6 +21,16 @@ from tests.helpers import aggregate, aggregator
 SCRATCH = "faults_scratch"  # a schema of the test's database, dropped when done
 
 
+def assert_nothing_lost_nor_doubled(
+    engine: Engine, settings: Settings, sent: set[tuple[str, str]], since: datetime
+) -> None:
+    """What every fault test ends with: the events sent stored once, the projections as a
+    re-fold gives them, the indicator points as a full recompute from `since` gives them."""
+    assert_stored_once(engine, sent)
+    assert_projections_match_refold(engine)
+    assert_indicators_match_recompute(engine, settings, since=since)
+
+
 def assert_stored_once(engine: Engine, sent: set[tuple[str, str]]) -> None:
     """The events table holds exactly the distinct events sent ((source, id) is its key, so
     none is there twice), and each projection counts each of its entity's events once."""

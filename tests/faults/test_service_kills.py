@@ -15,11 +15,7 @@ from shared.db import make_engine
 from shared.kafka import ensure_topics
 from tests.conftest import Postgres, make_settings, wait_until
 from tests.faults.conftest import TOKEN, Stack, running, wait_serving
-from tests.faults.invariants import (
-    assert_indicators_match_recompute,
-    assert_projections_match_refold,
-    assert_stored_once,
-)
+from tests.faults.invariants import assert_nothing_lost_nor_doubled
 from tests.faults.load import HttpLoad, KafkaLoad, history_start, incidents, keys
 from tests.helpers import counts
 
@@ -76,9 +72,7 @@ def test_aggregator_killed_in_the_middle_of_a_pass_then_restarted_loses_and_doub
             diagnostics=stack.tail,
         )
         wait_serving(stack, base, opened=n)
-    assert_stored_once(engine, keys(events))
-    assert_projections_match_refold(engine)
-    assert_indicators_match_recompute(engine, settings, since=base)
+    assert_nothing_lost_nor_doubled(engine, settings, keys(events), since=base)
     engine.dispose()
 
 
@@ -117,9 +111,7 @@ def test_api_killed_in_the_middle_of_batch_posts_the_client_retrying_counts_each
     assert http.dropped == 2, (http.dropped, http.refused)
     assert set(http.statuses) == {202}, (http.statuses, http.answers)
     assert http.statuses[202] == http.chunks
-    assert_stored_once(engine, keys(events))
-    assert_projections_match_refold(engine)
-    assert_indicators_match_recompute(engine, settings, since=base)
+    assert_nothing_lost_nor_doubled(engine, settings, keys(events), since=base)
     engine.dispose()
 
 

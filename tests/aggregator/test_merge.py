@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,11 +20,9 @@ from services.aggregator.compute import catalog_params, query_points
 from services.aggregator.indicators import Indicator, all_indicators
 from services.aggregator.jobs import Aggregator
 from services.aggregator.policy import stored_groupings
-from services.catalog import active_catalog, apply_catalog
-from shared.db import make_engine
+from services.catalog import active_catalog
 from shared.windows import window_end
-from tests.aggregator.test_oracle import CATALOG, histories
-from tests.conftest import Postgres
+from tests.aggregator.test_oracle import histories
 from tests.helpers import UTC_TZ, aggregator, store, ticket_event, utc
 
 # The aggregator's clock: the oracle's histories start 2026-10-03, so 10-03 and 10-04 are
@@ -33,15 +30,6 @@ from tests.helpers import UTC_TZ, aggregator, store, ticket_event, utc
 NOW = utc(2026, 10, 4, 18)
 TICKETS = [i for i in all_indicators() if i.scopes & {"ticket", "sla"} and i.mergeable]
 BACKLOG = [i for i in all_indicators() if i.id == "incident_backlog_count"]
-
-
-@pytest.fixture(scope="module")
-def merge_db(postgres: Postgres) -> Iterator[Engine]:
-    eng = make_engine(postgres.fresh())
-    with eng.begin() as conn:
-        apply_catalog(conn, CATALOG, "merge.yaml")
-    yield eng
-    eng.dispose()
 
 
 def reset(engine: Engine) -> None:

@@ -6,7 +6,6 @@ changes no point, whenever it runs, also beside the passes."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,8 +14,6 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from services.aggregator import jobs
-from services.catalog import apply_catalog
-from shared.db import make_engine
 from tests.aggregator.test_merge import (
     BACKLOG,
     NOW,
@@ -27,21 +24,10 @@ from tests.aggregator.test_merge import (
     same,
     stored_points,
 )
-from tests.aggregator.test_oracle import CATALOG
-from tests.conftest import Postgres
 from tests.helpers import aggregator, points, ticket_event, utc
 from tests.helpers import store as store_events
 
 KINDS = ("day", "week", "month", "quarter")
-
-
-@pytest.fixture(scope="module")
-def db(postgres: Postgres) -> Iterator[Engine]:
-    eng = make_engine(postgres.fresh())
-    with eng.begin() as conn:
-        apply_catalog(conn, CATALOG, "pending.yaml")
-    yield eng
-    eng.dispose()
 
 
 def pending(engine: Engine) -> int:
@@ -79,60 +65,60 @@ def tickets(n: int, day: int = 4, hour: int = 9) -> list[dict[str, Any]]:
     return out
 
 
-def test_a_pass_appends_its_differences_and_a_fold_changes_no_point(db: Engine) -> None:
-    reset(db)
-    store_events(db, tickets(6))
-    agg = drain(db)
-    store_events(db, tickets(4, hour=14))  # the same day: its hours add differences
-    drain(db)
-    assert pending(db) > 0
-    before = {kind: stored_points(db, kind) for kind in KINDS}
+def test_a_pass_appends_its_differences_and_a_fold_changes_no_point(merge_db: Engine) -> None:
+    reset(merge_db)
+    store_events(merge_db, tickets(6))
+    agg = drain(merge_db)
+    store_events(merge_db, tickets(4, hour=14))  # the same day: its hours add differences
+    drain(merge_db)
+    assert pending(merge_db) > 0
+    before = {kind: stored_points(merge_db, kind) for kind in KINDS}
     opened = before["month"][("ticket_opened_count", utc(2026, 10, 1), ())]
     assert opened[:2] == (10.0, 10)
     # the month's total is only pending so far: no fold ran
-    assert ("ticket_opened_count", utc(2026, 10, 1), ()) not in table_points(db, "month")
+    assert ("ticket_opened_count", utc(2026, 10, 1), ()) not in table_points(merge_db, "month")
 
-    waiting = pending(db)
+    waiting = pending(merge_db)
     assert agg.fold() == waiting
-    assert pending(db) == 0
+    assert pending(merge_db) == 0
     for kind in KINDS:
-        after = stored_points(db, kind)
+        after = stored_points(merge_db, kind)
         assert after.keys() == before[kind].keys(), kind
         assert [k for k in after if not same(after[k], before[kind][k])] == [], kind
         # nothing pending: the rows are the points
-        assert table_points(db, kind) == after, kind
+        assert table_points(merge_db, kind) == after, kind
 
 
 def test_a_fold_waits_while_another_transaction_stays_open_but_not_for_ever(
-    db: Engine, monkeypatch: pytest.MonkeyPatch
+    merge_db: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reset(db)
-    store_events(db, tickets(4))
-    agg = drain(db)
-    waiting = pending(db)
+    reset(merge_db)
+    store_events(merge_db, tickets(4))
+    agg = drain(merge_db)
+    waiting = pending(merge_db)
     assert waiting > 0
     monkeypatch.setattr(jobs, "FOLD_WAIT_FOR", timedelta(0))
-    with db.connect() as other:  # an analyst's open session, a backup
+    with merge_db.connect() as other:  # an analyst's open session, a backup
         other.execute(text("SELECT pg_current_xact_id()"))
         assert agg.fold() is None
-        assert pending(db) == waiting
+        assert pending(merge_db) == waiting
         assert agg.metrics.folds_deferred._value.get() == 1
         assert agg.metrics.pending_age._value.get() > 0
         # ... but never longer than FOLD_DEFER_AT_MOST after the oldest difference
         monkeypatch.setattr(jobs, "FOLD_DEFER_AT_MOST", timedelta(0))
         assert agg.fold() == waiting
         other.rollback()
-    assert pending(db) == 0
+    assert pending(merge_db) == 0
     assert agg.metrics.pending_age._value.get() == 0
     assert agg.metrics.folded._value.get() == waiting
-    assert points(db, "ticket_opened_count", "month", utc(2026, 10, 1))["count"] == 4
+    assert points(merge_db, "ticket_opened_count", "month", utc(2026, 10, 1))["count"] == 4
 
 
-def test_folds_beside_the_passes_lose_and_double_nothing(db: Engine) -> None:
+def test_folds_beside_the_passes_lose_and_double_nothing(merge_db: Engine) -> None:
     """A fold running in another thread while batches are stored and aggregated: every point
     equals the same statement over the rows at the end, with or without what is pending."""
-    reset(db)
-    folder = aggregator(db, clock=lambda: NOW)
+    reset(merge_db)
+    folder = aggregator(merge_db, clock=lambda: NOW)
     stop = threading.Event()
     folded: list[int | None] = []
 
@@ -145,8 +131,8 @@ def test_folds_beside_the_passes_lose_and_double_nothing(db: Engine) -> None:
     try:
         for hour in range(8, 18):  # ten batches over 10-03 and 10-04 (both recent days)
             for day in (3, 4):
-                store_events(db, tickets(5, day=day, hour=hour))
-            drain(db)
+                store_events(merge_db, tickets(5, day=day, hour=hour))
+            drain(merge_db)
     finally:
         stop.set()
         thread.join(30)
@@ -158,7 +144,7 @@ def test_folds_beside_the_passes_lose_and_double_nothing(db: Engine) -> None:
         ("month", [utc(2026, 10, 1)]),
         ("quarter", [utc(2026, 10, 1)]),
     ):
-        got = {k: v for k, v in stored_points(db, kind).items() if k[0] in wanted}
-        expected = computed_points(db, kind, starts, TICKETS + BACKLOG)
+        got = {k: v for k, v in stored_points(merge_db, kind).items() if k[0] in wanted}
+        expected = computed_points(merge_db, kind, starts, TICKETS + BACKLOG)
         assert got.keys() == expected.keys(), kind
         assert {k: (got[k], expected[k]) for k in got if not same(got[k], expected[k])} == {}

@@ -446,26 +446,33 @@ indicator_values = Table(
 
 
 # What the point lane's passes changed the running windows' points by (day and longer), appended
-# rather than updated in place; the aggregator's `fold` job adds them to `indicator_values` every
-# few seconds (merge.fold_pending). Readers read both through `indicator_points`.
+# rather than updated in place, one row per difference naming the day (none when the day itself
+# was replaced), week, month and quarter it adds to; the aggregator's `fold` job adds them to
+# `indicator_values` every few seconds (services/aggregator/pending.py). Readers read both
+# through `indicator_points`, which places each difference in its windows.
 indicator_pending = Table(
     "indicator_pending",
     metadata,
     Column("id", BigInteger, Identity(always=False), primary_key=True),
     Column("indicator", Text, nullable=False),
-    Column("window_kind", Text, nullable=False),
-    _ts("window_start", nullable=False),
-    _ts("window_end", nullable=False),
     Column("dimensions", JSONB, nullable=False),
     Column("dim_keys", Text, nullable=False),
     Column("count", BigInteger, nullable=False),
     Column("sum_v", Numeric),
     Column("sum_w", Numeric),
+    _ts("day_start"),
+    _ts("day_end"),
+    _ts("week_start", nullable=False),
+    _ts("week_end", nullable=False),
+    _ts("month_start", nullable=False),
+    _ts("month_end", nullable=False),
+    _ts("quarter_start", nullable=False),
+    _ts("quarter_end", nullable=False),
     _ts("added_at", nullable=False, server_default=func.now()),
-    Index(None, "indicator", "window_kind", "dim_keys", "window_start"),
+    Index(None, "indicator", "dim_keys"),
 )
 
-# The view every reader of points uses (migration 0016): a stored point plus its pending
+# The view every reader of points uses (migrations 0016, 0017): a stored point plus its pending
 # differences, its value recomputed from the sums when it has any; a point whose differences
 # bring its count to 0 is gone. `version` (the row's transaction id plus its differences' ids)
 # and `pending` change whenever the point does (an answer cache's key). Declared apart from

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
 
+from services.aggregator import pending
 from services.aggregator.indicators import CUSTOMER, Indicator
 from services.aggregator.policy import Grouping, dim_keys
 from services.catalog import Catalog
@@ -90,14 +91,6 @@ def value_sql(ind: Indicator, n: str, sv: str, sw: str) -> str:
     if ind.aggregate == "weighted":
         return f"({sv} / nullif({sw}, 0))::float8"
     return f"({sv} / nullif({n}, 0))::float8"
-
-
-# The value of a merged point from its stored sums alone, for the indicators merge.py adds up
-# (count, mean, ratio, weighted: `sum` is only ever a measurement's, which is not merged).
-MERGED_VALUE = (
-    "CASE WHEN {sw} IS NOT NULL THEN ({sv} / nullif({sw}, 0))::float8 "
-    "WHEN {sv} IS NOT NULL THEN ({sv} / nullif({n}, 0))::float8 ELSE {n}::float8 END"
-)
 
 
 def _aggregates(ind: Indicator, j: int, grouped: set[str]) -> list[str]:
@@ -266,23 +259,27 @@ def bind(
 _COLUMNS = "window_start, window_end, indicator, dimensions, dim_keys, count, sum_v, sum_w, value"
 
 
-# Taken by the fold (trying: merge.fold_pending) and by whatever replaces points of a day or
-# longer outright (waiting), so that neither sees the other's half: a replaced point drops its
-# pending differences in the same transaction.
-FOLD_LOCK = "hashtext('itsm-fold')"
-
-
 def delete_points(
-    conn: Connection, indicators: Sequence[Indicator], kind: str, starts: Sequence[datetime]
+    conn: Connection,
+    indicators: Sequence[Indicator],
+    kind: str,
+    starts: Sequence[datetime],
+    *,
+    now: datetime,
 ) -> None:
-    """Delete these windows' points; those of indicators that add up (`mergeable`) in a day or
-    longer also lose their pending differences (merge.py), under the fold's lock."""
+    """Delete these windows' points. Those of indicators that add up (`mergeable`) in a day or
+    longer may have pending differences (pending.py): what is pending is folded first, under the
+    fold's lock held to the end of the transaction, so none is added to what replaces them."""
     params = {"indicators": [i.id for i in indicators], "kind": kind, "starts": list(starts)}
-    where = "indicator = ANY(:indicators) AND window_kind = :kind AND window_start = ANY(:starts)"
     if kind != "hour" and any(i.mergeable for i in indicators):
-        conn.execute(text(f"SELECT pg_advisory_xact_lock({FOLD_LOCK})"))
-        conn.execute(text(f"DELETE FROM indicator_pending WHERE {where}"), params)
-    conn.execute(text(f"DELETE FROM indicator_values WHERE {where}"), params)
+        pending.fold(conn, now=now, wait=True)
+    conn.execute(
+        text(
+            "DELETE FROM indicator_values WHERE indicator = ANY(:indicators) "
+            "AND window_kind = :kind AND window_start = ANY(:starts)"
+        ),
+        params,
+    )
 
 
 def write_points(
@@ -399,11 +396,13 @@ def apply_percentiles(conn: Connection, kind: str) -> None:
         ),
         {"kind": kind},
     )
-    # A point only pending so far (merge.py) gets a row holding its percentiles and nothing
+    if kind not in pending.KINDS:
+        return  # an hour's points take their differences in place
+    # A point only pending so far (pending.py) gets a row holding its percentiles and nothing
     # else (count 0, sums 0): the fold adds its differences to it.
     conn.execute(
         text(
-            """
+            f"""
             INSERT INTO indicator_values AS iv (indicator, window_kind, window_start, dimensions,
                 window_end, dim_keys, count, sum_v, sum_w, value, p50, p90)
             SELECT p.indicator, :kind, p.window_start, p.dimensions, p.window_end, p.dim_keys, 0,
@@ -417,9 +416,8 @@ def apply_percentiles(conn: Connection, kind: str) -> None:
                   AND v.window_start = p.window_start AND v.dimensions = p.dimensions)
               AND EXISTS (
                 SELECT 1 FROM indicator_pending d
-                WHERE d.indicator = p.indicator AND d.window_kind = :kind
-                  AND d.dim_keys = p.dim_keys AND d.window_start = p.window_start
-                  AND d.dimensions = p.dimensions)
+                WHERE d.indicator = p.indicator AND d.dim_keys = p.dim_keys
+                  AND d.{kind}_start = p.window_start AND d.dimensions = p.dimensions)
             ORDER BY p.indicator, p.window_start, p.dimensions
             ON CONFLICT (indicator, window_kind, window_start, dimensions) DO UPDATE
                 SET p50 = excluded.p50, p90 = excluded.p90

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from services.aggregator import changes, merge, queue
+from services.aggregator import changes, pending, queue
 from services.aggregator.compute import catalog_params
 from services.aggregator.drift import update_drift
 from services.aggregator.indicators.custom import indicators_for
@@ -59,6 +59,8 @@ COSTLY_SHARE = 0.1
 # aggregator's CPU, so it is renewed every ~50 s instead of every 15 s (the api calls it stale
 # only after ITSM_EXPOSITION_STALE_SECONDS, 120 s).
 EXPOSITION_SHARE = 0.1
+# How often the points of a running window of a kind are counted (itsm_aggregator_window_points).
+WINDOW_POINTS_EVERY = 30.0
 # A job over the stored values that lives above the aggregator (the improvements' verification
 # reads them with the api's indicator reads): the CLI passes it in, the aggregator never imports
 # the api. Called with a transaction, the active catalog and the aggregator's clock.
@@ -87,6 +89,7 @@ class Aggregator:
         # measured cost of a running window's unit of the slow lanes (percentiles, states), per
         # kind
         self._costly_seconds: dict[str, float] = {}
+        self._points_measured: dict[str, float] = {}  # when window_points was last read, per kind
         self.snapshots = SnapshotWriter(engine, self.tz, clock, settings.metrics_max_series)
 
     def catalog(self, conn: Connection) -> tuple[Catalog, str]:
@@ -252,9 +255,16 @@ class Aggregator:
         if received:
             self.metrics.freshness.observe(max(0.0, (finished - min(received)).total_seconds()))
         last = units[-1]
-        with self.engine.connect() as conn:
-            points = conn.execute(_POINTS, {"kind": last.kind, "start": last.start}).scalar_one()
-        self.metrics.window_points.labels(last.kind).set(points)
+        # counting a month's points costs a scan of them: a running window's count is renewed
+        # every WINDOW_POINTS_EVERY, not after every pass
+        measured = self._points_measured.get(last.kind)
+        if last.end <= now or measured is None or time.monotonic() - measured > WINDOW_POINTS_EVERY:
+            self._points_measured[last.kind] = time.monotonic()
+            with self.engine.connect() as conn:
+                points = conn.execute(
+                    _POINTS, {"kind": last.kind, "start": last.start}
+                ).scalar_one()
+            self.metrics.window_points.labels(last.kind).set(points)
         log.debug(
             "recomputed",
             extra={
@@ -319,7 +329,7 @@ class Aggregator:
                     conn.execute(_PRUNE_PARTIALS, {"day": day, "end": unit.end})
 
     def fold(self, force: bool = False) -> int | None:
-        """Add the point lane's pending differences to their points (merge.fold_pending);
+        """Add the point lane's pending differences to their points (pending.fold);
         returns how many were folded, None when put off. A fold is put off while another
         transaction has been open for FOLD_WAIT_FOR (its snapshot would keep every row version
         the fold creates, and the point lane's next passes would walk them), up to
@@ -334,7 +344,10 @@ class Aggregator:
             if busy and not force and r.oldest < FOLD_DEFER_AT_MOST:
                 self.metrics.folds_deferred.inc()
                 return None
-            folded = merge.fold_pending(conn, now=self.clock())
+            # hundreds of thousands of differences are grouped and sorted: in memory, not in
+            # temporary files (it halved a fold's time at 1,000 events/s)
+            conn.execute(_WORK_MEM, {"mb": f"{self.settings.aggregator_work_mem_mb}MB"})
+            folded = pending.fold(conn, now=self.clock())
         if folded is not None:
             self.metrics.pending_age.set(0)
             self.metrics.folded.inc(folded)

@@ -3,19 +3,16 @@ the recompute of its hour, not of its month.
 
 For the indicators placed by an instant (`Indicator.mergeable`), a window's samples are the
 samples of its days, so its count and exact sums (`sum_v`, `sum_w`, numeric) are the sums of
-its days' and its value follows from them (compute.MERGED_VALUE). A recomputed hour or day is
+its days' and its value follows from them (pending.MERGED_VALUE). A recomputed hour or day is
 compared with what it was, and the difference is added to every window containing it, in the
 same transaction: the invariant "a window's sums = the sums of its parts" holds after every
 commit, and a replay in any order ends in the same numbers. Percentiles do not add up: those of
 merged windows are recomputed from the rows on a slower cadence (the `percentiles` lane).
 
-The differences of a day, week, month or quarter are appended to `indicator_pending` rather
-than added in place: the running windows' points are the same rows pass after pass, and rows
-updated twice a second pile up versions PostgreSQL cannot prune while any transaction stays open
-(a long statement, a backup), which made every pass seconds slower. `fold_pending` (the
-aggregator's `fold` job, every few seconds, put off while another transaction has been open for
-seconds) adds them up; readers read `indicator_points`, a point plus its pending differences,
-so a fold changes no point. Whatever replaces a point outright drops its pending differences.
+The differences of a day, week, month or quarter are appended to `indicator_pending`, once each
+with the windows they add to, rather than added in place, and folded every few seconds
+(pending.py); readers read `indicator_points`, a point plus its pending differences, so a fold
+changes no point. Whatever replaces a point of a day or longer outright folds first.
 
 The recent days keep every hour's points at the day's groupings (`indicator_partials`, all the
 hours of a day or none, `partial_days`): their hours are recomputed alone. An older day is
@@ -31,11 +28,10 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
-from services.aggregator.compute import FOLD_LOCK, MERGED_VALUE, delete_points
+from services.aggregator import pending
+from services.aggregator.compute import delete_points
 from services.aggregator.indicators import Indicator
-
-# (the start of a recomputed hour or day, the kind, start and end of a window containing it)
-Parent = tuple[datetime, str, datetime, datetime]
+from services.aggregator.pending import ADDING, MERGED_VALUE, Parent
 
 _DELTAS = """
     CREATE TEMP TABLE IF NOT EXISTS deltas (
@@ -66,37 +62,6 @@ _PARENTS = """
         AS p(key_start, kind, start, end_)
 """
 
-# The differences of the windows containing the recomputed ones, appended (the running day's,
-# week's, month's and quarter's points are the same rows pass after pass: updated in place twice a
-# second, their row versions pile up while any transaction stays open, and every pass after it
-# walks them; `fold_pending` adds them up every few seconds instead).
-_PEND = f"""
-    INSERT INTO indicator_pending (indicator, window_kind, window_start, window_end, dimensions,
-                                   dim_keys, count, sum_v, sum_w)
-    SELECT d.indicator, p.kind, p.start, p.end_, d.dimensions, d.dim_keys,
-           sum(d.count), sum(d.sum_v), sum(d.sum_w)
-    FROM deltas d JOIN {_PARENTS} ON p.key_start = d.key_start
-    WHERE p.kind <> 'hour'
-    GROUP BY d.indicator, p.kind, p.start, p.end_, d.dimensions, d.dim_keys
-    HAVING sum(d.count) <> 0 OR sum(d.sum_v) <> 0 OR sum(d.sum_w) <> 0
-"""
-
-_UPSERT = f"""
-    ON CONFLICT (indicator, window_kind, window_start, dimensions) DO UPDATE SET
-        count = iv.count + excluded.count,
-        sum_v = iv.sum_v + excluded.sum_v,
-        sum_w = iv.sum_w + excluded.sum_w,
-        value = {
-    MERGED_VALUE.format(
-        n="(iv.count + excluded.count)",
-        sv="(iv.sum_v + excluded.sum_v)",
-        sw="(iv.sum_w + excluded.sum_w)",
-    )
-},
-        computed_at = excluded.computed_at
-    RETURNING iv.indicator, iv.window_kind, iv.window_start, iv.dimensions, iv.count
-"""
-
 # An hour's own point (of the groupings an hour stores) takes its differences in place: a few
 # hundred rows, in a fixed order (two aggregators adding to the same hour lock its rows in the
 # same order).
@@ -115,54 +80,11 @@ _APPLY = f"""
         GROUP BY d.indicator, p.kind, p.start, p.end_, d.dimensions, d.dim_keys
     ) AS changed
     ORDER BY indicator, kind, start, dimensions
-    {_UPSERT}
+    {ADDING}
     )
     SELECT indicator, window_kind, window_start, dimensions::text FROM applied WHERE count = 0
 """
 
-
-# The pending differences added to their points, all those this transaction sees at once (rows
-# appended meanwhile wait for the next fold), in key order; returns how many were folded and
-# the points brought to a count of 0.
-_FOLD = f"""
-    WITH taken AS (
-        DELETE FROM indicator_pending
-        RETURNING indicator, window_kind, window_start, window_end, dimensions, dim_keys, count,
-                  sum_v, sum_w
-    ), folded AS (
-        INSERT INTO indicator_values AS iv (indicator, window_kind, window_start, dimensions,
-            window_end, dim_keys, count, sum_v, sum_w, value, computed_at)
-        SELECT indicator, window_kind, window_start, dimensions, window_end, dim_keys, n, sv, sw,
-               {MERGED_VALUE.format(n="n", sv="sv", sw="sw")}, :now
-        FROM (
-            SELECT indicator, window_kind, window_start, dimensions, max(window_end) AS window_end,
-                   dim_keys, sum(count) AS n, sum(sum_v) AS sv, sum(sum_w) AS sw
-            FROM taken
-            -- differences adding up to nothing still touch their point: one left with a
-            -- count of 0 (a percentiles' row, compute.apply_percentiles) is then deleted
-            GROUP BY indicator, window_kind, window_start, dimensions, dim_keys
-        ) AS summed
-        ORDER BY indicator, window_kind, window_start, dimensions
-        {_UPSERT}
-    )
-    SELECT (SELECT count(*) FROM taken) AS taken,
-           array_agg(indicator) FILTER (WHERE count = 0) AS ids,
-           array_agg(window_kind) FILTER (WHERE count = 0) AS kinds,
-           array_agg(window_start) FILTER (WHERE count = 0) AS starts,
-           array_agg(dimensions::text) FILTER (WHERE count = 0) AS dims
-    FROM folded
-"""
-
-
-# A grouping whose last sample left the window has no point any more: the rows the differences
-# brought to a count of 0, as the statement above returned them (a handful), by primary key.
-_EMPTIED = """
-    DELETE FROM indicator_values iv
-    USING unnest(CAST(:ids AS text[]), CAST(:kinds AS text[]), CAST(:starts AS timestamptz[]),
-                 CAST(:dims AS jsonb[])) AS e(indicator, kind, start, dims)
-    WHERE iv.indicator = e.indicator AND iv.window_kind = e.kind AND iv.window_start = e.start
-      AND iv.dimensions = e.dims AND iv.count = 0
-"""
 
 _POINT_COLUMNS = "indicator, dimensions, dim_keys, count, sum_v, sum_w"
 
@@ -296,7 +218,7 @@ def replace_days(
         text(_DIFF.format(new=new, old="indicator_points", old_filter="AND window_kind = 'day'")),
         {"indicators": ids, "starts": starts},
     )
-    delete_points(conn, indicators, "day", starts)
+    delete_points(conn, indicators, "day", starts, now=now)
     conn.execute(
         text(
             f"""
@@ -387,21 +309,6 @@ def _replace_partials(conn: Connection, ids: list[str], hours: Sequence[datetime
     )
 
 
-def fold_pending(conn: Connection, *, now: datetime) -> int | None:
-    """Add the pending differences to their points (`indicator_values`) and forget them;
-    returns how many were folded, None when another transaction is folding or replacing points
-    now (the next fold takes them)."""
-    if not conn.execute(text(f"SELECT pg_try_advisory_xact_lock({FOLD_LOCK})")).scalar_one():
-        return None
-    r = conn.execute(text(_FOLD), {"now": now}).one()
-    if r.ids:
-        conn.execute(
-            text(_EMPTIED),
-            {"ids": r.ids, "kinds": r.kinds, "starts": r.starts, "dims": r.dims},
-        )
-    return int(r.taken)
-
-
 def _apply(
     conn: Connection,
     parents: Sequence[Parent],
@@ -411,27 +318,18 @@ def _apply(
     """Add the differences to their parents: appended as pending for a day or longer, in place
     for an `hour` parent (only the groupings `hour_kept`, indicator and dim_keys, an hour
     stores)."""
-    params = {
-        "keys": [k for k, *_ in parents],
-        "kinds": [k for _, k, _, _ in parents],
-        "pstarts": [s for *_, s, _ in parents],
-        "pends": [e for *_, e in parents],
-        "kept_ids": [i for i, _ in hour_kept],
-        "kept_keys": [k for _, k in hour_kept],
-        "now": now,
-    }
-    if any(kind != "hour" for _, kind, _, _ in parents):
-        conn.execute(text(_PEND), params)
-    if hour_kept and any(kind == "hour" for _, kind, _, _ in parents):
+    pending.append(conn, parents)
+    hours = [p for p in parents if p[1] == "hour"]
+    if hour_kept and hours:
+        params = {
+            "keys": [k for k, *_ in hours],
+            "kinds": [k for _, k, _, _ in hours],
+            "pstarts": [s for *_, s, _ in hours],
+            "pends": [e for *_, e in hours],
+            "kept_ids": [i for i, _ in hour_kept],
+            "kept_keys": [k for _, k in hour_kept],
+            "now": now,
+        }
         emptied = conn.execute(text(_APPLY), params).all()
-        if emptied:
-            conn.execute(
-                text(_EMPTIED),
-                {
-                    "ids": [r[0] for r in emptied],
-                    "kinds": [r[1] for r in emptied],
-                    "starts": [r[2] for r in emptied],
-                    "dims": [r[3] for r in emptied],
-                },
-            )
+        pending.delete_emptied(conn, [tuple(r) for r in emptied])
     conn.execute(text("TRUNCATE deltas"))

@@ -130,10 +130,27 @@ def scoped_objectives(
     )
 
 
-def catalog_objectives(catalog: Catalog) -> list[ScopedObjective]:
-    return scoped_objectives(
-        catalog.objectives, [s.id for s in catalog.services], [c.id for c in catalog.customers]
+# The last catalog's expansion: the point lane evaluates the running hour's and day's objectives
+# in every pass, and expanding 200 services' objectives took 50 ms of Python each time. A catalog
+# is immutable; a new version is a new object.
+_expanded: tuple[Catalog, tuple[ScopedObjective, ...]] | None = None
+
+
+def catalog_objectives(catalog: Catalog) -> tuple[ScopedObjective, ...]:
+    """The catalog's objectives, one per scope (scoped_objectives), expanded once per catalog."""
+    global _expanded
+    last = _expanded
+    if last is not None and last[0] is catalog:
+        return last[1]
+    scoped = tuple(
+        scoped_objectives(
+            catalog.objectives,
+            [s.id for s in catalog.services],
+            [c.id for c in catalog.customers],
+        )
     )
+    _expanded = (catalog, scoped)
+    return scoped
 
 
 # --- shell ----------------------------------------------------------------------------------------

@@ -220,11 +220,18 @@ def follow_ups(
 ) -> list[QueueRow]:
     """Rows for windows whose merged points changed: their objectives (a `point` row with no
     scope: nothing to recompute but objectives and what derives from them) and, when they hold
-    durations, their exact percentiles after the slower cadence."""
+    durations, their exact percentiles after the slower cadence.
+
+    A running window's objectives wait for the slower cadence too: its points are read through
+    `indicator_points` as they change, but evaluating a month's objectives for every service
+    after every pass cost a third of the point lane under a steady flow of events, for a status
+    that alerts read from /metrics rendered every 15 s or more. A past window's are due at once
+    (its status is final)."""
     now = horizon.now
     out = []
     for kind, start, end in windows:
-        out.append((kind, start, "point", end, "", now, now))
+        objectives_due = now + horizon.slow if end > now else now
+        out.append((kind, start, "point", end, "", now, objectives_due))
         if percentiles:
             due = horizon.costly_due(kind, end)
             out.append((kind, start, "percentiles", end, "", now, due))

@@ -36,6 +36,7 @@ from services.aggregator.compute import (
 )
 from services.aggregator.indicators import Indicator
 from services.aggregator.objectives import evaluate_windows
+from services.aggregator.pending import Parent
 from services.aggregator.policy import dim_keys, stored_groupings
 from services.aggregator.queue import (
     EVERYTHING,
@@ -152,7 +153,31 @@ def process_windows(
         _write(conn, ctx, plan, kind, [w for w in begun if (kind, w[0]) in states])
     due = {r.start for r in rows if r.lane == "percentiles"}
     _percentiles(conn, ctx, kind, [(u.start, u.end) for u in units if u.start in due])
-    _objectives(conn, ctx, kind, begun)
+    _objectives(conn, ctx, kind, _objectives_now(ctx, kind, begun, rows))
+
+
+def _objectives_now(
+    ctx: Context, kind: str, windows: Sequence[Window], rows: Sequence[Row]
+) -> list[Window]:
+    """The windows whose objectives are evaluated now. A running week's, month's or quarter's
+    points change with every event, and evaluating every service's objectives after every pass
+    was a third of the point lane under a steady flow: while only events moved it (scoped
+    `point` rows), its objectives wait for the slower cadence, with its states (a `span` row,
+    which evaluates them). A window that has ended, a follow-up (a `point` row with no scope),
+    a `span` or `percentiles` row, or no slower cadence at all: now."""
+    if not ctx.horizon.slow:
+        return list(windows)
+    now_due: list[Window] = []
+    for start, end in windows:
+        mine = [r for r in rows if r.kind == kind and r.start == start]
+        if end <= ctx.now or any(r.lane != "point" or not r.scopes for r in mine):
+            now_due.append((start, end))
+            continue
+        received = min(r.first_received_at for r in mine)
+        ctx.queued.append(
+            (kind, start, "span", end, "", received, ctx.horizon.costly_due(kind, end))
+        )
+    return now_due
 
 
 def _states_due(conn: Connection, ctx: Context, rows: Sequence[Row]) -> set[tuple[str, datetime]]:
@@ -354,7 +379,7 @@ def _write(
     """Replace the plan's points of these windows, computed from the rows."""
     if not windows:
         return
-    delete_points(conn, plan, kind, [s for s, _ in windows])
+    delete_points(conn, plan, kind, [s for s, _ in windows], now=ctx.now)
     groupings = stored_groupings(plan[0], kind)
     write_points(conn, plan, kind, windows, groupings, now=ctx.now, params=ctx.params)
 
@@ -380,7 +405,7 @@ def _objectives(conn: Connection, ctx: Context, kind: str, windows: Sequence[Win
         _write(conn, ctx, plan, kind, windows)
 
 
-def _parents(keys: Sequence[datetime], kinds: Sequence[str], ctx: Context) -> list[merge.Parent]:
+def _parents(keys: Sequence[datetime], kinds: Sequence[str], ctx: Context) -> list[Parent]:
     tz = ctx.horizon.tz
     out = []
     for key in keys:

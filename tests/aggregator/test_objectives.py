@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -373,3 +374,65 @@ objectives:
     # the service scores of the quarter follow from it: erp met, email breached
     p = points(engine, "service_health_score", "quarter", utc(2026, 10, 1), service="erp")
     assert p is not None and p["value"] == 100.0
+
+
+# --- cadence ------------------------------------------------------------------------------------
+MONTHLY = """
+customers: [{id: acme}]
+services: [{id: email, customer: acme}]
+objectives:
+  - {service: "*", indicator: ticket_opened_count, window: month, comparator: "<=", target: 1}
+"""
+
+
+def month_status(engine: Engine, month: Any) -> tuple[float | None, str] | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(objective_status.c.value, objective_status.c.status).where(
+                objective_status.c.service == "email",
+                objective_status.c.window_kind == "month",
+                objective_status.c.window_start == month,
+            )
+        ).one_or_none()
+    return None if row is None else (row.value, row.status)
+
+
+def test_a_running_months_objectives_wait_for_the_slower_cadence_an_ended_ones_do_not(
+    engine: Engine,
+) -> None:
+    """Evaluating every service's objectives of the running month after every pass was a third
+    of the point lane under a steady flow (issue 10): while only events moved it, its status
+    waits for the slower cadence (its count is at once in the points); a month that has ended
+    has its status renewed at once (it is final)."""
+    from services.aggregator import queue
+    from shared.settings import Settings
+    from tests.helpers import aggregator
+
+    with engine.begin() as conn:
+        apply_catalog(conn, MONTHLY, "test")
+    now = [utc(2026, 10, 6, 12, 30)]
+    slow = Settings(_env_file=None, aggregator_slow_seconds=30, hour_retention_days=36500)  # type: ignore[call-arg]
+    agg = aggregator(engine, slow, clock=lambda: now[0])
+    october, september = utc(2026, 10, 1), utc(2026, 9, 1)
+    store(engine, [ticket_event("M1", utc(2026, 10, 6, 9), "new", service="email")])
+    agg.recompute_dirty(lanes=queue.LANES)
+    now[0] += timedelta(seconds=31)
+    agg.recompute_dirty(lanes=queue.LANES)
+    assert month_status(engine, october) == (1.0, "met")
+
+    store(engine, [ticket_event("M2", utc(2026, 10, 6, 12, 10), "new", service="email")])
+    agg.recompute_dirty(lanes=queue.FAST_LANES)
+    opened = points(engine, "ticket_opened_count", "month", october, service="email")
+    assert opened is not None and opened["value"] == 2.0  # the count at once
+    assert month_status(engine, october) == (1.0, "met")  # the status at the slower cadence
+    now[0] += timedelta(seconds=31)
+    agg.recompute_dirty(lanes=queue.LANES)
+    assert month_status(engine, october) == (2.0, "breached")
+
+    # September has ended: a late ticket's month is evaluated in the same pass
+    store(
+        engine,
+        [ticket_event(f"S{i}", utc(2026, 9, 10, 9 + i), "new", service="email") for i in range(3)],
+    )
+    agg.recompute_dirty(lanes=queue.FAST_LANES)
+    assert month_status(engine, september) == (3.0, "breached")

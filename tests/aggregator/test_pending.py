@@ -71,7 +71,21 @@ def test_a_pass_appends_its_differences_and_a_fold_changes_no_point(merge_db: En
     agg = drain(merge_db)
     store_events(merge_db, tickets(4, hour=14))  # the same day: its hours add differences
     drain(merge_db)
-    assert pending(merge_db) > 0
+    # each difference once, naming the windows it adds to: the first pass wrote the new day
+    # whole (no day), the second added its hour's difference to the day too
+    with merge_db.connect() as conn:
+        placed = conn.execute(
+            text(
+                "SELECT day_start, week_start, month_start, quarter_start, count "
+                "FROM indicator_pending WHERE indicator = 'ticket_opened_count' AND dim_keys = ''"
+                " ORDER BY id"
+            )
+        ).all()
+    week, october = utc(2026, 9, 28), utc(2026, 10, 1)
+    assert [tuple(r) for r in placed] == [
+        (None, week, october, october, 6),
+        (utc(2026, 10, 4), week, october, october, 4),
+    ]
     before = {kind: stored_points(merge_db, kind) for kind in KINDS}
     opened = before["month"][("ticket_opened_count", utc(2026, 10, 1), ())]
     assert opened[:2] == (10.0, 10)

@@ -102,25 +102,18 @@ _EMPTIED = "DELETE FROM indicator_values WHERE count = 0 AND window_kind <> 'hou
 _INDEX_0016 = "ix_indicator_pending_indicator_window_kind_dim_keys_window_start"
 
 
-def upgrade() -> None:
-    op.execute("DROP VIEW indicator_points")
-    op.execute(_fold(_PER_WINDOW))
-    op.execute(_EMPTIED)  # a point the differences brought to nothing
-    op.drop_table("indicator_pending")  # and its index
+def _create_pending(*windows: sa.Column[object]) -> None:
+    """`indicator_pending` with these columns naming the windows a difference adds to."""
     op.create_table(
         "indicator_pending",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("indicator", sa.Text(), nullable=False),
+        *windows,
         sa.Column("dimensions", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("dim_keys", sa.Text(), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
         sa.Column("sum_v", sa.Numeric(), nullable=True),
         sa.Column("sum_w", sa.Numeric(), nullable=True),
-        *(
-            sa.Column(f"{kind}_{edge}", sa.DateTime(timezone=True), nullable=kind == "day")
-            for kind in KINDS
-            for edge in ("start", "end")
-        ),
         sa.Column(
             "added_at",
             sa.DateTime(timezone=True),
@@ -128,6 +121,20 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_indicator_pending")),
+    )
+
+
+def upgrade() -> None:
+    op.execute("DROP VIEW indicator_points")
+    op.execute(_fold(_PER_WINDOW))
+    op.execute(_EMPTIED)  # a point the differences brought to nothing
+    op.drop_table("indicator_pending")  # and its index
+    _create_pending(
+        *(
+            sa.Column(f"{kind}_{edge}", sa.DateTime(timezone=True), nullable=kind == "day")
+            for kind in KINDS
+            for edge in ("start", "end")
+        )
     )
     op.create_index(
         op.f("ix_indicator_pending_indicator_dim_keys"),
@@ -151,25 +158,10 @@ def downgrade() -> None:
     )
     op.execute(_EMPTIED)
     op.drop_table("indicator_pending")  # and its index
-    op.create_table(
-        "indicator_pending",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
-        sa.Column("indicator", sa.Text(), nullable=False),
+    _create_pending(
         sa.Column("window_kind", sa.Text(), nullable=False),
         sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
         sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("dimensions", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column("dim_keys", sa.Text(), nullable=False),
-        sa.Column("count", sa.BigInteger(), nullable=False),
-        sa.Column("sum_v", sa.Numeric(), nullable=True),
-        sa.Column("sum_w", sa.Numeric(), nullable=True),
-        sa.Column(
-            "added_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_indicator_pending")),
     )
     op.create_index(
         op.f(_INDEX_0016),

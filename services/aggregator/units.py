@@ -138,7 +138,9 @@ def process_days(conn: Connection, ctx: Context, days: Sequence[Unit], rows: Seq
     ]
     _percentiles(conn, ctx, "hour", percentile_hours)
     _objectives(conn, ctx, "hour", [(h, h + HOUR) for h in kept_begun])
-    _objectives(conn, ctx, "day", [(d.start, d.end) for d in begun])
+    _objectives(
+        conn, ctx, "day", _objectives_now(ctx, "day", [(d.start, d.end) for d in begun], rows)
+    )
 
 
 def process_windows(
@@ -159,18 +161,18 @@ def process_windows(
 def _objectives_now(
     ctx: Context, kind: str, windows: Sequence[Window], rows: Sequence[Row]
 ) -> list[Window]:
-    """The windows whose objectives are evaluated now. A running week's, month's or quarter's
-    points change with every event, and evaluating every service's objectives after every pass
-    was a third of the point lane under a steady flow: while only events moved it (scoped
-    `point` rows), its objectives wait for the slower cadence, with its states (a `span` row,
-    which evaluates them). A window that has ended, a follow-up (a `point` row with no scope),
-    a `span` or `percentiles` row, or no slower cadence at all: now."""
+    """The windows whose objectives are evaluated now. A running day's, week's, month's or
+    quarter's points change with every event, and evaluating every service's objectives after
+    every pass was a third of the point lane under a steady flow: while only events moved it
+    (scoped `point` rows), its objectives wait for the slower cadence, with its states (a `span`
+    row, which evaluates them). A window that has ended, a follow-up (a `point` row with no
+    scope), a `span` or `percentiles` row, or no slower cadence at all: now."""
     if not ctx.horizon.slow:
         return list(windows)
     now_due: list[Window] = []
     for start, end in windows:
         mine = [r for r in rows if r.kind == kind and r.start == start]
-        if end <= ctx.now or any(r.lane != "point" or not r.scopes for r in mine):
+        if end <= ctx.now or not mine or any(r.lane != "point" or not r.scopes for r in mine):
             now_due.append((start, end))
             continue
         received = min(r.first_received_at for r in mine)

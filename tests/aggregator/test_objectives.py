@@ -382,28 +382,31 @@ customers: [{id: acme}]
 services: [{id: email, customer: acme}]
 objectives:
   - {service: "*", indicator: ticket_opened_count, window: month, comparator: "<=", target: 1}
+  - {service: "*", indicator: ticket_opened_count, window: day, comparator: "<=", target: 1}
 """
 
 
-def month_status(engine: Engine, month: Any) -> tuple[float | None, str] | None:
+def email_status(
+    engine: Engine, start: Any, kind: str = "month"
+) -> tuple[float | None, str] | None:
     with engine.connect() as conn:
         row = conn.execute(
             select(objective_status.c.value, objective_status.c.status).where(
                 objective_status.c.service == "email",
-                objective_status.c.window_kind == "month",
-                objective_status.c.window_start == month,
+                objective_status.c.window_kind == kind,
+                objective_status.c.window_start == start,
             )
         ).one_or_none()
     return None if row is None else (row.value, row.status)
 
 
-def test_a_running_months_objectives_wait_for_the_slower_cadence_an_ended_ones_do_not(
+def test_a_running_windows_objectives_wait_for_the_slower_cadence_an_ended_ones_do_not(
     engine: Engine,
 ) -> None:
-    """Evaluating every service's objectives of the running month after every pass was a third
-    of the point lane under a steady flow (issue 10): while only events moved it, its status
-    waits for the slower cadence (its count is at once in the points); a month that has ended
-    has its status renewed at once (it is final)."""
+    """Evaluating every service's objectives of the running day, week and month after every
+    pass was a third of the point lane under a steady flow (issue 10): while only events moved
+    them, their status waits for the slower cadence (their counts are at once in the points); a
+    month that has ended has its status renewed at once (it is final)."""
     from services.aggregator import queue
     from shared.settings import Settings
     from tests.helpers import aggregator
@@ -413,21 +416,24 @@ def test_a_running_months_objectives_wait_for_the_slower_cadence_an_ended_ones_d
     now = [utc(2026, 10, 6, 12, 30)]
     slow = Settings(_env_file=None, aggregator_slow_seconds=30, hour_retention_days=36500)  # type: ignore[call-arg]
     agg = aggregator(engine, slow, clock=lambda: now[0])
-    october, september = utc(2026, 10, 1), utc(2026, 9, 1)
+    october, september, day = utc(2026, 10, 1), utc(2026, 9, 1), utc(2026, 10, 6)
     store(engine, [ticket_event("M1", utc(2026, 10, 6, 9), "new", service="email")])
     agg.recompute_dirty(lanes=queue.LANES)
     now[0] += timedelta(seconds=31)
     agg.recompute_dirty(lanes=queue.LANES)
-    assert month_status(engine, october) == (1.0, "met")
+    assert email_status(engine, october) == (1.0, "met")
+    assert email_status(engine, day, "day") == (1.0, "met")
 
     store(engine, [ticket_event("M2", utc(2026, 10, 6, 12, 10), "new", service="email")])
     agg.recompute_dirty(lanes=queue.FAST_LANES)
     opened = points(engine, "ticket_opened_count", "month", october, service="email")
     assert opened is not None and opened["value"] == 2.0  # the count at once
-    assert month_status(engine, october) == (1.0, "met")  # the status at the slower cadence
+    assert email_status(engine, october) == (1.0, "met")  # the status at the slower cadence
+    assert email_status(engine, day, "day") == (1.0, "met")
     now[0] += timedelta(seconds=31)
     agg.recompute_dirty(lanes=queue.LANES)
-    assert month_status(engine, october) == (2.0, "breached")
+    assert email_status(engine, october) == (2.0, "breached")
+    assert email_status(engine, day, "day") == (2.0, "breached")
 
     # September has ended: a late ticket's month is evaluated in the same pass
     store(
@@ -435,4 +441,4 @@ def test_a_running_months_objectives_wait_for_the_slower_cadence_an_ended_ones_d
         [ticket_event(f"S{i}", utc(2026, 9, 10, 9 + i), "new", service="email") for i in range(3)],
     )
     agg.recompute_dirty(lanes=queue.FAST_LANES)
-    assert month_status(engine, september) == (3.0, "breached")
+    assert email_status(engine, september) == (3.0, "breached")

@@ -212,19 +212,23 @@ def test_a_paced_job_takes_at_most_its_share_of_the_time() -> None:
 
     from services.aggregator.jobs import _paced
 
-    runs: list[float] = []
+    runs: list[tuple[float, float]] = []  # (start, end) of each run
 
     def slow_run() -> None:
-        runs.append(clock.monotonic())
+        started = clock.monotonic()
         clock.sleep(0.05)
+        runs.append((started, clock.monotonic()))
 
-    job = _paced(slow_run, 0.25)  # 0.05 s of work: the next run 0.2 s after the start
+    job = _paced(slow_run, 0.25)  # 0.05 s of work (longer on a busy machine): 4 times that off
     job()
     job()  # too soon: skipped
     assert len(runs) == 1
-    clock.sleep(0.2)
+    started, ended = runs[0]
+    due = started + (ended - started) / 0.25
+    assert due - started >= 0.2
+    clock.sleep(max(0.0, due - clock.monotonic()) + 0.01)
     job()
-    assert len(runs) == 2 and runs[1] - runs[0] >= 0.2
+    assert len(runs) == 2 and runs[1][0] >= due
 
 
 def test_a_running_windows_costly_part_marked_during_its_computation_waits_its_cost(

@@ -54,7 +54,7 @@ from shared.settings import Settings
 SEED = 1
 TOKEN = "soak-ingest-token"
 REPORT_EVERY = 30.0  # seconds between two progress lines
-# The services' log is kept beside the results: what to read when the verdict is not the one.
+# Where the services' and PostgreSQL's logs are kept (`Soak.keep_logs`).
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -163,8 +163,7 @@ class Soak:
             collector = collector_counts(self.metrics_port)
         finally:
             codes = self.stack.stop()
-            RESULTS.mkdir(exist_ok=True)
-            shutil.copyfile(self.stack.log, RESULTS / "soak-services.log")
+            self.keep_logs()
         print("  checking: stored once, projections re-folded, points recomputed", flush=True)
         parts = [
             self.ingest(traffic),
@@ -182,6 +181,14 @@ class Soak:
         ]
         self.engine.dispose()
         return self.result(parts, report.reads_part(read, self.plan.seconds, self.timeline))
+
+    def keep_logs(self) -> None:
+        """The services' and PostgreSQL's logs beside the results (the engines' directory is
+        removed at the end): what to read when something went wrong."""
+        RESULTS.mkdir(exist_ok=True)
+        for log, name in ((self.stack.log, "services"), (self.pg.data / "server.log", "postgres")):
+            if log.exists():
+                shutil.copyfile(log, RESULTS / f"soak-{name}.log")
 
     def load_cmdb(self) -> tuple[set[tuple[str, str]], datetime]:
         """The CMDB a discovery run registered in the week before: 5,000 CIs and their checks,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import aggregator, collector_drain, scale_up
+from benchmarks import aggregator, collector_drain, scale_up, soak
 from shared import logging as itsm_logging
 
 # `reads.run_reads` needs a computed month; the aggregator benchmark prepares one and calls it.
@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "aggregator": aggregator.run,
     "scale_up": scale_up.run,
     "history": scale_up.history,
+    "soak": soak.run,
 }
 
 
@@ -26,6 +27,7 @@ def main(names: list[str]) -> None:
     itsm_logging.configure("WARNING")
     results_dir = Path(__file__).parent / "results"
     results_dir.mkdir(exist_ok=True)
+    failed: list[str] = []
     for name in names or list(BENCHMARKS):
         print(f"== {name}", flush=True)
         started = time.perf_counter()
@@ -35,10 +37,14 @@ def main(names: list[str]) -> None:
         for key, value in result.items():
             print(
                 f"  {key:<{width}}  {value:>12,}"
-                if isinstance(value, int | float)
+                if isinstance(value, int | float) and not isinstance(value, bool)
                 else f"  {key:<{width}}  {value}"
             )
         (results_dir / f"{name}.json").write_text(json.dumps(result, indent=2))
+        if result.get("ok") is False:  # a benchmark that checks, and found something wrong
+            failed.append(name)
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

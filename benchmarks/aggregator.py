@@ -34,6 +34,7 @@ from sqlalchemy import text
 
 from benchmarks import procs, reads
 from benchmarks.engines import engines
+from benchmarks.freshness import end_to_end, quantile, watch_count
 from benchmarks.realistic import catalog_yaml, load_month, world
 from benchmarks.realistic_world import KIND_WEIGHTS, PRIORITY_WEIGHTS, cdf, pick
 from services.aggregator import queue
@@ -168,7 +169,7 @@ def freshness(db_url: str, kafka: str, rate: float, seconds: float) -> dict[str,
     seen: list[tuple[float, int]] = []  # (monotonic poll time, stored count above base)
     watching = threading.Event()
     watcher = threading.Thread(
-        target=_watch_opened, args=(engine, watching, seen, base), daemon=True
+        target=watch_count, args=(engine, _OPENED, watching, seen, base), daemon=True
     )
     watcher.start()
     producer = KafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=5)
@@ -200,12 +201,12 @@ def freshness(db_url: str, kafka: str, rate: float, seconds: float) -> dict[str,
     procs.stop(collector, signal.SIGTERM, grace=30)
     watcher.join(5)
     engine.dispose()
-    latencies = sorted(_end_to_end(created, seen))
+    latencies = sorted(end_to_end(created, seen))
     return {
         "fresh_events": sent,
         "fresh_rate_per_s": rate,
-        "fresh_p50_s": _quantile(latencies, 0.5),
-        "fresh_p99_s": _quantile(latencies, 0.99),
+        "fresh_p50_s": quantile(latencies, 0.5),
+        "fresh_p99_s": quantile(latencies, 0.99),
         "fresh_max_s": latencies[-1] if latencies else None,
         "fresh_measured": f"{len(latencies)} of {len(created)} ticket creations",
         "fresh_startup_s": round(settled_s, 1),
@@ -311,32 +312,6 @@ _OPENED = text(
 )
 
 
-def _watch_opened(
-    engine: Any, stop: threading.Event, seen: list[tuple[float, int]], base: int
-) -> None:
-    """Poll the stored month count every 20 ms until stopped."""
-    with engine.connect() as conn:
-        while not stop.is_set():
-            count = int(conn.execute(_OPENED).scalar_one())
-            conn.commit()  # a new snapshot for the next poll
-            seen.append((time.monotonic(), count - base))
-            time.sleep(0.02)
-
-
-def _end_to_end(created: list[float], seen: list[tuple[float, int]]) -> list[float]:
-    """For the k-th creation, the first poll at which k new creations were counted, minus its
-    send time. Creations never counted are left out (reported as measured k of n)."""
-    out = []
-    i = 0
-    for k, sent_at in enumerate(created, start=1):
-        while i < len(seen) and seen[i][1] < k:
-            i += 1
-        if i == len(seen):
-            break
-        out.append(round(max(0.0, seen[i][0] - sent_at), 3))
-    return out
-
-
 def exposition(db_url: str, kafka: str, scrapes: int = 60, every: float = 0.5) -> dict[str, Any]:
     """`/metrics` at that size, in its two halves (SPEC §8). First the aggregator's rendering of
     the snapshot, on the benchmark's clock (late October), timed: its series, bytes and what
@@ -403,12 +378,6 @@ def _render(db_url: str, stop: Any, renders: Any) -> None:
 
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def _quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    return values[min(len(values) - 1, int(q * (len(values) - 1) + 0.5))]
 
 
 if __name__ == "__main__":

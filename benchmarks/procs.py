@@ -132,23 +132,43 @@ def memory_kb(pid: int) -> tuple[int, int]:
     return rss, hwm
 
 
+def pss_kb(pid: int) -> int:
+    """Proportional set size in kB (0 when unreadable): resident memory with each shared page
+    split among the processes sharing it, so the PSS of a server's processes adds up to what
+    the server holds (PostgreSQL's shared buffers are counted once, not once per backend)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+def tree_pss_kb(pid: int) -> int:
+    """PSS of `pid` and its direct children together (a postmaster and its backends)."""
+    return pss_kb(pid) + sum(pss_kb(child) for child in children(pid))
+
+
 @dataclass
 class PeakMemory:
     """Samples a process and its direct children every `interval` seconds in a thread: the
     peak resident memory of each, by name (the larger of the sampled VmRSS and the last
-    VmHWM the kernel reported)."""
+    VmHWM the kernel reported); the process itself is named `root`."""
 
     pid: int
     interval: float = 0.5
+    root: str = "up"
     peak_kb: dict[str, int] = field(default_factory=dict)
     seen: dict[int, str] = field(default_factory=dict)  # every child sampled: pid → name
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def __enter__(self) -> PeakMemory:
+        self.start()
+        return self
+
+    def start(self) -> None:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
-        return self
 
     def __exit__(self, *_: object) -> None:
         self.stop()
@@ -165,7 +185,7 @@ class PeakMemory:
     def sample(self) -> None:
         kids = children(self.pid)
         self.seen.update(kids)
-        for pid, name in {self.pid: "up", **kids}.items():
+        for pid, name in {self.pid: self.root, **kids}.items():
             rss, hwm = memory_kb(pid)
             self.peak_kb[name] = max(self.peak_kb.get(name, 0), rss, hwm)
 

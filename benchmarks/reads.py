@@ -7,7 +7,9 @@ and counts as stale."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import http.client
+import json
 import multiprocessing
 import signal
 import subprocess
@@ -16,8 +18,9 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -96,11 +99,8 @@ def read_load(
     max_requests: int,
     indicators: Sequence[str],
 ) -> dict[str, Any]:
-    """`clients` client processes, each with its own keep-alive connection, asking in turn for
-    each indicator's daily points by service over the month (gzip accepted, the whole body
-    read: time to last byte), until `seconds` pass or `max_requests` are sent. Processes, and
-    the standard library's HTTP client: sixteen httpx clients in threads of one Python process
-    saturate a core with their own work and measure their GIL queue, not the api."""
+    """`clients` client processes (`client_processes`) asking in turn for each indicator's daily
+    points by service over the month, until `seconds` pass or `max_requests` are sent."""
     query = urlencode(
         {
             "window": "day",
@@ -110,23 +110,17 @@ def read_load(
         }
     )
     paths = [f"/v1/indicators/{ind}?{query}" for ind in indicators]
-    per_client = -(-max_requests // clients)
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(clients) as pool:
+    with client_processes(url, paths, seconds, clients, max_requests) as pending:
         started = time.monotonic()
-        pending = pool.starmap_async(
-            _client, [(url, paths, i, seconds, per_client) for i in range(clients)]
-        )
         while not pending.ready():
             pending.wait(5.0)
             if not pending.ready():
                 print(f"  reads: {time.monotonic() - started:.0f} s of {seconds:.0f}", flush=True)
         results = pending.get()
         elapsed = time.monotonic() - started
-    latencies = sorted(t for own, _ in results for t in own)
-    errors: Counter[str] = Counter()
-    for _, errs in results:
-        errors.update(errs)
+    reads = [r for own in results for r in own]
+    latencies = sorted(r.seconds for r in reads)
+    errors = Counter(r.outcome for r in reads if r.outcome != "HTTP 200")  # with their codes
     return {
         "reads_clients": clients,
         "reads_method": "client processes, keep-alive, gzip, time to last byte",
@@ -139,35 +133,78 @@ def read_load(
     }
 
 
+class Read(NamedTuple):
+    started: float  # monotonic (one clock for every process of the machine)
+    seconds: float  # to the last byte
+    outcome: str  # "HTTP 200", "HTTP <status> <error code>", or the error that got no answer
+    path: str
+
+
+@contextlib.contextmanager
+def client_processes(
+    url: str,
+    paths: Sequence[str],
+    seconds: float,
+    clients: int,
+    max_requests: int = 10**9,
+    pause: float = 0.0,
+) -> Iterator[AsyncResult[list[list[Read]]]]:
+    """`clients` client processes, each with its own keep-alive connection, asking in turn for
+    each of `paths` (each starting at its own place in them; gzip accepted, the whole body
+    read: time to last byte), `pause` s after each answer, until `seconds` pass or each sent
+    `max_requests / clients`. Yields the pending result: each client's reads. Processes, and
+    the standard library's HTTP client: sixteen httpx clients in threads of one Python process
+    saturate a core with their own work and measure their GIL queue, not the api."""
+    per_client = -(-max_requests // clients)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(clients) as pool:
+        yield pool.starmap_async(
+            _client, [(url, list(paths), i, seconds, per_client, pause) for i in range(clients)]
+        )
+
+
 def _client(
-    url: str, paths: list[str], offset: int, seconds: float, max_requests: int
-) -> tuple[list[float], Counter[str]]:
-    """One client process: its latencies (seconds) and errors by kind."""
+    url: str, paths: list[str], offset: int, seconds: float, max_requests: int, pause: float
+) -> list[Read]:
+    """One client process: its reads."""
     where = urlsplit(url)
     conn = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=60)
     headers = {"Accept-Encoding": "gzip"}
-    own: list[float] = []
-    errors: Counter[str] = Counter()
+    own: list[Read] = []
     deadline = time.monotonic() + seconds
     k = offset
     while time.monotonic() < deadline and len(own) < max_requests:
         path = paths[k % len(paths)]
         k += 1
         started = time.perf_counter()
+        at = time.monotonic()
         try:
             conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
-            resp.read()
-            outcome = None if resp.status == 200 else f"HTTP {resp.status}"
+            body = resp.read()
+            if resp.status == 200:
+                outcome = "HTTP 200"
+            else:
+                gzipped = resp.getheader("Content-Encoding") == "gzip"
+                code = _error_code(gzip.decompress(body) if gzipped else body)
+                outcome = f"HTTP {resp.status}{code}"
         except (OSError, http.client.HTTPException) as err:
             outcome = type(err).__name__
             conn.close()
             conn = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=60)
-        own.append(time.perf_counter() - started)
-        if outcome is not None:
-            errors[outcome] += 1
+        own.append(Read(at, time.perf_counter() - started, outcome, path))
+        if pause:
+            time.sleep(pause)
     conn.close()
-    return own, errors
+    return own
+
+
+def _error_code(body: bytes) -> str:
+    """` <code>` of an error body (`{"error": {"code": …}}`, SPEC §7), else nothing."""
+    try:
+        return f" {json.loads(body)['error']['code']}"
+    except (ValueError, KeyError, TypeError):
+        return ""
 
 
 def scrape(url: str, times: int, every: float = 0.0) -> dict[str, Any]:

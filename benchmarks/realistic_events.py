@@ -251,13 +251,29 @@ def _ticket_stream(
 
     def lives() -> Iterator[tuple[float, list[_Timed]]]:
         for number, t in enumerate(opened, start=1):
-            life = _ticket(rng, w, t, number, start, n_changes, problems, as_of)
-            events = _ticket_events(life)
             if related:
-                events += _related(rng, life, as_of)
-            yield t, events
+                yield t, ticket(rng, w, t, number, start, n_changes, problems, as_of)
+            else:
+                life = _ticket(rng, w, t, number, start, n_changes, problems, as_of)
+                yield t, _ticket_events(life)
 
     return _in_time_order(lives())
+
+
+def ticket(
+    rng: random.Random,
+    w: rw.World,
+    opened: float,
+    number: int,
+    month: datetime,
+    n_changes: int,
+    problems: list[str],
+    as_of: float,
+) -> list[_Timed]:
+    """One ticket opened at `opened`: its lifecycle's events, the call that logged it (phone)
+    and the survey after its resolution, all cut at `as_of`."""
+    life = _ticket(rng, w, opened, number, month, n_changes, problems, as_of)
+    return _ticket_events(life) + _related(rng, life, as_of)
 
 
 def _in_time_order(entities: Iterable[tuple[float, list[_Timed]]]) -> Iterator[Emitted]:
@@ -305,12 +321,14 @@ def change_events(
 
     def lives() -> Iterator[tuple[float, list[_Timed]]]:
         for number, t in enumerate(requested, start=1):
-            yield t, _change(rng, w, t, change_number(start, number), as_of)
+            yield t, change(rng, w, t, change_number(start, number), as_of)
 
     return _in_time_order(lives())
 
 
-def _change(rng: random.Random, w: rw.World, t: float, cid: str, as_of: float) -> list[_Timed]:
+def change(rng: random.Random, w: rw.World, t: float, cid: str, as_of: float) -> list[_Timed]:
+    """One change requested at `t`: approved (standard ones at once) or rejected, implemented
+    at its planned start with an outcome, closed a day later; cut at `as_of`."""
     ctype = _pick(rng, rw.CHANGE_TYPE_WEIGHTS)
     service = rw.pick(w.service_cdf, rng.random())
     cis = w.service_cis[service]
@@ -375,46 +393,38 @@ def alert_events(n_alerts: int, start: datetime, end: datetime, seed: int = 1) -
 
     def lives() -> Iterator[tuple[float, list[_Timed]]]:
         for number, t in enumerate(started, start=1):
-            aid = f"ALR{start:%y%m}{number:07d}"
-            ci = w.cis[noisy_ci(rng.random()) - 1]
-            severity = _pick(rng, rw.SEVERITY_WEIGHTS)
-            duration = min(
-                rw.ALERT_MAX_S,
-                max(
-                    30,
-                    round(
-                        rw.lognormal_s(rw.ALERT_MEDIAN_S[severity], rw.ALERT_SIGMA, _normal(rng))
-                    ),
-                ),
-            )
-            threshold = float(rng.choice((80, 90, 95, 99)))
-            data: dict[str, Any] = {
-                "alert_id": aid,
-                "ci_id": ci.ci_id,
-                "service": w.services[ci.services[0]],
-                "check": rw.CHECKS[rng.randrange(len(rw.CHECKS))],
-                "severity": severity,
-                "threshold": threshold,
-                "value": round(threshold + rng.random() * 10, 1),
-                "started_at": iso(t),
-            }
-            events = [
-                (
-                    t,
-                    "monitoring",
-                    aid,
-                    _event("monitoring", "itsm.monitor.alert.firing", f"{aid}-1", t, data),
-                )
-            ]
-            if t + duration < as_of:
-                done = {**data, "ended_at": iso(t + duration)}
-                ev = _event(
-                    "monitoring", "itsm.monitor.alert.resolved", f"{aid}-2", t + duration, done
-                )
-                events.append((t + duration, "monitoring", aid, ev))
-            yield t, events
+            yield t, alert(rng, w, t, f"ALR{start:%y%m}{number:07d}", as_of)
 
     return _in_time_order(lives())
+
+
+def alert(rng: random.Random, w: rw.World, t: float, aid: str, as_of: float) -> list[_Timed]:
+    """One alert firing at `t` on a CI (noisy ones most), resolved minutes to hours later
+    unless that is after `as_of`."""
+    ci = w.cis[noisy_ci(rng.random()) - 1]
+    severity = _pick(rng, rw.SEVERITY_WEIGHTS)
+    duration = min(
+        rw.ALERT_MAX_S,
+        max(30, round(rw.lognormal_s(rw.ALERT_MEDIAN_S[severity], rw.ALERT_SIGMA, _normal(rng)))),
+    )
+    threshold = float(rng.choice((80, 90, 95, 99)))
+    data: dict[str, Any] = {
+        "alert_id": aid,
+        "ci_id": ci.ci_id,
+        "service": w.services[ci.services[0]],
+        "check": rw.CHECKS[rng.randrange(len(rw.CHECKS))],
+        "severity": severity,
+        "threshold": threshold,
+        "value": round(threshold + rng.random() * 10, 1),
+        "started_at": iso(t),
+    }
+    firing = _event("monitoring", "itsm.monitor.alert.firing", f"{aid}-1", t, data)
+    events: list[_Timed] = [(t, "monitoring", aid, firing)]
+    if t + duration < as_of:
+        done = {**data, "ended_at": iso(t + duration)}
+        ev = _event("monitoring", "itsm.monitor.alert.resolved", f"{aid}-2", t + duration, done)
+        events.append((t + duration, "monitoring", aid, ev))
+    return events
 
 
 def noisy_ci(u: float) -> int:
@@ -427,30 +437,40 @@ def call_events(n_calls: int, start: datetime, end: datetime, seed: int = 1) -> 
     over business hours; calls that logged a ticket come with the tickets in `mixed_events`."""
     rng = random.Random(f"calls-{seed}-{start.isoformat()}")
     arr = rw.arrivals(start, end)
-    answered_share = (rw.ANSWERED * (1 - rw.LOGGED)) / (1 - rw.ANSWERED * rw.LOGGED)
     for number, t in enumerate(
         sorted(arr.at(rng.random(), rng.random()) for _ in range(n_calls)), start=1
     ):
         cid = f"CALL{start:%y%m}X{number:07d}"
-        answered = rng.random() < answered_share
-        data: dict[str, Any] = {"call_id": cid, "answered": answered}
-        if answered:
-            data["wait_seconds"] = round(
-                rw.lognormal_s(rw.WAIT_MEDIAN_S, rw.WAIT_SIGMA, _normal(rng))
-            )
-            data["handle_seconds"] = round(
-                rw.lognormal_s(rw.HANDLE_MEDIAN_S, rw.HANDLE_SIGMA, _normal(rng))
-            )
-            data["agent"] = rw.engineer_id(rng.randrange(rw.N_ENGINEERS))
-        else:
-            data["wait_seconds"] = round(
-                rw.lognormal_s(rw.ABANDON_WAIT_MEDIAN_S, rw.WAIT_SIGMA, _normal(rng))
-            )
-        yield (
-            "servicedesk",
-            cid,
-            _event("servicedesk", "itsm.servicedesk.call.completed", cid, t, data),
+        yield "servicedesk", cid, unlogged_call(rng, t, cid)
+
+
+# Of the calls not logged as tickets, the share answered (the others were abandoned).
+_ANSWERED_UNLOGGED = (rw.ANSWERED * (1 - rw.LOGGED)) / (1 - rw.ANSWERED * rw.LOGGED)
+
+
+def unlogged_calls(n_tickets: float) -> float:
+    """How many calls the service desk takes beside `n_tickets` tickets that no ticket logs:
+    the phone-channel tickets are the answered calls' logged share."""
+    phone = rw.CHANNEL_WEIGHTS["phone"] / sum(rw.CHANNEL_WEIGHTS.values())
+    logged = n_tickets * phone
+    return logged / (rw.ANSWERED * rw.LOGGED) - logged
+
+
+def unlogged_call(rng: random.Random, t: float, cid: str) -> dict[str, Any]:
+    """A call at `t` that logged no ticket: answered (an information call) or abandoned."""
+    answered = rng.random() < _ANSWERED_UNLOGGED
+    data: dict[str, Any] = {"call_id": cid, "answered": answered}
+    if answered:
+        data["wait_seconds"] = round(rw.lognormal_s(rw.WAIT_MEDIAN_S, rw.WAIT_SIGMA, _normal(rng)))
+        data["handle_seconds"] = round(
+            rw.lognormal_s(rw.HANDLE_MEDIAN_S, rw.HANDLE_SIGMA, _normal(rng))
         )
+        data["agent"] = rw.engineer_id(rng.randrange(rw.N_ENGINEERS))
+    else:
+        data["wait_seconds"] = round(
+            rw.lognormal_s(rw.ABANDON_WAIT_MEDIAN_S, rw.WAIT_SIGMA, _normal(rng))
+        )
+    return _event("servicedesk", "itsm.servicedesk.call.completed", cid, t, data)
 
 
 def ci_created(ci: rw.Ci, start: datetime) -> float:
@@ -529,15 +549,13 @@ def mixed_events(
     """Everything at once, in time order: CIs, checks and articles (from before `start`),
     tickets with their calls and surveys, changes, alerts and unlogged calls, at the world's
     ratios to tickets."""
-    phone = rw.CHANNEL_WEIGHTS["phone"] / sum(rw.CHANNEL_WEIGHTS.values())
-    logged = n_tickets * phone
     streams = [
         ci_events(start, seed),
         article_events(start, end, seed),
         _ticket_stream(n_tickets, start, end, seed, related=True),
         change_events(max(1, round(n_tickets * rw.CHANGES_PER_TICKET)), start, end, seed),
         alert_events(round(n_tickets * rw.ALERTS_PER_TICKET), start, end, seed),
-        call_events(round(logged / (rw.ANSWERED * rw.LOGGED) - logged), start, end, seed),
+        call_events(round(unlogged_calls(n_tickets)), start, end, seed),
     ]
     return heapq.merge(*streams, key=lambda item: item[2]["time"])
 

@@ -13,7 +13,7 @@ from benchmarks import sqlgen as g
 
 
 def changes_sql(seed: int) -> str:
-    """Mirrors realistic_events._change."""
+    """Mirrors realistic_events.change."""
 
     def u(k: int) -> str:
         return g.u(100 + k, seed)

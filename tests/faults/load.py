@@ -1,26 +1,21 @@
 """Events that keep flowing while a fault happens: incidents with a realistic life (created,
 worked, resolved; some reassigned, some with a knowledge article), sent by a Kafka producer and
-by an HTTP client of `POST /v1/events`, each in a thread of its own, each sending what was not
-acknowledged again (duplicates are the collector's business: it dedupes by source and id)."""
+by an HTTP client of `POST /v1/events` (benchmarks/senders.py), each in a thread of its own, each
+sending what was not acknowledged again (duplicates are the collector's business: it dedupes by
+source and id)."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
-
+from benchmarks.senders import Event, HttpSender, KafkaSender
 from shared.settings import Settings
 from tests.helpers import ticket_event
 
-Event = dict[str, Any]
 GROUPS = ("service-desk", "network", "applications")
 SERVICES = ("email", "erp", "vpn")
 CHANNELS = ("phone", "email", "portal")
@@ -91,8 +86,9 @@ def _chunks(events: list[Event], size: int) -> Iterator[list[Event]]:
 
 
 class Load(threading.Thread):
-    """Sends `events` in chunks of `size`, a pause of `pause` s after each, until every chunk was
-    acknowledged or `deadline` s passed. `check()` re-raises what went wrong in the thread."""
+    """Sends `events` in chunks of `size`, a pause of `pause` s after each, each chunk again until
+    acknowledged, until every chunk was or `deadline` s passed. `check()` re-raises what went
+    wrong in the thread."""
 
     def __init__(self, events: list[Event], size: int, pause: float, deadline: float) -> None:
         super().__init__(daemon=True)
@@ -124,7 +120,7 @@ class Load(threading.Thread):
         raise NotImplementedError
 
     def close(self) -> None:
-        pass
+        raise NotImplementedError
 
     def progress(self) -> float:
         return self.acked / self.chunks
@@ -140,96 +136,30 @@ class Load(threading.Thread):
 
 
 class KafkaLoad(Load):
-    """An ITSM tool producing to the topics (keyed by entity, acks=all); a chunk whose
-    acknowledgement failed or timed out is produced again."""
+    """An ITSM tool producing the incidents to the tickets topic, keyed by ticket."""
 
     def __init__(self, settings: Settings, events: list[Event], **kw: Any) -> None:
         super().__init__(events, **kw)
+        self.sender = KafkaSender(settings)
         self.name = "kafka load"
-        self.settings = settings
-        self.failures = 0
-        self.producer = KafkaProducer(
-            bootstrap_servers=settings.require_kafka(),
-            acks="all",
-            linger_ms=5,
-            request_timeout_ms=10_000,
-            max_block_ms=10_000,
-        )
 
     def send(self, chunk: list[Event]) -> bool:
-        topic = self.settings.topic("tickets")
-        try:
-            futures = [
-                self.producer.send(
-                    topic, key=e["data"]["ticket_id"].encode(), value=json.dumps(e).encode()
-                )
-                for e in chunk
-            ]
-            for f in futures:
-                f.get(timeout=15)
-        except KafkaError:
-            self.failures += 1
-            time.sleep(0.5)
-            return False
-        return True
+        return self.sender.send([("tickets", e["data"]["ticket_id"], e) for e in chunk])
 
     def close(self) -> None:
-        self.producer.close(timeout=5)
+        self.sender.close()
 
 
 class HttpLoad(Load):
-    """An ITSM tool posting batches to the api. After a 503 it waits as Retry-After says and
-    posts the same batch again; after a lost connection (an api that died) too, every half
-    second. Every answer is counted by status, every connection refused or dropped; a 503
-    without Retry-After is noted."""
+    """An ITSM tool posting the incidents to the api in batches (`sender` counts the answers)."""
 
     def __init__(self, url: str, token: str, events: list[Event], **kw: Any) -> None:
         super().__init__(events, **kw)
+        self.sender = HttpSender(url, token)
         self.name = "http load"
-        self.client = httpx.Client(
-            base_url=url,
-            timeout=90,  # longer than the api takes to give up on the broker
-            headers={
-                "authorization": f"Bearer {token}",
-                "content-type": "application/cloudevents-batch+json",
-            },
-        )
-        self.statuses: Counter[int] = Counter()
-        self.refused = 0  # connections refused: no api listening
-        self.dropped = 0  # requests sent and never answered: the api died handling them
-        self.posting_since: float | None = None  # monotonic time the request in flight began
-        self.without_retry_after = 0
-        self.answers: list[str] = []  # bodies of answers other than 202 and 503
 
     def send(self, chunk: list[Event]) -> bool:
-        self.posting_since = time.monotonic()
-        try:
-            response = self.client.post("/v1/events", content=json.dumps(chunk))
-        except httpx.ConnectError:
-            self.refused += 1
-            response = None
-        except httpx.TransportError:
-            self.dropped += 1
-            response = None
-        finally:
-            self.posting_since = None
-        if response is None:
-            time.sleep(0.5)
-            return False
-        self.statuses[response.status_code] += 1
-        if response.status_code == 202:
-            accepted = response.json()["accepted"]
-            assert accepted == [e["id"] for e in chunk], "202 for a batch not wholly accepted"
-            return True
-        if response.status_code == 503:
-            after = response.headers.get("retry-after")
-            if after is None:
-                self.without_retry_after += 1
-            time.sleep(min(float(after or 1), 10))
-            return False
-        # Nothing else is expected of a valid batch: kept for the test's assertion, not retried.
-        self.answers.append(f"{response.status_code} {response.text[:300]}")
-        return True
+        return self.sender.send(chunk)
 
     def close(self) -> None:
-        self.client.close()
+        self.sender.close()

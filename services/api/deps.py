@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated, Literal, NoReturn
@@ -15,12 +16,16 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from services.api.indicators import Reading
 from services.api.schemas import ErrorBody
 from services.catalog import CatalogCache
+from shared.db import unreachable
 from shared.errors import Forbidden, InvalidRequest, Unauthorized, UnsupportedMediaType
 from shared.settings import Settings
+
+log = logging.getLogger("itsm.api")
 
 
 async def _settings(request: Request) -> Settings:
@@ -29,8 +34,25 @@ async def _settings(request: Request) -> Settings:
 
 
 def _db(request: Request) -> Iterator[Connection]:
-    with request.app.state.engine.connect() as conn:
+    """A connection for the request, closed once it is answered. Closing rolls back what the
+    request left open: when PostgreSQL went away meanwhile (the answer may already be on its
+    way), that rollback fails, and the connection is dropped from the pool instead of the
+    error reaching the server, which would cut the client's keep-alive connection."""
+    conn = request.app.state.engine.connect()
+    try:
         yield conn
+    finally:
+        try:
+            conn.close()
+        except DBAPIError as err:
+            if not unreachable(err):
+                raise
+            if not conn.closed:  # SQLAlchemy invalidates a connection it saw disconnected
+                conn.invalidate()
+            log.warning(
+                "database connection lost while a request was answered",
+                extra={"path": request.url.path, "error": str(err.orig).splitlines()[0][:200]},
+            )
 
 
 async def _catalogs(request: Request) -> CatalogCache:

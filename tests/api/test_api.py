@@ -753,3 +753,31 @@ def test_read_body_refuses_oversized_bodies_declared_or_not() -> None:
     # within the limit: the body
     req, _ = request(b"x" * 100, [(b"content-length", b"100")])
     assert asyncio.run(read_body(req, max_body=100)) == b"x" * 100
+
+
+def test_a_connection_lost_while_a_request_is_answered_is_dropped_not_raised(
+    engine: Engine,
+) -> None:
+    """PostgreSQL going away while a request is answered (the soak crashed it under 16 readers):
+    closing the request's connection rolls back, which fails; the dependency drops the
+    connection instead of raising into the server, which cut the client's keep-alive connection
+    (it saw no answer at all, not the 503 the next request gets)."""
+    from types import SimpleNamespace
+
+    from services.api import deps
+
+    request: Any = SimpleNamespace(
+        app=SimpleNamespace(state=SimpleNamespace(engine=engine)),
+        url=SimpleNamespace(path="/v1/tickets"),
+    )
+    answering = deps._db(request)
+    conn = next(answering)
+    pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()  # a transaction is open
+    with engine.connect() as other:
+        assert other.execute(
+            text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid}
+        ).scalar()
+    with pytest.raises(StopIteration):  # closed without raising
+        next(answering)
+    with engine.connect() as after:  # the pool hands out a live connection
+        assert after.execute(text("SELECT 1")).scalar_one() == 1

@@ -209,7 +209,9 @@ def empty_panels(url: str) -> list[str]:
 
 
 def test_every_dashboard_panel_finds_series_on_metrics(week: dict[str, Any]) -> None:
-    # The live stream's first outage (10 s in, for 20 s) gives the current windows theirs.
+    # The live stream's first outage (10 s in, for 20 s) gives the current windows theirs. The
+    # weekly drift scores come with the drift job's second run, up to 60 s after the aggregator
+    # started (its first ran before the history was computed): the wait must outlast that.
     left: list[str] = []
 
     def filled() -> bool:
@@ -218,7 +220,7 @@ def test_every_dashboard_panel_finds_series_on_metrics(week: dict[str, Any]) -> 
 
     wait_until(
         filled,
-        timeout=60,
+        timeout=120,
         interval=2,
         what="every panel's series",
         diagnostics=lambda: "\n".join(left),

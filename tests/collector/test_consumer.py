@@ -223,3 +223,42 @@ def test_event_of_another_type_on_the_tickets_topic_is_accepted(stack: Stack) ->
         lambda: stack.scalar("SELECT entity_kind FROM events WHERE id='call-1'") == "call",
         what="the call event stored",
     )
+
+
+def test_a_batch_stored_is_counted_when_its_offsets_commit_fails(
+    postgres: Postgres, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker timing out the offsets' commit (just after it thawed, in the soak) leaves the
+    batch stored: it is counted as stored then, and comes again from the last commit as a
+    duplicate (the soak had counted 161 events fewer than the table held)."""
+    from kafka.errors import KafkaTimeoutError
+
+    settings = make_settings(postgres.fresh(), kafka_bootstrap)
+    ensure_topics(settings)
+    engine = make_engine(settings.require_database_url())
+    registry = CollectorRegistry()
+    stack = Stack(settings, engine, KafkaProducer(bootstrap_servers=kafka_bootstrap), registry)
+    failures = [KafkaTimeoutError("injected: the commit timed out")]
+    commit = KafkaConsumer.commit
+
+    def failing_commit(self: KafkaConsumer, *args: object, **kwargs: object) -> None:
+        if failures:
+            raise failures.pop()
+        commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(KafkaConsumer, "commit", failing_commit)
+    collector = Collector(settings, engine, CollectorMetrics(registry))
+    running = Running(collector.run, collector.stop_event.set)
+    try:
+        stack.send(ticket_event("CC1", utc(2026, 10, 5, 9), "new"), key="CC1")
+        wait_until(
+            lambda: stack.counter("duplicate", "itsm.ticket.created") == 1,
+            what="the batch again after the failed commit",
+        )
+        assert not failures  # the commit did fail once
+        assert stack.counter("stored", "itsm.ticket.created") == 1
+        assert stack.scalar("SELECT count(*) FROM events WHERE entity_id = 'CC1'") == 1
+    finally:
+        running.stop()
+        stack.producer.close()
+        engine.dispose()

@@ -54,12 +54,16 @@ def drain(engine: Engine, now: datetime = NOW) -> Aggregator:
     return agg
 
 
-def stored_points(engine: Engine, kind: str) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+def stored_points(
+    engine: Engine, kind: str, source: str = "indicator_points"
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """The points of a window kind as readers see them, or as `source` holds them
+    (`indicator_values`: the rows themselves, without what is pending)."""
     with engine.connect() as conn:
         rows = conn.execute(
             text(
                 "SELECT indicator, window_start, dimensions, value, count, p50, p90 "
-                "FROM indicator_points WHERE window_kind = :kind AND value IS NOT NULL"
+                f"FROM {source} WHERE window_kind = :kind AND value IS NOT NULL"
             ),
             {"kind": kind},
         ).all()

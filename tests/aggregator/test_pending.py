@@ -35,22 +35,6 @@ def pending(engine: Engine) -> int:
         return int(conn.execute(text("SELECT count(*) FROM indicator_pending")).scalar_one())
 
 
-def table_points(engine: Engine, kind: str) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    """The rows of `indicator_values` themselves (what the view shows once nothing is pending)."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT indicator, window_start, dimensions, value, count, p50, p90 "
-                "FROM indicator_values WHERE window_kind = :kind AND value IS NOT NULL"
-            ),
-            {"kind": kind},
-        ).all()
-    return {
-        (r.indicator, r.window_start, tuple(sorted(r.dimensions.items()))): tuple(r[3:])
-        for r in rows
-    }
-
-
 def tickets(n: int, day: int = 4, hour: int = 9) -> list[dict[str, Any]]:
     """n incidents opened on 2026-10-`day` from `hour`:00, every other one resolved 40 min
     later, over three services and two priorities."""
@@ -90,7 +74,8 @@ def test_a_pass_appends_its_differences_and_a_fold_changes_no_point(merge_db: En
     opened = before["month"][("ticket_opened_count", utc(2026, 10, 1), ())]
     assert opened[:2] == (10.0, 10)
     # the month's total is only pending so far: no fold ran
-    assert ("ticket_opened_count", utc(2026, 10, 1), ()) not in table_points(merge_db, "month")
+    month_rows = stored_points(merge_db, "month", "indicator_values")
+    assert ("ticket_opened_count", utc(2026, 10, 1), ()) not in month_rows
 
     waiting = pending(merge_db)
     assert agg.fold() == waiting
@@ -100,7 +85,7 @@ def test_a_pass_appends_its_differences_and_a_fold_changes_no_point(merge_db: En
         assert after.keys() == before[kind].keys(), kind
         assert [k for k in after if not same(after[k], before[kind][k])] == [], kind
         # nothing pending: the rows are the points
-        assert table_points(merge_db, kind) == after, kind
+        assert stored_points(merge_db, kind, "indicator_values") == after, kind
 
 
 def test_a_fold_waits_while_another_transaction_stays_open_but_not_for_ever(

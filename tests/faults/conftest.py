@@ -15,11 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import Engine
 
 from benchmarks.faults import FreezableBroker, RestartablePostgres
 from benchmarks.stack import SERVICES, Stack
 from shared.settings import Settings
 from tests.conftest import wait_until
+from tests.helpers import counts
 
 TOKEN = "ingest-secret"
 
@@ -85,6 +87,16 @@ def waited(seconds: float, check: Callable[[], None] | None = None, every: float
         if check is not None:
             check()
         time.sleep(min(every, left))
+
+
+def wait_stored(stack: Stack, engine: Engine, n: int, timeout: float) -> None:
+    """Wait until `n` distinct events are stored (rows of `events`)."""
+    wait_until(
+        lambda: counts(engine)["events"] == n,
+        timeout=timeout,
+        what=f"the {n} distinct events stored",
+        diagnostics=stack.tail,
+    )
 
 
 def wait_serving(stack: Stack, start: datetime, opened: int, timeout: float = 60) -> None:

@@ -11,7 +11,7 @@ import pytest
 from shared.db import make_engine
 from shared.kafka import ensure_topics
 from tests.conftest import Postgres, make_settings, wait_until
-from tests.faults.conftest import TOKEN, FreezableBroker, running, wait_serving, waited
+from tests.faults.conftest import TOKEN, FreezableBroker, running, wait_serving, wait_stored, waited
 from tests.faults.invariants import assert_nothing_lost_nor_doubled
 from tests.faults.load import HttpLoad, KafkaLoad, history_start, incidents, keys
 from tests.helpers import counts
@@ -50,12 +50,7 @@ def test_broker_hung_past_the_ingest_timeout_then_back_counts_every_event_once(
         own_broker.thaw()
         kafka.finish(timeout=120)
         http.finish(timeout=120)
-        wait_until(
-            lambda: counts(engine)["events"] == len(sent),
-            timeout=90,
-            what=f"the {len(sent)} distinct events stored",
-            diagnostics=stack.tail,
-        )
+        wait_stored(stack, engine, len(sent), timeout=90)
         # the aggregator computed them, and the api serves it: 2 × 400 incidents opened
         wait_serving(stack, base, opened=2 * N)
         stack.assert_running()  # none died or was restarted: each one recovered by itself

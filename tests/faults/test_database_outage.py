@@ -12,7 +12,14 @@ import pytest
 from shared.db import make_engine
 from shared.kafka import ensure_topics
 from tests.conftest import make_settings, wait_until
-from tests.faults.conftest import TOKEN, RestartablePostgres, running, wait_serving, waited
+from tests.faults.conftest import (
+    TOKEN,
+    RestartablePostgres,
+    running,
+    wait_serving,
+    wait_stored,
+    waited,
+)
 from tests.faults.invariants import assert_nothing_lost_nor_doubled
 from tests.faults.load import HttpLoad, KafkaLoad, history_start, incidents, keys
 from tests.helpers import counts
@@ -60,12 +67,7 @@ def test_database_down_then_back_every_service_recovers_by_itself_and_counts_eac
         wait_until(stack.ready, timeout=30, what="/readyz to say 200 again")
         kafka.finish(timeout=120)
         http.finish(timeout=120)
-        wait_until(
-            lambda: counts(engine)["events"] == len(sent),
-            timeout=90,
-            what=f"the {len(sent)} distinct events stored",
-            diagnostics=stack.tail,
-        )
+        wait_stored(stack, engine, len(sent), timeout=90)
         # the aggregator computed them, and the api serves it: 2 × 400 incidents opened
         wait_serving(stack, base, opened=2 * N)
         stack.assert_running()  # none died or was restarted: each one recovered by itself

@@ -14,10 +14,9 @@ from sqlalchemy.engine import Engine
 from shared.db import make_engine
 from shared.kafka import ensure_topics
 from tests.conftest import Postgres, make_settings, wait_until
-from tests.faults.conftest import TOKEN, Stack, running, wait_serving
+from tests.faults.conftest import TOKEN, Stack, running, wait_serving, wait_stored
 from tests.faults.invariants import assert_nothing_lost_nor_doubled
 from tests.faults.load import HttpLoad, KafkaLoad, history_start, incidents, keys
-from tests.helpers import counts
 
 pytestmark = pytest.mark.e2e
 
@@ -65,12 +64,7 @@ def test_aggregator_killed_in_the_middle_of_a_pass_then_restarted_loses_and_doub
             stack.kill("aggregator")
             stack.restart("aggregator")
         load.finish(timeout=120)
-        wait_until(
-            lambda: counts(engine)["events"] == len(events),
-            timeout=60,
-            what=f"the {len(events)} events stored",
-            diagnostics=stack.tail,
-        )
+        wait_stored(stack, engine, len(events), timeout=60)
         wait_serving(stack, base, opened=n)
     assert_nothing_lost_nor_doubled(engine, settings, keys(events), since=base)
     engine.dispose()
@@ -100,12 +94,7 @@ def test_api_killed_in_the_middle_of_batch_posts_the_client_retrying_counts_each
         # again if the kill came as the answer did).
         cut = any(_kill_api_mid_request(stack, http, rng) for _ in range(4))
         http.finish(timeout=120)
-        wait_until(
-            lambda: counts(engine)["events"] == len(events),
-            timeout=60,
-            what=f"the {len(events)} events stored",
-            diagnostics=stack.tail,
-        )
+        wait_stored(stack, engine, len(events), timeout=60)
     # two requests were never answered, and sent again (duplicates on the broker, not stored)
     assert cut, "no kill came in the middle of a request"
     assert http.sender.dropped == 2, (http.sender.dropped, http.sender.refused)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
@@ -126,16 +127,20 @@ class Aggregator:
     # --- dirty windows ---------------------------------------------------------------------
 
     def recompute_dirty(
-        self, budget: float | None = None, lanes: Sequence[str] = queue.LANES
+        self,
+        budget: float | None = None,
+        lanes: Sequence[str] = queue.LANES,
+        running: bool | None = None,
     ) -> int:
         """Compute due windows unit after unit (each chunk of units its own transaction) until
         none is due, or `budget` seconds have passed (at least one chunk). Returns the units
-        computed."""
+        computed. `running`: only running windows (True), only the others (False), or both."""
         started = time.perf_counter()
         computed = idle = 0
         while True:
-            self.expand_marks()
-            n = self._chunk(lanes)
+            if running is not False:  # the loop of past windows leaves it to the others
+                self.expand_marks()
+            n = self._chunk(lanes, running)
             if n < 0:  # nothing due
                 break
             computed += n
@@ -157,7 +162,7 @@ class Aggregator:
             if n < queue.MARKS_PER_CLAIM:
                 return total
 
-    def _chunk(self, lanes: Sequence[str]) -> int:
+    def _chunk(self, lanes: Sequence[str], running: bool | None = None) -> int:
         """Claim and compute the next units; -1 when nothing is due, 0 when only units another
         aggregator holds were found (they are left for a moment)."""
         now = self.clock()
@@ -167,7 +172,7 @@ class Aggregator:
         started = time.perf_counter()
         try:
             with self.engine.begin() as conn:
-                first = queue.next_units(conn, horizon, MAX_UNITS_PER_CHUNK, lanes)
+                first = queue.next_units(conn, horizon, MAX_UNITS_PER_CHUNK, lanes, running)
                 if not first:
                     return -1
                 for unit in first[: self._room(now, first[0])]:
@@ -361,7 +366,6 @@ class Aggregator:
     # --- the scheduler ---------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        scheduler = BackgroundScheduler(timezone=UTC)
         every = self.settings.aggregator_interval_seconds
         expo = self.settings.exposition_interval_seconds
         # Each loop in a thread of its own: events' instants (the `point` lane) never wait for
@@ -369,6 +373,7 @@ class Aggregator:
         # rendering of /metrics.
         jobs: list[tuple[Callable[[], None], float, str]] = [
             (self._guarded(self._fast, "point_lane"), every, "point_lane"),
+            (self._guarded(self._past, "past_points"), every, "past_points"),
             (self._guarded(self.evaluate_sla, "sla"), every, "sla"),
             (self._guarded(self._slow, "slow_lanes"), every, "slow_lanes"),
             (self._safe_refresh, self.settings.aggregator_refresh_seconds, "clock_refresh"),
@@ -391,6 +396,10 @@ class Aggregator:
             jobs.append(
                 (self._guarded(self.verify_improvements, "improvements"), 60, "improvements")
             )
+        # a thread for every job: none waits for a free one behind a long drift scoring
+        scheduler = BackgroundScheduler(
+            timezone=UTC, executors={"default": ThreadPoolExecutor(len(jobs))}
+        )
         for fn, seconds, name in jobs:
             scheduler.add_job(
                 fn,
@@ -456,7 +465,10 @@ class Aggregator:
         return guarded
 
     def _fast(self) -> None:
-        self.recompute_dirty(budget=RUN_SECONDS, lanes=queue.FAST_LANES)
+        self.recompute_dirty(budget=RUN_SECONDS, lanes=queue.FAST_LANES, running=True)
+
+    def _past(self) -> None:
+        self.recompute_dirty(budget=RUN_SECONDS, lanes=queue.FAST_LANES, running=False)
 
     def _slow(self) -> None:
         self.recompute_dirty(budget=RUN_SECONDS, lanes=queue.SLOW_LANES)

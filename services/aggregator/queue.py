@@ -244,6 +244,9 @@ _NEXT = text(
     """
     SELECT window_kind, window_start, lane, attempts FROM window_queue
     WHERE parked_at IS NULL AND due_at <= :now AND lane = ANY(:lanes)
+      AND (CAST(:running AS boolean) IS NULL
+           OR (window_end > :now OR (window_kind = 'hour' AND window_start >= :today))
+              = CAST(:running AS boolean))
     ORDER BY CASE lane WHEN 'point' THEN 0 WHEN 'span' THEN 1 ELSE 2 END,
              window_end <= :now, window_start DESC
     LIMIT 1
@@ -291,12 +294,22 @@ class Unit:
 
 
 def next_units(
-    conn: Connection, horizon: Horizon, room: int, lanes: Sequence[str] = LANES
+    conn: Connection,
+    horizon: Horizon,
+    room: int,
+    lanes: Sequence[str] = LANES,
+    running: bool | None = None,
 ) -> list[Unit]:
     """The next units of these lanes by priority: the first due row's unit and, when it is a
     past window that never failed, up to `room` - 1 more of the same kind (the chunk's size
-    comes from the measured cost of a unit). A unit that failed before is computed alone."""
-    first = conn.execute(_NEXT, {"now": horizon.now, "lanes": list(lanes)}).first()
+    comes from the measured cost of a unit). A unit that failed before is computed alone.
+    `running` True takes only the units of running windows (the hours of the running day
+    belong to its unit), False only the others, None both."""
+    today = window_start("day", horizon.now, horizon.tz)
+    first = conn.execute(
+        _NEXT,
+        {"now": horizon.now, "lanes": list(lanes), "today": today, "running": running},
+    ).first()
     if first is None:
         return []
     kind = "day" if first.window_kind in ("hour", "day") else first.window_kind

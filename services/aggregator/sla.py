@@ -110,7 +110,9 @@ def evaluate(ticket: Mapping[str, Any], catalog: Catalog, now: datetime) -> Eval
 _COLUMNS = """
     t.ticket_id, t.service, t.priority, t.opened_at, t.responded_at, t.resolved_at,
     t.transitions, t.updated_at,
-    s.response_decided_at AS old_response, s.resolution_decided_at AS old_resolution
+    s.response_decided_at AS old_response, s.resolution_decided_at AS old_resolution,
+    s.response_met AS old_response_met, s.resolution_met AS old_resolution_met,
+    s.policy_id AS old_policy, s.ticket_updated_at AS old_updated_at, s.catalog_sha AS old_sha
 """
 _STALE = """
     s.ticket_id IS NULL OR s.ticket_updated_at <> t.updated_at OR s.catalog_sha <> :sha
@@ -197,16 +199,7 @@ def evaluate_pending(
     for r in rows:
         ev = evaluate(dict(r._mapping), catalog, now)
         values.append(_row(r.ticket_id, ev, r.updated_at, catalog_sha, now))
-        stamps.update(
-            ts
-            for ts in (
-                r.old_response,
-                r.old_resolution,
-                ev.response.decided_at,
-                ev.resolution.decided_at,
-            )
-            if ts
-        )
+        stamps.update(_moved(r, ev, catalog_sha))
     stmt = insert(ticket_sla)
     conn.execute(
         stmt.on_conflict_do_update(
@@ -219,6 +212,25 @@ def evaluate_pending(
     )
     mark_dirty(conn, {"sla": (stamps, [])}, now)
     return len(rows)
+
+
+def _moved(old: Any, ev: Evaluation, sha: str) -> list[datetime]:
+    """Where the incident's SLA indicators changed: where each target was decided before and
+    where it is now. An incident re-evaluated only because a deadline passed (neither it nor
+    the catalog written since) marks only the targets whose decision changed: one whose
+    resolution deadline passed keeps its response where it was decided, days ago, and marking
+    that day had a whole old day recomputed (seconds at a million tickets a month) for
+    nothing. A written incident marks both targets' places (its dimensions may have moved)."""
+    written = old.old_updated_at != old.updated_at or old.old_sha != sha
+    out = []
+    for before, met_before, target in (
+        (old.old_response, old.old_response_met, ev.response),
+        (old.old_resolution, old.old_resolution_met, ev.resolution),
+    ):
+        moved = before != target.decided_at or met_before != target.met
+        if written or moved or old.old_policy != ev.policy_id:
+            out += [ts for ts in (before, target.decided_at) if ts]
+    return out
 
 
 def _row(

@@ -147,6 +147,41 @@ def test_a_running_windows_states_wait_for_the_slower_cadence_its_counts_do_not(
     assert points(engine, "incident_backlog_count", "day", day)["value"] == 2.0  # type: ignore[index]
 
 
+def test_the_running_windows_loop_never_waits_behind_a_past_windows_recompute(
+    engine: Engine,
+) -> None:
+    """The point lane runs in two loops (jobs.Aggregator.run): one for the running windows
+    (the running day's hours are its unit's), one for the others, so a new event is never
+    queued behind an old day recomputed whole (seconds at a million tickets a month)."""
+    now = [utc(2026, 10, 6, 12, 30)]
+    agg = aggregator(engine, clock=lambda: now[0])
+    store(
+        engine,
+        [
+            ticket_event("R1", utc(2026, 10, 2, 9), "new", service="email"),  # a late event
+            ticket_event("R2", utc(2026, 10, 6, 9), "new", service="email"),  # today, 9:00
+        ],
+    )
+    agg.expand_marks()
+    horizon = agg.horizon(now[0])
+
+    def first(running: bool | None) -> tuple[str, datetime] | None:
+        with engine.connect() as conn:
+            units = queue.next_units(conn, horizon, 1, queue.FAST_LANES, running)
+        return (units[0].kind, units[0].start) if units else None
+
+    today, old_day = utc(2026, 10, 6), utc(2026, 10, 2)
+    assert first(None) == ("day", today)  # newest first
+    assert first(True) == ("day", today)  # a past hour of the running day is its unit's
+    assert first(False) == ("day", old_day)
+    agg.recompute_dirty(lanes=queue.FAST_LANES, running=True)
+    assert opened(engine, today) == 1.0 and opened(engine, old_day) is None
+    assert first(True) is None and first(False) == ("day", old_day)
+    agg.recompute_dirty(lanes=queue.FAST_LANES, running=False)
+    assert opened(engine, old_day) == 1.0
+    assert first(False) is None  # what it queued for the running month is the other loop's
+
+
 def test_a_running_windows_costly_wait_longer_the_more_they_cost() -> None:
     """At most a tenth of a core per running window: percentiles that took 20 s come due
     200 s later; cheap ones at the slower cadence; an ended window's at the slower cadence.

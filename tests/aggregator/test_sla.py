@@ -204,6 +204,44 @@ def test_scheduled_job_detects_a_breach_without_an_event(engine: Engine) -> None
     assert (after.resolution_met, after.resolution_decided_at) == (False, t(8, 13))
 
 
+def test_a_passed_deadline_marks_where_it_passed_not_the_unchanged_response(
+    engine: Engine,
+) -> None:
+    """An incident responded on the 6th whose resolution deadline passes on the 8th: the pass
+    that breaches it marks the 8th, not the 6th, where its response (met, unchanged) was
+    decided; a whole old day was recomputed for nothing."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        apply_catalog(conn, CATALOG, "test")
+    store(
+        engine,
+        [
+            ticket_event("H", t(6, 13), "new", service="email", priority=2),
+            ticket_event("H", t(6, 13, 30), "in_progress", service="email", priority=2),
+        ],
+    )
+    catalog = parse_catalog(CATALOG)
+
+    def marked(now: datetime) -> list[tuple[datetime, datetime]]:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM dirty_windows"))
+            evaluate_pending(conn, catalog, "sha", now)
+            return [
+                (r.range_start, r.range_end)
+                for r in conn.execute(
+                    text("SELECT range_start, range_end FROM dirty_windows WHERE scope = 'sla'")
+                )
+            ]
+
+    assert marked(t(8, 12)) == [(t(6, 13, 30), t(6, 13, 30))]  # first evaluation: responded
+    breached = marked(t(8, 13) + timedelta(seconds=1))  # nothing happened to the ticket
+    assert breached == [(t(8, 13), t(8, 13))]
+    store(engine, [ticket_event("H", t(8, 14), "resolved", service="email", priority=2)])
+    # the incident was written: both its targets' places (its dimensions may have moved)
+    assert sorted(marked(t(8, 15))) == [(t(6, 13, 30), t(6, 13, 30)), (t(8, 13), t(8, 13))]
+
+
 def test_later_passes_read_only_the_incidents_written_since(engine: Engine) -> None:
     """After a first pass over every incident, a pass reads the incidents written since its
     snapshot and the deadlines passed (services/aggregator/sla.py), not every incident; a new

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
         "the window's end (backlog), time shares (availability) and the exact percentiles of "
         "days, weeks, months and quarters",
     )
+    aggregator_drift_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="how often drift is scored (SPEC §6.4): every series' last complete "
+        "window against the windows before it; paced to a tenth of a core whatever the "
+        "interval",
+    )
     aggregator_fold_seconds: float = Field(
         default=5.0,
         gt=0,

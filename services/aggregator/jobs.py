@@ -377,7 +377,11 @@ class Aggregator:
             (self._guarded(self.evaluate_sla, "sla"), every, "sla"),
             (self._guarded(self._slow, "slow_lanes"), every, "slow_lanes"),
             (self._safe_refresh, self.settings.aggregator_refresh_seconds, "clock_refresh"),
-            (self._guarded(_paced(self.drift, COSTLY_SHARE), "drift"), 60, "drift"),
+            (
+                self._guarded(_paced(self.drift, COSTLY_SHARE), "drift"),
+                self.settings.aggregator_drift_seconds,
+                "drift",
+            ),
             # Another aggregator's snapshot from less than half an interval ago is as good: with
             # several aggregators it is renewed every half to whole interval, not N times.
             (

@@ -81,6 +81,7 @@ def week(
         ITSM_API_PORT=str(port),
         ITSM_AGGREGATOR_INTERVAL_SECONDS="0.5",
         ITSM_AGGREGATOR_SLOW_SECONDS="2",
+        ITSM_AGGREGATOR_DRIFT_SECONDS="5",
         ITSM_EXPOSITION_INTERVAL_SECONDS="1",
     )
     args = ["up", "--history", "1", "--seed", str(SEED), "--rate", "0.2", "--catalog", str(CATALOG)]
@@ -210,8 +211,9 @@ def empty_panels(url: str) -> list[str]:
 
 def test_every_dashboard_panel_finds_series_on_metrics(week: dict[str, Any]) -> None:
     # The live stream's first outage (10 s in, for 20 s) gives the current windows theirs. The
-    # weekly drift scores come with the drift job's second run, up to 60 s after the aggregator
-    # started (its first ran before the history was computed): the wait must outlast that.
+    # weekly drift scores come with the drift job's second run (its first ran before the
+    # history was computed): every 5 s here (ITSM_AGGREGATOR_DRIFT_SECONDS), paced to a tenth
+    # of a core.
     left: list[str] = []
 
     def filled() -> bool:

@@ -334,8 +334,8 @@ TAKE_SNAPSHOT = """
 """
 
 
-# Held by a transaction recording snapshots (shared) until it commits, so that forgetting the
-# changes no snapshot needs (changes.forget, exclusive, never waiting) sees every snapshot.
+# Held by a transaction recording snapshots (shared) until it commits, so that the bound of the
+# changes no snapshot needs (changes.forget_bound, exclusive, never waiting) sees every snapshot.
 HOLD_CHANGES = text("SELECT pg_advisory_xact_lock_shared(hashtext('itsm-row-changes'))")
 
 

@@ -359,9 +359,14 @@ class Aggregator:
         return folded
 
     def forget_changes(self) -> int:
-        """Delete the row changes no hour partial needs any more (changes.py)."""
+        """Delete the row changes no hour partial needs any more (changes.py): their bound under
+        the lock every snapshot-recording pass shares, then the changes without it."""
         with self.engine.begin() as conn:
-            return changes.forget(conn)
+            bound = changes.forget_bound(conn)
+        if bound is None:
+            return 0
+        with self.engine.begin() as conn:
+            return changes.forget_before(conn, bound)
 
     # --- the scheduler ---------------------------------------------------------------------
 

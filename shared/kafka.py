@@ -162,9 +162,10 @@ class Publisher:
         producer = self.producer()
         try:
             futures = [producer.send(t, key=k.encode(), value=v) for t, k, v in messages]
-            producer.flush(timeout=30)
+            timeout = self.settings.ingest_ack_timeout_seconds
+            producer.flush(timeout=timeout)
             for f in futures:
-                f.get(timeout=30)
+                f.get(timeout=timeout)
         except KafkaError as err:
             raise BrokerUnavailable(f"could not produce to Kafka: {err}") from None
         faults.checkpoint("after_produce")  # the api crash test's window: produced, not answered

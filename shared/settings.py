@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         description="a request's body must arrive within this after its headers (a 64 MiB "
         "batch needs ~9 Mbit/s); else 408 and the connection is closed",
     )
+    ingest_ack_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="how long `POST /v1/events` waits for the broker's acknowledgements of a "
+        "batch; then 503 with Retry-After, and the client posts it again",
+    )
     ingest_token: str | None = None
     admin_token: str | None = None
     read_token: str | None = None

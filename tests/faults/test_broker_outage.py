@@ -18,10 +18,11 @@ from tests.helpers import counts
 
 pytestmark = pytest.mark.e2e
 
-# Longer than the api waits for the broker's acknowledgements (30 s, shared/kafka.Publisher):
-# the requests in flight when the broker hung are answered 503, the client waits as Retry-After
-# says and posts them again.
-FREEZE_SECONDS = 34
+# Longer than the api waits for the broker's acknowledgements (ITSM_INGEST_ACK_TIMEOUT_SECONDS,
+# 30 s by default, 8 s here): the requests in flight when the broker hung are answered 503, the
+# client waits as Retry-After says and posts them again.
+ACK_TIMEOUT_SECONDS = 8
+FREEZE_SECONDS = ACK_TIMEOUT_SECONDS + 4
 N = 400  # incidents per path: 1,200 events over Kafka, 1,200 over HTTP
 
 
@@ -34,7 +35,8 @@ def test_broker_hung_past_the_ingest_timeout_then_back_counts_every_event_once(
     over_kafka, over_http = incidents("kafka", N, base), incidents("http", N, base)
     sent = keys(over_kafka) | keys(over_http)
     engine = make_engine(settings.require_database_url())
-    with running(settings, tmp_path) as stack:
+    api_env = {"ITSM_INGEST_ACK_TIMEOUT_SECONDS": str(ACK_TIMEOUT_SECONDS)}
+    with running(settings, tmp_path, env={"api": api_env}) as stack:
         kafka = KafkaLoad(settings, over_kafka, size=40, pause=0.2, deadline=150)
         http = HttpLoad(stack.url, TOKEN, over_http, size=40, pause=0.2, deadline=150)
         kafka.start()

@@ -4,6 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist), each with embedded engines of its own: the suite mostly waits
+# for services and engines, so two on two cores take about 9 minutes instead of 15.
+PYTEST_WORKERS ?= 2
 # The service catalog `make run` applies; ITSM_CATALOG in the environment overrides it.
 ITSM_CATALOG ?= deploy/catalog.example.yaml
 
@@ -24,7 +27,7 @@ run: $(STAMP)
 
 ## test: the whole suite against real engines
 test: $(STAMP) prometheus chromium
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 ## prometheus: promtool and a Prometheus server for the rules tests (Debian package; best effort)
 prometheus:

@@ -22,7 +22,8 @@ from shared.db import make_engine, migrate
 from shared.kafka import ensure_topics
 from shared.settings import Settings
 
-TEMPLATE = "itsm_template"
+# One per pytest-xdist worker: on an external server (ITSM_DATABASE_URL) the workers share it.
+TEMPLATE = f"itsm_template{os.environ.get('PYTEST_XDIST_WORKER', '')}"
 
 
 def pytest_configure(config: pytest.Config) -> None:

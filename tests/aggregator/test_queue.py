@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -264,6 +265,49 @@ def test_a_paced_job_takes_at_most_its_share_of_the_time() -> None:
     clock.sleep(max(0.0, due - clock.monotonic()) + 0.01)
     job()
     assert len(runs) == 2 and runs[1][0] >= due
+
+
+def test_the_running_windows_slower_parts_rest_together_the_past_ones_go_on(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a running window's slower parts took t s, no running window's (of any kind) start
+    for t × 3 (RUNNING_SLOW_SHARE): four kinds due at once took a core for a minute. A past
+    window's slower parts are not held."""
+    from services.aggregator import jobs
+    from shared.settings import Settings
+
+    monkeypatch.setattr(jobs, "RUNNING_SLOW_REST_FROM", 0.0)  # this database's units are cheap
+    monkeypatch.setattr(jobs, "RUNNING_SLOW_SHARE", 1e-9)  # a rest past the test's end
+    now = [utc(2026, 10, 6, 12, 30)]
+    slow = Settings(_env_file=None, aggregator_slow_seconds=30, hour_retention_days=36500)  # type: ignore[call-arg]
+    agg = aggregator(engine, slow, clock=lambda: now[0])
+    store(engine, [ticket_event("S1", utc(2026, 10, 6, 9), "resolved", service="email")])
+    agg.recompute_dirty(lanes=queue.LANES)
+    store(engine, [ticket_event("S0", utc(2026, 9, 2, 9), "resolved", service="email")])
+    agg.recompute_dirty(lanes=queue.FAST_LANES)  # a late event: September's slower parts
+    now[0] += timedelta(seconds=31)
+
+    def slow_due() -> set[tuple[str, int]]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT DISTINCT window_kind, window_start FROM window_queue "
+                    "WHERE lane IN ('span', 'percentiles') AND due_at <= :now"
+                ),
+                {"now": now[0]},
+            )
+            return {(r.window_kind, r.window_start.month) for r in rows}
+
+    assert {("day", 10), ("week", 10), ("month", 10), ("month", 9)} <= slow_due()
+    agg._slow_rest_until = 0.0  # no rest yet (the first passes computed running ones)
+    agg.recompute_dirty(lanes=queue.SLOW_LANES)
+    left = slow_due()
+    assert ("day", 10) not in left  # the first running window's, then the rest
+    assert {("week", 10), ("month", 10)} <= left
+    assert all(month == 10 for _, month in left)  # the past ones (September's) went on
+    agg._slow_rest_until = 0.0  # the rest is over
+    agg.recompute_dirty(lanes=queue.SLOW_LANES)
+    assert ("week", 10) not in slow_due()
 
 
 def test_a_running_windows_costly_part_marked_during_its_computation_waits_its_cost(

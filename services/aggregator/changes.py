@@ -258,14 +258,6 @@ _FORGET_CHANGES = text("DELETE FROM row_changes WHERE writer < :bound")
 _FORGETTING = text("SELECT pg_try_advisory_xact_lock(hashtext('itsm-row-changes'))")
 
 
-def forget(conn: Connection) -> int:
-    """Delete the snapshots older than KEPT and the changes no kept snapshot needs, in the
-    caller's transaction; returns the changes deleted (none while a transaction recording a
-    snapshot has not committed: it will be done next time)."""
-    bound = forget_bound(conn)
-    return 0 if bound is None else forget_before(conn, bound)
-
-
 def forget_bound(conn: Connection) -> int | None:
     """Delete the snapshots older than KEPT and return the writer below which no snapshot kept
     or taken later needs a change; None while a transaction recording a snapshot has not

@@ -228,18 +228,18 @@ def test_changes_every_snapshot_saw_are_forgotten(db: Engine) -> None:
     store(db, [ticket_event("F1", at(5), "new", service="email")])
     drain(db)
     store(db, [ticket_event("F2", at(6), "new", service="email")])  # after the snapshot
-    with db.begin() as conn:
-        assert changes.forget(conn) >= 1  # F1's write, which every snapshot sees
+    agg = aggregator(db)
+    assert agg.forget_changes() >= 1  # F1's write, which every snapshot sees
+    with db.connect() as conn:
         kept = "SELECT entity_id FROM row_changes WHERE entity_kind = 'ticket'"
         assert conn.execute(text(kept)).scalars().all() == ["F2"]
+    with db.begin() as conn:
+        conn.execute(text("DELETE FROM partial_snapshots"))
     with db.begin() as holding:  # a transaction recording a snapshot has not committed
         holding.execute(text("SELECT pg_advisory_xact_lock_shared(hashtext('itsm-row-changes'))"))
-        with db.begin() as conn:
-            conn.execute(text("DELETE FROM partial_snapshots"))
-            assert changes.forget(conn) == 0
-    with db.begin() as conn:  # no snapshot left: every finished write goes
-        conn.execute(text("DELETE FROM partial_snapshots"))
-        assert changes.forget(conn) >= 1
+        assert agg.forget_changes() == 0
+    assert agg.forget_changes() >= 1  # no snapshot left: every finished write goes
+    with db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM row_changes")).scalar_one() == 0
 
 
